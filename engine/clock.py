@@ -1,0 +1,82 @@
+"""One injectable clock for the whole runtime, SpiffWorkflow's timers included.
+
+SpiffWorkflow 3.2.0 reads `datetime.now(timezone.utc)` inside its timer module and
+offers no hook, so we replace that module's `datetime` name with a subclass whose
+`now()` asks this module. Tests call `set_now()` / `advance()`; they never sleep.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import SpiffWorkflow.bpmn.specs.event_definitions.timer as _spiff_timer
+
+UTC = timezone.utc
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+_source: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731
+
+
+def now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return _source()
+
+
+def set_source(fn: Callable[[], datetime] | None) -> None:
+    """Replace the time source (None restores the real clock)."""
+    global _source
+    _source = fn or (lambda: datetime.now(UTC))
+
+
+class FakeClock:
+    """A manual clock for tests and scenarios."""
+
+    def __init__(self, start: datetime):
+        if start.tzinfo is None:
+            raise ValueError("FakeClock needs an aware datetime")
+        self.current = start.astimezone(UTC)
+
+    def __call__(self) -> datetime:
+        return self.current
+
+    def advance(self, delta: timedelta) -> datetime:
+        self.current += delta
+        return self.current
+
+    def set(self, when: datetime) -> None:
+        self.current = when.astimezone(UTC)
+
+
+def install_fake(start: datetime) -> FakeClock:
+    clock = FakeClock(start)
+    set_source(clock)
+    return clock
+
+
+class _ClockDatetime(datetime):
+    @classmethod
+    def now(cls, tz=None):  # type: ignore[override]
+        n = _source()
+        return n.astimezone(tz) if tz else n.astimezone(SHANGHAI).replace(tzinfo=None)
+
+
+_spiff_timer.datetime = _ClockDatetime
+
+
+def to_utc(value: datetime | None) -> datetime | None:
+    """Normalise a datetime read back from the database (SQLite drops tzinfo) to aware UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def local(value: datetime | None) -> datetime | None:
+    """Display helper: Asia/Shanghai wall time."""
+    v = to_utc(value)
+    return v.astimezone(SHANGHAI) if v else None
+
+# A timeDate without an offset means Beijing time everywhere, not the server's zone.
+_spiff_timer.LOCALTZ = timezone(timedelta(hours=8))
