@@ -7,12 +7,12 @@ offers no hook, so we replace that module's `datetime` name with a subclass whos
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import SpiffWorkflow.bpmn.specs.event_definitions.timer as _spiff_timer
 
-UTC = timezone.utc
+UTC = UTC
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 _source: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731

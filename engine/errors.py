@@ -25,7 +25,7 @@ class InvalidData(EngineError):
 class DeployError(EngineError):
     """A bundle failed validation. `problems` lists every finding with file, line and element."""
 
-    def __init__(self, problems: list["Problem"]):
+    def __init__(self, problems: list[Problem]):
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
 

@@ -1,0 +1,335 @@
+"""Deploying process bundles: validate (XSD, SpiffWorkflow, forms, expressions), then store
+an immutable version per process id. Nothing is stored unless the whole bundle is valid.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from lxml import etree
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from . import clock, sandbox, xmlsafe
+from .errors import DeployError, Problem, ScriptError
+from .models import ProcessDefinition, ProcessVersion
+from .serializer import SERIALIZER
+
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+ISO_LIKE = re.compile(r"^(R\d*/)?P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$|^\d{4}-\d{2}-\d{2}T")
+
+
+@dataclass
+class Bundle:
+    """Files to deploy: BPMN and DMN by file name, forms by form name."""
+
+    bpmn: dict[str, bytes] = field(default_factory=dict)
+    dmn: dict[str, bytes] = field(default_factory=dict)
+    forms: dict[str, bytes] = field(default_factory=dict)
+
+    @classmethod
+    def from_dirs(cls, workflows: str | Path, forms: str | Path | None = None) -> Bundle:
+        workflows = Path(workflows)
+        b = cls()
+        files = [workflows] if workflows.is_file() else sorted(workflows.glob("*"))
+        for p in files:
+            if p.suffix == ".bpmn":
+                b.bpmn[p.name] = p.read_bytes()
+            elif p.suffix == ".dmn":
+                b.dmn[p.name] = p.read_bytes()
+        fdir = Path(forms) if forms else (workflows if workflows.is_dir() else workflows.parent).parent / "forms"
+        if fdir.is_dir():
+            for p in sorted(fdir.glob("*.json")):
+                b.forms[p.name] = p.read_bytes()
+        return b
+
+    def paths(self) -> list[str]:
+        return list(self.bpmn) + list(self.dmn) + [f"forms/{n}" for n in self.forms]
+
+
+@dataclass
+class ParsedBundle:
+    parser: SpiffBpmnParser
+    process_ids: list[str]
+    specs: dict[str, tuple]  # process_id -> (spec, subprocess_specs)
+    forms: dict[str, dict]
+    locations: dict[str, tuple[str, int]]  # element id -> (file, line)
+    names: dict[str, str]  # process id -> name
+
+
+@dataclass
+class DeployReport:
+    created: list[ProcessVersion] = field(default_factory=list)
+    unchanged: list[ProcessVersion] = field(default_factory=list)
+    activated: list[ProcessVersion] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [f"new     {v.process_id} v{v.number} ({v.sha256[:12]})" for v in self.created]
+        out += [f"same    {v.process_id} v{v.number} ({v.sha256[:12]}), no new version" for v in self.unchanged]
+        return out
+
+
+# Extra checks a domain package can add (e.g. "the DMN covers every level x category").
+Validator = Callable[[Bundle, ParsedBundle], Iterable[Problem]]
+_validators: list[Validator] = []
+
+
+def register_validator(fn: Validator) -> None:
+    _validators.append(fn)
+
+
+def _element_lines(root: etree._Element, filename: str, out: dict) -> None:
+    for el in root.iter():
+        if isinstance(el.tag, str) and el.get("id"):
+            out.setdefault(el.get("id"), (filename, el.sourceline))
+
+
+def _element_at(root: etree._Element, line: int | None) -> str | None:
+    best = None
+    for el in root.iter():
+        if not isinstance(el.tag, str) or el.sourceline is None or line is None:
+            continue
+        if el.sourceline <= line and el.get("id"):
+            best = el.get("id")
+        if el.sourceline > line:
+            break
+    return best
+
+
+def parse_bundle(bundle: Bundle, extra: bool = True) -> ParsedBundle:
+    """Validate everything in the bundle; raise DeployError with every problem found."""
+    problems: list[Problem] = []
+    roots: dict[str, etree._Element] = {}
+    locations: dict[str, tuple[str, int]] = {}
+    for name, content in list(bundle.bpmn.items()) + list(bundle.dmn.items()):
+        try:
+            roots[name] = xmlsafe.parse(content, name)
+        except xmlsafe.XmlRefused as e:
+            problems += e.problems
+            continue
+        _element_lines(roots[name], name, locations)
+    if not bundle.bpmn:
+        problems.append(Problem("(bundle)", "no BPMN files found"))
+    # 1. XML Schema (the BPMN XSDs SpiffWorkflow ships, plus its extension schema)
+    schema = VALIDATOR.validator
+    for name in bundle.bpmn:
+        root = roots.get(name)
+        if root is None:
+            continue
+        if not schema.validate(root):
+            for err in schema.error_log:
+                problems.append(Problem(name, f"XML Schema: {err.message}", err.line, _element_at(root, err.line)))
+    if problems:
+        raise DeployError(problems)
+    # 2. SpiffWorkflow parsing
+    parser = SpiffBpmnParser(validator=VALIDATOR)
+    for name in bundle.bpmn:
+        try:
+            parser.add_bpmn_xml(roots[name], filename=name)
+        except ValidationException as e:
+            problems.append(_from_validation(e, name, locations))
+        except Exception as e:  # noqa: BLE001 - report anything the parser chokes on
+            problems.append(Problem(name, f"cannot parse: {e}"))
+    for name in bundle.dmn:
+        try:
+            parser.add_dmn_xml(roots[name], filename=name)
+        except ValidationException as e:
+            problems.append(_from_validation(e, name, locations))
+        except Exception as e:  # noqa: BLE001
+            problems.append(Problem(name, f"cannot parse DMN: {e}"))
+    if problems:
+        raise DeployError(problems)
+    forms: dict[str, dict] = {}
+    for fname, content in bundle.forms.items():
+        try:
+            schema_doc = json.loads(content)
+            Draft202012Validator.check_schema(schema_doc)
+            forms[fname] = schema_doc
+        except json.JSONDecodeError as e:
+            problems.append(Problem(f"forms/{fname}", f"invalid JSON: {e.msg}", e.lineno))
+        except SchemaError as e:
+            problems.append(Problem(f"forms/{fname}", f"invalid JSON Schema: {e.message}"))
+    specs: dict[str, tuple] = {}
+    names: dict[str, str] = {}
+    process_ids = parser.get_process_ids()
+    for pid in process_ids:
+        try:
+            spec = parser.get_spec(pid)
+            subs = parser.get_subprocess_specs(pid)
+            specs[pid] = (spec, subs)
+            names[pid] = spec.description or pid
+        except ValidationException as e:
+            problems.append(_from_validation(e, locations.get(pid, ("?", 0))[0], locations))
+        except SpiffWorkflowException as e:
+            problems.append(Problem(locations.get(pid, ("?", 0))[0], str(e), element=pid))
+    seen: set[tuple[str, str]] = set()
+    for pid, (spec, subs) in specs.items():
+        for pspec in [spec, *subs.values()]:
+            for ts in pspec.task_specs.values():
+                key = (pspec.name, ts.name)
+                if key in seen:
+                    continue
+                seen.add(key)
+                problems += _check_task_spec(ts, bundle, forms, locations)
+    parsed = ParsedBundle(parser, process_ids, specs, forms, locations, names)
+    if extra and not problems:
+        for v in _validators:
+            problems += list(v(bundle, parsed))
+    if problems:
+        raise DeployError(problems)
+    return parsed
+
+
+def _from_validation(e: ValidationException, default_file: str, locations: dict) -> Problem:
+    element = getattr(e, "id", None) or None
+    file = getattr(e, "file_name", None) or default_file
+    line = getattr(e, "line_number", None) or None
+    if element and not line and element in locations:
+        file, line = locations[element]
+    msg = str(e).split("\n")[0]
+    return Problem(file, msg, line if isinstance(line, int) else None, element)
+
+
+def _where(ts, locations) -> tuple[str, int | None, str]:
+    bid = ts.bpmn_id or ts.name
+    file, line = locations.get(bid, ("?", None))
+    return file, line, bid
+
+
+def _check_task_spec(ts, bundle: Bundle, forms: dict, locations: dict) -> list[Problem]:
+    out: list[Problem] = []
+    props = (getattr(ts, "extensions", None) or {}).get("properties", {}) or {}
+    form = props.get("form")
+    if ts.manual and ts.bpmn_id:
+        file, line, bid = _where(ts, locations)
+        if form:
+            if form not in bundle.forms:
+                out.append(Problem(file, f"form file forms/{form} does not exist", line, bid))
+        for key in ("unit", "user"):
+            if props.get(key):
+                out += _check_expr(props[key], f"'{key}' property", file, line, bid)
+    script = getattr(ts, "script", None)
+    for label, src in (("script", script), ("preScript", getattr(ts, "prescript", None)),
+                       ("postScript", getattr(ts, "postscript", None))):
+        if src:
+            file, line, bid = _where(ts, locations)
+            try:
+                sandbox._compile(src, "exec")
+            except ScriptError as e:
+                out.append(Problem(file, f"{label}: {e}", line, bid))
+    for cond in _conditions(ts):
+        file, line, bid = _where(ts, locations)
+        out += _check_expr(cond, "condition", file, line, bid)
+    if isinstance(ts, CatchingEvent) and isinstance(getattr(ts, "event_definition", None), TimerEventDefinition):
+        file, line, bid = _where(ts, locations)
+        out += _check_timer(ts.event_definition.expression, file, line, bid)
+    return out
+
+
+def _conditions(ts) -> list[str]:
+    conds = []
+    for c in getattr(ts, "cond_task_specs", None) or []:
+        if isinstance(c, tuple) and c[0]:
+            conds.append(c[0])
+        elif isinstance(c, dict) and c.get("condition"):
+            conds.append(c["condition"])
+    return conds
+
+
+def _check_expr(expr: str, label: str, file, line, bid) -> list[Problem]:
+    try:
+        sandbox._compile(expr, "eval")
+    except ScriptError as e:
+        return [Problem(file, f"{label} {expr!r}: {e}", line, bid)]
+    return []
+
+
+def _check_timer(expr: str, file, line, bid) -> list[Problem]:
+    """A timer expression is Python: literals must be quoted, helpers called with evaluable args."""
+    expr = (expr or "").strip()
+    if not expr:
+        return [Problem(file, "timer has no expression", line, bid)]
+    if ISO_LIKE.match(expr):
+        return [Problem(file, f"timer expression {expr} is not quoted: write \"{expr}\" (it is evaluated as Python)", line, bid)]
+    probs = _check_expr(expr, "timer expression", file, line, bid)
+    if probs:
+        return probs
+    if expr[0] in "\"'":
+        try:
+            value = sandbox.evaluate(expr)
+            TimerEventDefinition.parse_iso_recurring_interval(value) if str(value).startswith("R") else \
+                TimerEventDefinition.parse_time_or_duration(value)
+        except Exception as e:  # noqa: BLE001
+            return [Problem(file, f"timer expression {expr} does not evaluate to an ISO 8601 time: {e}", line, bid)]
+    return []
+
+
+def _sha(spec_json: str, forms: dict) -> str:
+    h = hashlib.sha256()
+    h.update(spec_json.encode())
+    h.update(json.dumps(forms, sort_keys=True, ensure_ascii=False).encode())
+    return h.hexdigest()
+
+
+def _forms_of(spec, subs) -> set[str]:
+    names = set()
+    for pspec in [spec, *subs.values()]:
+        for ts in pspec.task_specs.values():
+            form = ((getattr(ts, "extensions", None) or {}).get("properties") or {}).get("form")
+            if form:
+                names.add(form)
+    return names
+
+
+def deploy(s: Session, bundle: Bundle, actor: str | None = None, tag: str | None = None,
+           activate: bool = True, progress: Callable[[int, int, str], None] | None = None) -> DeployReport:
+    """Validate the bundle and store one version per process whose content changed."""
+    parsed = parse_bundle(bundle)
+    report = DeployReport()
+    files = {n: c.decode("utf-8") for n, c in {**bundle.bpmn, **bundle.dmn}.items()}
+    total = len(parsed.specs)
+    for i, (pid, (spec, subs)) in enumerate(parsed.specs.items(), 1):
+        spec_doc = {"spec": SERIALIZER.registry.convert(spec),
+                    "subprocess_specs": {k: SERIALIZER.registry.convert(v) for k, v in subs.items()}}
+        spec_json = json.dumps(spec_doc, sort_keys=True, ensure_ascii=False)
+        forms = {n: parsed.forms[n] for n in sorted(_forms_of(spec, subs)) if n in parsed.forms}
+        sha = _sha(spec_json, forms)
+        definition = s.get(ProcessDefinition, pid)
+        if definition is None:
+            definition = ProcessDefinition(process_id=pid, name=parsed.names.get(pid))
+            s.add(definition)
+            s.flush()
+        existing = s.scalars(
+            select(ProcessVersion).where(ProcessVersion.process_id == pid, ProcessVersion.sha256 == sha)
+            .order_by(ProcessVersion.number.desc())
+        ).first()
+        if existing is not None and existing.state != "retired":
+            report.unchanged.append(existing)
+            version = existing
+        else:
+            number = (s.scalar(select(func.max(ProcessVersion.number)).where(ProcessVersion.process_id == pid)) or 0) + 1
+            version = ProcessVersion(
+                process_id=pid, number=number, name=parsed.names.get(pid), tag=tag, sha256=sha,
+                spec_json=spec_json, files=files, forms=forms, deployed_by=actor,
+                deployed_at=clock.now(), state="deployed",
+            )
+            s.add(version)
+            s.flush()
+            report.created.append(version)
+        if activate and (definition.active_version_id is None or version in report.created):
+            definition.active_version_id = version.id
+            report.activated.append(version)
+        if progress:
+            progress(i, total, pid)
+    return report

@@ -1,0 +1,47 @@
+"""The composition root: one object holding the database, the engine runtime and the domain hooks.
+
+The web layer and the CLI call functions on this object; it is the service layer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+
+from engine import clock
+from engine.calendar import WorkCalendar
+from engine.db import Database
+from engine.runtime import Runtime
+
+from .config import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    runtime: Runtime
+
+    @classmethod
+    def build(cls, settings: Settings | None = None, db: Database | None = None) -> Services:
+        settings = settings or Settings()
+        db = db or Database(settings.database_url)
+        runtime = Runtime(db, calendar=WorkCalendar.load(settings.calendar))
+        svc = cls(settings=settings, db=db, runtime=runtime)
+        try:
+            from . import cases
+        except ImportError:  # pragma: no cover - during bootstrap
+            cases = None
+        if cases is not None:
+            cases.install(svc)
+        return svc
+
+    def health(self) -> dict:
+        try:
+            with self.db.read() as s:
+                s.execute(text("select 1"))
+            ok = True
+        except Exception:  # noqa: BLE001
+            ok = False
+        return {"status": "ok" if ok else "degraded", "database": self.db.dialect, "db_ok": ok,
+                "time": clock.now().isoformat()}

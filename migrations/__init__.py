@@ -1,0 +1,1 @@
+"""Alembic migrations for every Gridflow table (engine and domain share one history)."""

@@ -1,0 +1,30 @@
+"""Alembic environment: runs against the connection handed in by engine.migrate, or a URL."""
+from alembic import context
+
+import engine.models  # noqa: F401
+from engine.db import Base, make_engine
+
+try:  # the domain tables share the history
+    import grid.models  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    eng = make_engine(config.get_main_option("sqlalchemy.url"))
+    with eng.connect() as conn:
+        context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+run()

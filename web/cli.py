@@ -1,0 +1,214 @@
+"""The `gridflow` command: database, deploy, versions, timers, demo and server."""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from grid.config import Settings
+
+from .progress import Progress
+
+
+def _services(ctx: click.Context):
+    from grid.services import Services
+
+    if ctx.obj is None:
+        ctx.obj = Services.build(Settings())
+    return ctx.obj
+
+
+@click.group()
+@click.option("--database", envvar="GRIDFLOW_DATABASE_URL", help="SQLAlchemy URL (default: SQLite in ./instance)")
+@click.pass_context
+def main(ctx: click.Context, database: str | None) -> None:
+    """Gridflow: BPMN case management for grid-based community governance."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if database:
+        import os
+        os.environ["GRIDFLOW_DATABASE_URL"] = database
+    ctx.obj = None
+
+
+@main.group()
+def db() -> None:
+    """Database schema (Alembic)."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Apply every pending migration."""
+    from engine.migrate import upgrade
+
+    svc = _services(ctx)
+    upgrade(svc.db, progress=Progress("migrate"))
+    click.echo(f"database is at the latest schema ({svc.db.dialect})")
+
+
+def _deploy(svc, path: Path | None, forms: Path | None, tag: str | None, actor: str, activate: bool = True):
+    from engine.deploy import Bundle, deploy
+    from engine.errors import DeployError
+
+    path = path or svc.settings.workflows
+    bundle = Bundle.from_dirs(path, forms or (svc.settings.forms if path.is_dir() and path == svc.settings.workflows else None))
+    try:
+        with svc.db.write() as s:
+            report = deploy(s, bundle, actor=actor, tag=tag, activate=activate, progress=Progress("deploy"))
+    except DeployError as e:
+        click.echo(f"deploy refused: {len(e.problems)} problem(s); nothing was stored", err=True)
+        for p in e.problems:
+            click.echo(f"  {p}", err=True)
+        sys.exit(1)
+    for line in report.lines():
+        click.echo(line)
+    return report
+
+
+@main.command()
+@click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option("--forms", type=click.Path(exists=True, file_okay=False, path_type=Path), help="forms folder")
+@click.option("--tag", help="a label for the new version(s), e.g. 2026-q4")
+@click.option("--actor", default="cli", help="who deploys (recorded)")
+@click.option("--no-activate", is_flag=True, help="store the version without making it active")
+@click.pass_context
+def deploy(ctx, path, forms, tag, actor, no_activate) -> None:
+    """Validate and deploy BPMN/DMN files (default: ./workflows with ./forms)."""
+    _deploy(_services(ctx), path, forms, tag, actor, activate=not no_activate)
+
+
+@main.command()
+@click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option("--forms", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.pass_context
+def validate(ctx, path, forms) -> None:
+    """Check diagrams, forms, timer expressions, DMN coverage and call activities without deploying."""
+    from engine.deploy import Bundle, parse_bundle
+    from engine.errors import DeployError
+
+    svc = _services(ctx)
+    path = path or svc.settings.workflows
+    bundle = Bundle.from_dirs(path, forms or (svc.settings.forms if path == svc.settings.workflows else None))
+    try:
+        parsed = parse_bundle(bundle)
+    except DeployError as e:
+        click.echo(f"{len(e.problems)} problem(s):", err=True)
+        for p in e.problems:
+            click.echo(f"  {p}", err=True)
+        sys.exit(1)
+    click.echo(f"ok: {len(bundle.bpmn)} BPMN, {len(bundle.dmn)} DMN, {len(bundle.forms)} form(s); "
+               f"processes: {', '.join(parsed.process_ids)}")
+
+
+@main.command()
+@click.argument("process_id", required=False)
+@click.pass_context
+def versions(ctx, process_id) -> None:
+    """List processes and their versions."""
+    from engine import versions as v
+
+    svc = _services(ctx)
+    for row in v.list_versions(svc.db, process_id):
+        click.echo(f"{row['process_id']:<20} v{row['number']:<3} {'*' if row['active'] else ' '} "
+                   f"{row['state']:<9} {row['sha256'][:12]} {row['tag'] or '-':<10} "
+                   f"{row['deployed_by'] or '-':<10} {row['deployed_at']:%Y-%m-%d %H:%M} "
+                   f"open={row['open']} closed={row['closed']}")
+
+
+@main.command()
+@click.argument("process_id")
+@click.argument("number", type=int)
+@click.option("--actor", default="cli")
+@click.pass_context
+def activate(ctx, process_id, number, actor) -> None:
+    """Make version NUMBER of PROCESS_ID the one new instances use (also how to roll back)."""
+    from engine import versions as v
+
+    svc = _services(ctx)
+    v.activate(svc.db, process_id, number, actor=actor)
+    click.echo(f"{process_id} v{number} is active")
+
+
+@main.command()
+@click.pass_context
+def sweep(ctx) -> None:
+    """Fire every due timer once and exit."""
+    n = _services(ctx).runtime.sweep()
+    click.echo(f"fired timers on {n} instance(s)")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=5000, type=int)
+@click.option("--scheduler/--no-scheduler", default=True, help="run the timer sweep in this process")
+@click.pass_context
+def serve(ctx, host, port, scheduler) -> None:
+    """Run the web server (and the timer scheduler)."""
+    _serve(_services(ctx), host, port, scheduler)
+
+
+def _serve(svc, host: str, port: int, scheduler: bool) -> None:
+    from engine.scheduler import start_scheduler
+
+    from . import create_app
+
+    app = create_app(svc.settings, services=svc)
+    sched = start_scheduler(svc.runtime, svc.settings.sweep_seconds) if scheduler else None
+    click.echo(f"Gridflow on http://{host}:{port}/ ({svc.db.dialect}; scheduler {'on' if sched else 'off'})")
+    try:
+        app.run(host=host, port=port, threaded=True, use_reloader=False)
+    finally:
+        if sched:
+            sched.shutdown(wait=False)
+
+
+@main.command()
+@click.option("--size", type=click.Choice(["full", "small"]), default="full", help="demo city size")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=5000, type=int)
+@click.option("--serve/--no-serve", "do_serve", default=True)
+@click.pass_context
+def demo(ctx, size, host, port, do_serve) -> None:
+    """Set up the database, deploy ./workflows, generate the demo city, print accounts, serve."""
+    import time
+
+    from engine.migrate import upgrade
+
+    svc = _services(ctx)
+    upgrade(svc.db, progress=Progress("migrate"))
+    _deploy(svc, None, None, "demo", "demo")
+    try:
+        from grid import demo as gen
+    except ImportError:
+        gen = None
+    if gen is not None:
+        t0 = time.monotonic()
+        with svc.db.write() as s:
+            counts = gen.generate(s, size=size, progress=Progress("demo city"))
+        if counts:
+            click.echo("demo city: " + ", ".join(f"{k}={v}" for k, v in counts.items())
+                       + f" ({time.monotonic() - t0:.1f}s)")
+        with svc.db.read() as s:
+            accounts = gen.demo_accounts(s)
+        click.echo(f"demo accounts (password: {gen.DEMO_PASSWORD}):")
+        for level, unit, role, username in accounts:
+            click.echo(f"  {level:<9} {unit:<16} {role:<12} {username}")
+    if do_serve:
+        _serve(svc, host, port, True)
+
+
+def _register_domain_commands() -> None:
+    try:
+        from grid.cli import commands
+    except ImportError:
+        return
+    for cmd in commands():
+        main.add_command(cmd)
+
+
+_register_domain_commands()
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
