@@ -174,7 +174,7 @@ def parse_bundle(bundle: Bundle, extra: bool = True) -> ParsedBundle:
         except SpiffWorkflowException as e:
             problems.append(Problem(locations.get(pid, ("?", 0))[0], str(e), element=pid))
     seen: set[tuple[str, str]] = set()
-    for pid, (spec, subs) in specs.items():
+    for spec, subs in specs.values():
         for pspec in [spec, *subs.values()]:
             for ts in pspec.task_specs.values():
                 key = (pspec.name, ts.name)
