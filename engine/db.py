@@ -92,6 +92,7 @@ class Database:
     def __init__(self, url: str | None = None, engine: Engine | None = None):
         self.engine = engine or make_engine(url)
         self.url = str(self.engine.url)
+        self.url_with_password = self.engine.url.render_as_string(hide_password=False)
         self.dialect = self.engine.dialect.name
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(

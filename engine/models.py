@@ -23,7 +23,7 @@ class ProcessDefinition(Base):
     process_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     name: Mapped[str | None] = mapped_column(String(300))
     active_version_id: Mapped[int | None] = mapped_column(
-        ForeignKey("process_version.id", use_alter=True, name="fk_process_definition_active_version")
+        ForeignKey("process_version.id", name="fk_process_definition_active_version")
     )
 
 

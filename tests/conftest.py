@@ -118,3 +118,12 @@ def fake_clock():
     c = clock.install_fake(datetime(2026, 1, 5, 8, 0, tzinfo=UTC))  # Monday 16:00 in Beijing
     yield c
     clock.set_source(None)
+
+
+@pytest.fixture
+def pg_db(pg_url):
+    """PostgreSQL only, for behaviour SQLite does not have (SKIP LOCKED, concurrent writers)."""
+    _truncate_all(pg_url)
+    database = Database(pg_url)
+    yield database
+    database.dispose()

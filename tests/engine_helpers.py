@@ -26,3 +26,19 @@ def open_items(db, instance_id: int) -> list[WorkItem]:
 
 def runtime(db) -> Runtime:
     return Runtime(db)
+
+
+def sweep_worker(url: str, now_iso: str, barrier, out) -> None:
+    """Run in a separate process: sweep with a fixed fake clock, report how many instances it fired."""
+    from datetime import datetime
+
+    from engine import clock
+    from engine.db import Database
+
+    clock.install_fake(datetime.fromisoformat(now_iso))
+    db = Database(url)
+    rt = Runtime(db)
+    barrier.wait(timeout=60)
+    n = rt.sweep(batch=20)
+    out.put(n)
+    db.dispose()

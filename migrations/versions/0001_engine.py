@@ -45,7 +45,6 @@ def upgrade() -> None:
             ["active_version_id"],
             ["process_version.id"],
             name="fk_process_definition_active_version",
-            use_alter=True,
         ),
         sa.PrimaryKeyConstraint("process_id", name=op.f("pk_process_definition")),
     )

@@ -1,0 +1,72 @@
+"""The sandbox: escapes fail clearly, runaway code stops, helpers work."""
+from __future__ import annotations
+
+import time
+from datetime import date, datetime, timezone
+
+import pytest
+
+from engine import sandbox
+from engine.calendar import WorkCalendar
+from engine.errors import ScriptError
+
+ESCAPES = [
+    "__import__('os')",
+    "open('/etc/passwd').read()",
+    "().__class__.__base__.__subclasses__()",
+    "[c for c in ().__class__.__base__.__subclasses__()]",
+    "getattr((), '__class__')",
+]
+
+
+@pytest.mark.parametrize("expr", ESCAPES)
+def test_expression_escapes_fail(expr):
+    with pytest.raises(Exception) as ei:
+        sandbox.evaluate(expr)
+    assert isinstance(ei.value, (ScriptError, NameError, AttributeError, TypeError))
+    assert str(ei.value)
+
+
+@pytest.mark.parametrize("script", ["import os", "from os import path", "import subprocess\nx = 1"])
+def test_import_statement_refused(script):
+    env = sandbox.RestrictedEnvironment()
+    with pytest.raises(ScriptError, match="import is not allowed"):
+        env.execute(script, {})
+
+
+def test_open_and_dunder_in_scripts_fail():
+    env = sandbox.RestrictedEnvironment()
+    with pytest.raises(NameError):
+        env.execute("data = open('/etc/passwd').read()", {})
+    with pytest.raises(ScriptError, match="sandbox"):
+        env.execute("x = ().__class__", {})
+
+
+def test_endless_loop_is_stopped_quickly():
+    env = sandbox.RestrictedEnvironment()
+    t0 = time.monotonic()
+    with pytest.raises(sandbox.ScriptBudgetExceeded):
+        env.execute("n = 0\nwhile True:\n    n = n + 1", {})
+    assert time.monotonic() - t0 < 5
+    with pytest.raises(sandbox.ScriptBudgetExceeded):
+        env.execute("x = sum(range(10**9))", {})
+
+
+def test_ordinary_scripts_and_helpers_work():
+    env = sandbox.RestrictedEnvironment()
+    ctx = {"parties": [{"weight": 3}, {"weight": 4}], "level_idx": 0}
+    env.execute("total = sum(p['weight'] for p in parties)\nlevel_idx += 1\nnames = sorted(['b', 'a'])", ctx)
+    assert ctx["total"] == 7 and ctx["level_idx"] == 1 and ctx["names"] == ["a", "b"]
+    assert "emit" not in ctx and "now" not in ctx, "helpers are not copied into task data"
+    assert sandbox.evaluate("level_idx < 3 and total > 5", ctx) is True
+
+
+def test_workdays_calendar():
+    cal = WorkCalendar(holidays={date(2020, 10, d) for d in range(1, 9)}, workdays={date(2020, 9, 27), date(2020, 10, 10)})
+    fri = datetime(2020, 9, 25, 2, 0, tzinfo=timezone.utc)  # Friday 10:00 in Beijing
+    # Sat 26 off, Sun 27 is a make-up working day, Mon 28, Tue 29, Wed 30, then the holiday to Oct 8
+    assert cal.add_workdays(fri, 1).isoformat() == "2020-09-27T10:00:00+08:00"
+    assert cal.add_workdays(fri, 4).isoformat() == "2020-09-30T10:00:00+08:00"
+    assert cal.add_workdays(fri, 5).isoformat() == "2020-10-09T10:00:00+08:00"
+    assert cal.add_workdays(fri, 6).isoformat() == "2020-10-10T10:00:00+08:00", "Saturday 10 Oct is worked"
+    assert not cal.is_workday(date(2020, 10, 11))
