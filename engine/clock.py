@@ -80,3 +80,9 @@ def local(value: datetime | None) -> datetime | None:
 
 # A timeDate without an offset means Beijing time everywhere, not the server's zone.
 _spiff_timer.LOCALTZ = timezone(timedelta(hours=8))
+
+
+def duration(text: str, start: datetime | None = None) -> timedelta:
+    """An ISO 8601 duration (P3D, PT2H, P1M ...) as a timedelta from `start` (months are calendar-aware)."""
+    parsed = _spiff_timer.TimerEventDefinition.parse_iso_duration(text)
+    return _spiff_timer.TimerEventDefinition.get_timedelta_from_start(parsed, start or now())

@@ -211,12 +211,12 @@ def _check_task_spec(ts, bundle: Bundle, forms: dict, locations: dict) -> list[P
     out: list[Problem] = []
     props = (getattr(ts, "extensions", None) or {}).get("properties", {}) or {}
     form = props.get("form")
+    if form and ts.bpmn_id and form not in bundle.forms:
+        file, line, bid = _where(ts, locations)
+        out.append(Problem(file, f"form file forms/{form} does not exist", line, bid))
     if ts.manual and ts.bpmn_id:
         file, line, bid = _where(ts, locations)
-        if form:
-            if form not in bundle.forms:
-                out.append(Problem(file, f"form file forms/{form} does not exist", line, bid))
-        for key in ("unit", "user"):
+        for key in ("unit", "user", "roleExpression"):
             if props.get(key):
                 out += _check_expr(props[key], f"'{key}' property", file, line, bid)
     script = getattr(ts, "script", None)
@@ -240,10 +240,12 @@ def _check_task_spec(ts, bundle: Bundle, forms: dict, locations: dict) -> list[P
 def _conditions(ts) -> list[str]:
     conds = []
     for c in getattr(ts, "cond_task_specs", None) or []:
-        if isinstance(c, tuple) and c[0]:
-            conds.append(c[0])
-        elif isinstance(c, dict) and c.get("condition"):
-            conds.append(c["condition"])
+        cond = c[0] if isinstance(c, tuple) else c.get("condition") if isinstance(c, dict) else None
+        args = getattr(cond, "args", None)
+        if args and isinstance(args[0], str):
+            conds.append(args[0])
+        elif isinstance(cond, str):
+            conds.append(cond)
     return conds
 
 

@@ -55,13 +55,15 @@ class TaskContext:
     props: dict
     data: dict
     instance_id: int | None
+    session: Any = None  # the step's session, for hooks that must look something up
 
 
 Assigner = Callable[[TaskContext], Assignment]
 
 
 def default_assigner(ctx: TaskContext) -> Assignment:
-    """role is literal; unit and user are sandboxed expressions over task data."""
+    """`role` is a literal (or `roleExpression` an expression); `unit` and `user` are sandboxed
+    expressions over task data."""
     def ev(key: str) -> str | None:
         expr = ctx.props.get(key)
         if not expr:
@@ -69,7 +71,8 @@ def default_assigner(ctx: TaskContext) -> Assignment:
         value = sandbox.evaluate(expr, ctx.data)
         return None if value is None else str(value)
 
-    return Assignment(unit_id=ev("unit"), role=ctx.props.get("role") or None, user_id=ev("user"))
+    role = ev("roleExpression") if ctx.props.get("roleExpression") else (ctx.props.get("role") or None)
+    return Assignment(unit_id=ev("unit"), role=role, user_id=ev("user"))
 
 
 @dataclass
@@ -434,16 +437,16 @@ class Runtime:
         for guid, task in ready.items():
             if guid in open_rows:
                 continue
-            rows.append(self._work_item_row(inst, task, now))
+            rows.append(self._work_item_row(s, inst, task, now))
         if rows:
             s.execute(insert(WorkItem), rows)
         step.opened = rows
 
-    def _work_item_row(self, inst: Instance, task, now) -> dict:
+    def _work_item_row(self, s: Session, inst: Instance, task, now) -> dict:
         ts = task.task_spec
         props = (ts.extensions or {}).get("properties", {}) or {}
         ctx = TaskContext(process_id=inst.process_id, task_spec=ts.bpmn_id, name=ts.bpmn_name, props=props,
-                          data=task.data, instance_id=inst.id)
+                          data=task.data, instance_id=inst.id, session=s)
         a = self.assigner(ctx)
         warn, due = sla_times(task)
         return {"instance_id": inst.id, "task_guid": str(task.id), "task_spec": ts.bpmn_id,

@@ -79,6 +79,7 @@ def sqlite_template(tmp_path_factory) -> Path:
 
 def _truncate_all(url: str) -> None:
     eng = _admin(url)
+    import grid.case_models  # noqa: F401
     import grid.models  # noqa: F401  - make sure domain tables are known
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with eng.connect() as c:

@@ -6,7 +6,7 @@ import time
 import uuid
 from collections import Counter
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import create_engine, func, select, text
@@ -21,7 +21,7 @@ BACKENDS = [
     "sqlite",
     pytest.param("postgresql", marks=pytest.mark.skipif(not PG_URL, reason="GRIDFLOW_TEST_PG_URL not set")),
 ]
-NOW = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
 
 @contextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import uuid
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import create_engine, func, select, text
@@ -19,7 +19,7 @@ BACKENDS = [
     "sqlite",
     pytest.param("postgresql", marks=pytest.mark.skipif(not PG_URL, reason="GRIDFLOW_TEST_PG_URL not set")),
 ]
-NOW = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
 CITY = "420600000000"
 XIANGCHENG = "420602000000"

@@ -5,11 +5,12 @@ RestrictedPython (like the runtime's sandbox) and injects stub `workdays` / `emi
 `now` helpers, a fake clock for the timers (the fakeclock trick from the shared notes),
 and a JSON round trip through BpmnWorkflowSerializer after every step.
 """
+
 from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
@@ -35,14 +36,15 @@ FORMS = ROOT / "forms"
 BPMN_FILES = [WORKFLOWS / "dispute_case.bpmn", WORKFLOWS / "handle_level.bpmn"]
 DMN_FILES = [WORKFLOWS / "time_limits.dmn"]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-UTC = timezone.utc
 ROLES = {"grid_worker", "grid_head", "mediator", "dispatcher", "supervisor"}
 LEVELS = ["village", "township", "county", "city"]
 UNITS = ["V1", "T1", "C1", "S1"]
 CATEGORIES = ["neighbour", "property", "municipal", "labour", "family", "land", "other"]
 SERIALIZER = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(SPIFF_CONFIG))
-BPMN_NS = {"bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
-           "spiffworkflow": "http://spiffworkflow.org/bpmn/schema/1.0/core"}
+BPMN_NS = {
+    "bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
+    "spiffworkflow": "http://spiffworkflow.org/bpmn/schema/1.0/core",
+}
 
 
 def _parser() -> SpiffBpmnParser:
@@ -59,6 +61,7 @@ SUBPROCESS_SPECS = PARSER.get_subprocess_specs("dispute_case")
 
 # ---------------------------------------------------------------------------------------
 # Working-day calendar (a stub of the runtime's helper, reading the designer's file)
+
 
 def _load_calendar() -> tuple[set[date], set[date]]:
     raw = yaml.safe_load((WORKFLOWS / "calendar.yaml").read_text(encoding="utf-8"))
@@ -97,15 +100,30 @@ def cst(*args) -> datetime:
 # ---------------------------------------------------------------------------------------
 # Restricted script environment, fake clock, one running case
 
+
 class RestrictedEnvironment(TaskDataEnvironment):
     """Compiles with RestrictedPython, as the runtime's sandbox does: no underscore names."""
 
     def _globals(self, context, external_context):
         g = {
-            "__builtins__": dict(safe_builtins, len=len, min=min, max=max, sum=sum, any=any, all=all,
-                                 sorted=sorted, dict=dict, list=list, enumerate=enumerate, zip=zip),
-            "_getattr_": safer_getattr, "_getitem_": default_guarded_getitem,
-            "_getiter_": default_guarded_getiter, "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
+            "__builtins__": dict(
+                safe_builtins,
+                len=len,
+                min=min,
+                max=max,
+                sum=sum,
+                any=any,
+                all=all,
+                sorted=sorted,
+                dict=dict,
+                list=list,
+                enumerate=enumerate,
+                zip=zip,
+            ),
+            "_getattr_": safer_getattr,
+            "_getitem_": default_guarded_getitem,
+            "_getiter_": default_guarded_getiter,
+            "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
             "_write_": full_write_guard,
         }
         g.update(self.globals)
@@ -154,24 +172,44 @@ class Case:
     def __init__(self, clock: Clock, **overrides):
         self.clock = clock
         self.events: list[tuple[str, dict]] = []
-        env = RestrictedEnvironment({
-            "workdays": lambda n: add_workdays(self.clock.now, n).isoformat(),
-            "emit": lambda kind, **data: self.events.append((kind, data)),
-            "now": lambda: self.clock.now.isoformat(),
-        })
+        env = RestrictedEnvironment(
+            {
+                "workdays": lambda n: add_workdays(self.clock.now, n).isoformat(),
+                "emit": lambda kind, **data: self.events.append((kind, data)),
+                "now": lambda: self.clock.now.isoformat(),
+            }
+        )
         self.engine = PythonScriptEngine(environment=env)
         data = {
-            "case_no": "XY-2020-0915", "category": "municipal",
+            "case_no": "XY-2020-0915",
+            "category": "municipal",
             "description": "雨污分流改造拟在破旧路面上直接刷黑，居民担心雨水倒灌进楼道",
             "location": {"text": "檀溪社区南山家属院", "lat": 32.03, "lng": 112.14},
             "parties": [{"name": "南山家属院居民", "phone": "13800000000"}, {"name": "施工方"}],
-            "photos": ["att-1"], "settled_on_spot": False, "reporter": "gw_jiang", "grid_unit": "G15",
-            "levels": list(LEVELS), "level_units": list(UNITS), "level_idx": 0,
+            "photos": ["att-1"],
+            "settled_on_spot": False,
+            "reporter": "gw_jiang",
+            "grid_unit": "G15",
+            "levels": list(LEVELS),
+            "level_units": list(UNITS),
+            "level_idx": 0,
         }
         data.update(overrides)
         Draft202012Validator(load_form("report.json")).validate(
-            {k: data[k] for k in ("category", "description", "location", "parties", "photos",
-                                  "settled_on_spot", "spot_result") if k in data})
+            {
+                k: data[k]
+                for k in (
+                    "category",
+                    "description",
+                    "location",
+                    "parties",
+                    "photos",
+                    "settled_on_spot",
+                    "spot_result",
+                )
+                if k in data
+            }
+        )
         self.wf = BpmnWorkflow(SPEC, SUBPROCESS_SPECS, script_engine=self.engine)
         self.wf.get_next_task(spec_name="Start").set_data(**data)
         self.wf.do_engine_steps()
@@ -196,17 +234,22 @@ class Case:
 
     def assignment(self, task) -> dict:
         props = task.task_spec.extensions["properties"]
-        role = props["role"]
-        if role not in ROLES:  # `dispatch_role`: an expression (see workflows/README.md)
-            role = self.engine.evaluate(task, role)
+        if props.get("roleExpression"):  # `dispatch_role` (see workflows/README.md)
+            role = self.engine.evaluate(task, props["roleExpression"])
+        else:
+            role = props["role"]
+        assert role in ROLES
         out = {"role": role, "unit": self.engine.evaluate(task, props["unit"])}
         if props.get("user"):
             out["user"] = self.engine.evaluate(task, props["user"])
         return out
 
     def task(self, bpmn_id: str, user: str | None = None):
-        found = [t for t in self.ready() if t.task_spec.bpmn_id == bpmn_id
-                 and (user is None or self.assignment(t).get("user") == user)]
+        found = [
+            t
+            for t in self.ready()
+            if t.task_spec.bpmn_id == bpmn_id and (user is None or self.assignment(t).get("user") == user)
+        ]
         assert len(found) == 1, f"{bpmn_id}/{user}: READY are {self.ready_ids()}"
         return found[0]
 
@@ -224,8 +267,11 @@ class Case:
 
     # -- timers
     def timers(self) -> dict[str, datetime]:
-        return {e.name: datetime.fromisoformat(e.value) for e in self.wf.waiting_events()
-                if e.event_type == "TimeDateEventDefinition"}
+        return {
+            e.name: datetime.fromisoformat(e.value)
+            for e in self.wf.waiting_events()
+            if e.event_type == "TimeDateEventDefinition"
+        }
 
     def advance_to(self, when: datetime) -> None:
         """Move the clock just past `when` (a timer fires once its time has passed) and run."""
@@ -236,8 +282,10 @@ class Case:
 
     # -- shortcuts for whole steps
     def dispatch(self, *assignees: str) -> None:
-        self.complete("dispatch", {"action": "dispatch", "assignees": list(assignees),
-                                   "dispatch_note": "请尽快到现场调解"})
+        self.complete(
+            "dispatch",
+            {"action": "dispatch", "assignees": list(assignees), "dispatch_note": "请尽快到现场调解"},
+        )
 
     def mediate(self, user: str, outcome: str) -> None:
         self.complete("mediate", {"outcome": outcome, "notes": "到现场协调", "photos": []}, user=user)
@@ -268,6 +316,7 @@ def level_events(level: str, unit: str, assignees: list[str], outcome: str) -> l
 
 # ---------------------------------------------------------------------------------------
 # Paths through the process
+
 
 def test_settled_on_the_spot(clock):
     case = Case(clock, settled_on_spot=True, spot_result="当场说明施工方案，双方认可")
@@ -314,8 +363,18 @@ def test_seed_story_village_cannot_resolve_then_township_resolves(clock):
     assert case.wf.is_completed()
     assert case.take_events() == (
         level_events("village", "V1", ["m_zongzhi", "m_chengguan"], "cannot_resolve")
-        + [("escalated", {"from_level": "village", "from_unit": "V1", "to_level": "township",
-                          "to_unit": "T1", "reason": "cannot_resolve"})]
+        + [
+            (
+                "escalated",
+                {
+                    "from_level": "village",
+                    "from_unit": "V1",
+                    "to_level": "township",
+                    "to_unit": "T1",
+                    "reason": "cannot_resolve",
+                },
+            )
+        ]
         + level_events("township", "T1", ["t_chengguanban"], "resolved")
         + [("verified", {"satisfied": True, "rework": 0}), ("archived", {"result": "satisfied"})]
     )
@@ -341,8 +400,10 @@ def test_not_satisfied_reworks_at_the_same_level_with_a_fresh_time_limit(clock):
     events = case.take_events()
     assert events == (
         level_events("village", "V1", ["m1"], "resolved")
-        + [("rework", {"level": "village", "unit": "V1", "count": 1}),
-           ("verified", {"satisfied": False, "rework": 1})]
+        + [
+            ("rework", {"level": "village", "unit": "V1", "count": 1}),
+            ("verified", {"satisfied": False, "rework": 1}),
+        ]
         + level_events("village", "V1", ["m1"], "resolved")
         + [("verified", {"satisfied": True, "rework": 1}), ("archived", {"result": "satisfied"})]
     )
@@ -360,14 +421,20 @@ def test_every_level_fails_then_final_disposition(clock):
     case.complete("final_disposition", {"disposition": "court", "notes": "引导当事人依法起诉"})
     assert case.wf.is_completed()
     events = case.take_events()
-    assert kinds(events) == (["level_entered", "dispatched", "cannot_resolve", "escalated"] * 3
-                             + ["level_entered", "dispatched", "cannot_resolve",
-                                "final_disposition", "archived"])
+    assert kinds(events) == (
+        ["level_entered", "dispatched", "cannot_resolve", "escalated"] * 3
+        + ["level_entered", "dispatched", "cannot_resolve", "final_disposition", "archived"]
+    )
     escalations = [d for k, d in events if k == "escalated"]
     assert [(e["from_level"], e["to_level"], e["to_unit"]) for e in escalations] == [
-        ("village", "township", "T1"), ("township", "county", "C1"), ("county", "city", "S1")]
-    assert events[-2:] == [("final_disposition", {"disposition": "court"}),
-                           ("archived", {"result": "final_disposition", "disposition": "court"})]
+        ("village", "township", "T1"),
+        ("township", "county", "C1"),
+        ("county", "city", "S1"),
+    ]
+    assert events[-2:] == [
+        ("final_disposition", {"disposition": "court"}),
+        ("archived", {"result": "final_disposition", "disposition": "court"}),
+    ]
 
 
 def test_duplicate_is_archived(clock):
@@ -396,9 +463,12 @@ def test_warning_opens_supervision_and_the_level_finishing_cancels_it(clock):
     assert case.ready_ids() == ["verify"]
     where = {"level": "village", "unit": "V1"}
     assert case.take_events() == [
-        ("level_entered", where), ("dispatched", {**where, "assignees": ["m1"]}),
-        ("warning", where), ("supervision_opened", where),
-        ("urged", {**where, "comment": "请于本周内化解"}), ("resolved", where),
+        ("level_entered", where),
+        ("dispatched", {**where, "assignees": ["m1"]}),
+        ("warning", where),
+        ("supervision_opened", where),
+        ("urged", {**where, "comment": "请于本周内化解"}),
+        ("resolved", where),
     ]
 
     # a second case: the level finishes while the supervise task is still open
@@ -424,11 +494,21 @@ def test_overdue_means_accountability_and_escalation(clock):
     assert case.timers() == {"预警": cst(2020, 9, 15, 9, 0, 1), "超期": cst(2020, 9, 22, 9, 0, 1)}
     where = {"level": "village", "unit": "V1"}
     assert case.take_events() == [
-        ("level_entered", where), ("dispatched", {**where, "assignees": ["m1"]}),
-        ("warning", where), ("supervision_opened", where),
+        ("level_entered", where),
+        ("dispatched", {**where, "assignees": ["m1"]}),
+        ("warning", where),
+        ("supervision_opened", where),
         ("accountability", where),
-        ("escalated", {"from_level": "village", "from_unit": "V1", "to_level": "township",
-                       "to_unit": "T1", "reason": "overdue"}),
+        (
+            "escalated",
+            {
+                "from_level": "village",
+                "from_unit": "V1",
+                "to_level": "township",
+                "to_unit": "T1",
+                "reason": "overdue",
+            },
+        ),
         ("level_entered", {"level": "township", "unit": "T1"}),
     ]
 
@@ -445,7 +525,9 @@ def test_overdue_at_the_top_level_goes_to_final_disposition(clock):
     assert case.wf.is_completed()
     where = {"level": "township", "unit": "T1"}
     assert case.take_events() == [
-        ("warning", where), ("supervision_opened", where), ("accountability", where),
+        ("warning", where),
+        ("supervision_opened", where),
+        ("accountability", where),
         ("final_disposition", {"disposition": "petition"}),
         ("archived", {"result": "final_disposition", "disposition": "petition"}),
     ]
@@ -455,7 +537,10 @@ def test_working_days_skip_the_national_day_holiday(clock):
     """Township level entered on 30 Sep 2020: 1-8 Oct are off, Sat 10 Oct is a working day."""
     clock.now = cst(2020, 9, 23, 9, 0).astimezone(UTC)
     case = Case(clock)
-    assert case.timers() == {"预警": cst(2020, 9, 27, 9, 0), "超期": cst(2020, 9, 29, 9, 0)}  # Sun 27 Sep works
+    assert case.timers() == {
+        "预警": cst(2020, 9, 27, 9, 0),
+        "超期": cst(2020, 9, 29, 9, 0),
+    }  # Sun 27 Sep works
     clock.now = cst(2020, 9, 30, 9, 0).astimezone(UTC)
     case.fail_level()
     assert case.timers() == {"预警": cst(2020, 10, 14, 9, 0), "超期": cst(2020, 10, 21, 9, 0)}
@@ -464,6 +549,7 @@ def test_working_days_skip_the_national_day_holiday(clock):
 # ---------------------------------------------------------------------------------------
 # The files themselves
 
+
 def test_time_limits_cover_every_level_and_category():
     dmn = PARSER.get_engine("time_limits", None)
     assert dmn.decision_table.hit_policy == "UNIQUE"
@@ -471,11 +557,15 @@ def test_time_limits_cover_every_level_and_category():
     table = {}
     for level in LEVELS:
         for category in CATEGORIES:
-            task = SimpleNamespace(data={"level": level, "category": category},
-                                   workflow=SimpleNamespace(script_engine=engine))
+            task = SimpleNamespace(
+                data={"level": level, "category": category}, workflow=SimpleNamespace(script_engine=engine)
+            )
             assert len(dmn.decide(task)) == 1
-            matches = [r for r in dmn.decision_table.rules if all(
-                dmn.evaluate(e.input.expression, e.lhs[0], task) for e in r.inputEntries)]
+            matches = [
+                r
+                for r in dmn.decision_table.rules
+                if all(dmn.evaluate(e.input.expression, e.lhs[0], task) for e in r.inputEntries)
+            ]
             assert len(matches) == 1, f"{level}/{category}: rules must not overlap (UNIQUE)"
             result = dmn.result(task)
             assert set(result) == {"warn_days", "overdue_days"}
@@ -502,8 +592,8 @@ def test_user_tasks_follow_the_engine_conventions():
         seen[ts.bpmn_id] = props
         assert ts.bpmn_name and re.search(r"[\u4e00-\u9fff]", ts.bpmn_name), f"{ts.bpmn_id}: Chinese name"
         assert (FORMS / props["form"]).is_file(), props["form"]
-        assert props["role"] in ROLES or props["role"] == "dispatch_role"
-        for key in ("unit", "user"):
+        assert props.get("role") in ROLES or props.get("roleExpression") == "dispatch_role"
+        for key in ("unit", "user", "roleExpression"):
             if key in props:
                 assert compile_restricted_eval(props[key]).errors == (), props[key]
     assert set(seen) == {"dispatch", "mediate", "supervise", "verify", "final_disposition"}
@@ -513,8 +603,10 @@ def test_user_tasks_follow_the_engine_conventions():
 def test_every_boundary_timer_has_an_sla_property():
     root = etree.parse(str(WORKFLOWS / "handle_level.bpmn")).getroot()
     timers = root.xpath("//bpmn:boundaryEvent[bpmn:timerEventDefinition]", namespaces=BPMN_NS)
-    slas = {t.get("id"): t.xpath(".//spiffworkflow:property[@name='sla']/@value", namespaces=BPMN_NS)
-            for t in timers}
+    slas = {
+        t.get("id"): t.xpath(".//spiffworkflow:property[@name='sla']/@value", namespaces=BPMN_NS)
+        for t in timers
+    }
     assert slas == {"warning_timer": ["warning"], "overdue_timer": ["due"]}
 
 
@@ -522,12 +614,23 @@ def test_every_diagram_element_has_a_shape():
     for path in BPMN_FILES:
         root = etree.parse(str(path)).getroot()
         ns = {**BPMN_NS, "bpmndi": "http://www.omg.org/spec/BPMN/20100524/DI"}
-        wanted = {e.get("id") for e in root.xpath(
-            "//bpmn:process//*[self::bpmn:startEvent or self::bpmn:endEvent or self::bpmn:boundaryEvent"
-            " or self::bpmn:exclusiveGateway or self::bpmn:sequenceFlow or contains(local-name(), 'ask')"
-            " or self::bpmn:subProcess or self::bpmn:callActivity]", namespaces=ns)}
-        drawn = set(root.xpath("//bpmndi:BPMNShape/@bpmnElement | //bpmndi:BPMNEdge/@bpmnElement", namespaces=ns))
+        wanted = {
+            e.get("id")
+            for e in root.xpath(
+                "//bpmn:process//*[self::bpmn:startEvent or self::bpmn:endEvent or self::bpmn:boundaryEvent"
+                " or self::bpmn:exclusiveGateway or self::bpmn:sequenceFlow or contains(local-name(), 'ask')"
+                " or self::bpmn:subProcess or self::bpmn:callActivity]",
+                namespaces=ns,
+            )
+        }
+        drawn = set(
+            root.xpath("//bpmndi:BPMNShape/@bpmnElement | //bpmndi:BPMNEdge/@bpmnElement", namespaces=ns)
+        )
         assert wanted - drawn == set(), f"{path.name}: no DI for {sorted(wanted - drawn)}"
+        for sub in root.xpath("//bpmn:subProcess/@id", namespaces=ns):  # drawn with its content
+            assert root.xpath(f"//bpmndi:BPMNShape[@bpmnElement='{sub}']/@isExpanded", namespaces=ns) == [
+                "true"
+            ]
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in FORMS.glob("*.json")))

@@ -26,6 +26,8 @@ def _services(ctx: click.Context):
 def main(ctx: click.Context, database: str | None) -> None:
     """Gridflow: BPMN case management for grid-based community governance."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("spiff", "alembic", "apscheduler.executors", "werkzeug"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     if database:
         import os
         os.environ["GRIDFLOW_DATABASE_URL"] = database
@@ -199,16 +201,32 @@ def demo(ctx, size, host, port, do_serve) -> None:
         _serve(svc, host, port, True)
 
 
-def _register_domain_commands() -> None:
-    try:
-        from grid.cli import commands
-    except ImportError:
-        return
-    for cmd in commands():
-        main.add_command(cmd)
+@main.group()
+def scenario() -> None:
+    """YAML scenarios that test the processes before they are deployed."""
 
 
-_register_domain_commands()
+@scenario.command("run")
+@click.argument("files", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--workflows", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--forms", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--database", "url", help="run on this database URL (it must be empty); default: a temp SQLite")
+def scenario_run(files, workflows, forms, url) -> None:
+    """Run scenario files (default: every workflows/scenarios/*.yaml) and report each."""
+    from engine.db import Database
+    from grid.scenario import run_file
+
+    settings = Settings()
+    workflows = workflows or settings.workflows
+    files = files or tuple(sorted((workflows / "scenarios").glob("*.yaml")))
+    failed = 0
+    for f in files:
+        db = Database(url) if url else None
+        result = run_file(f, db=db, workflows=workflows, forms=forms or settings.forms)
+        click.echo(str(result))
+        failed += not result.passed
+    click.echo(f"{len(files) - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,1 @@
+"""The grid-governance domain: the organisation tree, staff and their roles, demo data."""

@@ -1,0 +1,88 @@
+"""Dispute-case (矛盾件) tables: the case projection, its records (warnings, 督办, 问责 ...) and attachments.
+
+The BPMN process is the source of truth; these rows are kept in step with it by the
+listener in `grid.cases`, inside the same transaction as each engine step.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from engine.db import Base, UTCDateTime
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+CATEGORIES = ("neighbour", "property", "municipal", "labour", "family", "land", "other")
+CASE_LEVELS = ("village", "township", "county", "city")
+
+
+class DisputeCase(Base):
+    __tablename__ = "dispute_case"
+    __table_args__ = (
+        Index("ix_dispute_case_status_unit_path", "status", "unit_path"),
+        Index("ix_dispute_case_archived", "status", "archived_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_no: Mapped[str] = mapped_column(String(40), unique=True)
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("instance.id"), unique=True)
+    category: Mapped[str] = mapped_column(String(20), index=True)
+    description: Mapped[str] = mapped_column(Text)
+    location_text: Mapped[str | None] = mapped_column(String(300))
+    lat: Mapped[float | None] = mapped_column(Float)
+    lng: Mapped[float | None] = mapped_column(Float)
+    parties: Mapped[list] = mapped_column(JSONType, default=list)
+    photos: Mapped[list] = mapped_column(JSONType, default=list)
+    reporter_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), index=True)
+    grid_code: Mapped[str] = mapped_column(ForeignKey("org_unit.code"), index=True)
+    unit_path: Mapped[str] = mapped_column(String(200))  # the grid's path, for jurisdiction
+    current_level: Mapped[str | None] = mapped_column(String(20))
+    current_unit: Mapped[str | None] = mapped_column(String(20), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | archived | failed | cancelled
+    result: Mapped[str | None] = mapped_column(String(30))
+    duplicate_of: Mapped[str | None] = mapped_column(String(40))
+    disposition: Mapped[str | None] = mapped_column(String(40))
+    resolved_level: Mapped[str | None] = mapped_column(String(20))
+    resolved_unit: Mapped[str | None] = mapped_column(String(20))
+    escalations: Mapped[int] = mapped_column(Integer, default=0)
+    rework_count: Mapped[int] = mapped_column(Integer, default=0)
+    warnings: Mapped[int] = mapped_column(Integer, default=0)
+    overdue: Mapped[int] = mapped_column(Integer, default=0)
+    reported_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CaseRecord(Base):
+    """One countable event: warning, supervision (督办), urge (催办), accountability (问责),
+    escalation, resolution, rework, verification, archive. Indicators count these."""
+
+    __tablename__ = "case_record"
+    __table_args__ = (Index("ix_case_record_kind_unit_at", "kind", "unit_code", "at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("dispute_case.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    level: Mapped[str | None] = mapped_column(String(20))
+    unit_code: Mapped[str | None] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str | None] = mapped_column(String(100))
+    data: Mapped[dict] = mapped_column(JSONType, default=dict)
+
+
+class Attachment(Base):
+    """A stored upload (photo or file). Bytes live on disk outside the static root."""
+
+    __tablename__ = "attachment"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("dispute_case.id"), index=True)
+    unit_code: Mapped[str | None] = mapped_column(String(20))
+    uploaded_by: Mapped[str] = mapped_column(ForeignKey("staff.id"))
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,423 @@
+"""The dispute-case (矛盾件) service layer: report, inbox, act on tasks, case pages, archive, urge.
+
+The BPMN process decides what happens; this module keeps the case projection and its
+countable records in step (a listener on every engine step), assigns work (the engine's
+assignment hook) and enforces jurisdiction on every read and write.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from engine import clock
+from engine.deploy import register_validator
+from engine.errors import InvalidData, NotFound
+from engine.models import Instance, WorkItem
+from engine.runtime import Assignment, Step, TaskContext, default_assigner
+
+from . import org
+from .case_models import CASE_LEVELS, CaseRecord, DisputeCase
+from .errors import Forbidden
+from .models import OrgUnit, Staff, StaffRole
+
+PROCESS_ID = "dispute_case"
+REPORT_FORM = "report.json"
+
+
+# ---- engine hooks ----------------------------------------------------------------------------
+def assign(ctx: TaskContext) -> Assignment:
+    """Evaluate unit/role/user from the task's properties; a named user who no longer holds the
+    role on the unit (e.g. the reporter left the grid) falls back to whoever holds it now."""
+    a = default_assigner(ctx)
+    s: Session | None = ctx.session
+    if s is not None and a.user_id and a.role and a.unit_id:
+        if not org.holds_role(s, a.user_id, a.unit_id, a.role):
+            a.user_id = None
+    return a
+
+
+def on_step(s: Session, step: Step) -> None:
+    """Keep the case row and its records in step with what the process just did."""
+    if not step.business_key or step.process_id != PROCESS_ID:
+        return
+    c = s.scalar(select(DisputeCase).where(DisputeCase.case_no == step.business_key))
+    if c is None:
+        return
+    now = clock.now()
+    actor = step.actor
+    for ev in step.emitted:
+        kind, d = ev["kind"], ev["data"]
+        level, unit = d.get("level"), d.get("unit")
+        if kind == "level_entered":
+            c.current_level, c.current_unit = level, unit
+        elif kind == "escalated":
+            c.escalations += 1
+            c.current_level, c.current_unit = d.get("to_level"), d.get("to_unit")
+            level, unit = d.get("from_level"), d.get("from_unit")
+        elif kind == "resolved":
+            c.resolved_level, c.resolved_unit, c.resolved_at = level, unit, now
+        elif kind == "warning":
+            c.warnings += 1
+        elif kind == "accountability":
+            c.overdue += 1
+        elif kind == "rework":
+            c.rework_count = int(d.get("count") or c.rework_count + 1)
+        elif kind == "final_disposition":
+            c.disposition = d.get("disposition")
+        elif kind == "archived":
+            c.status, c.result, c.archived_at = "archived", d.get("result"), now
+            c.duplicate_of = d.get("duplicate_of") or c.duplicate_of
+            c.disposition = d.get("disposition") or c.disposition
+        s.add(CaseRecord(case_id=c.id, kind=_RECORD_KIND.get(kind, kind), level=level or c.current_level,
+                         unit_code=unit or c.current_unit, at=now,
+                         actor=actor if actor else "timer", data=d))
+    if step.status == "failed":
+        c.status = "failed"
+    elif step.status == "cancelled":
+        c.status = "cancelled"
+    elif step.status == "running" and c.status == "failed":
+        c.status = "open"
+    elif step.status == "completed" and c.status == "open":
+        c.status, c.archived_at = "archived", now
+    c.updated_at = now
+
+
+_RECORD_KIND = {"supervision_opened": "supervision", "urged": "urge", "escalated": "escalation"}
+
+
+def dmn_coverage(bundle, parsed) -> list:
+    """Every level x category must be covered by the time-limit DMN (if the bundle has it)."""
+    import json
+
+    from engine.errors import Problem
+
+    from . import dmncheck
+
+    problems = []
+    report = parsed.forms.get(REPORT_FORM)
+    if report is None:
+        for name, content in bundle.forms.items():
+            if name == REPORT_FORM:
+                report = json.loads(content)
+    categories = list(((report or {}).get("properties", {}).get("category") or {}).get("enum") or [])
+    for name, content in bundle.dmn.items():
+        for missing, where in dmncheck.gaps(content, "time_limits", {"level": list(CASE_LEVELS), "category": categories}):
+            problems.append(Problem(name, f"time limits do not cover {missing}", where, "time_limits"))
+    return problems
+
+
+_installed_validator = False
+
+
+def install(svc) -> None:
+    """Register the domain's hooks on a Services object."""
+    global _installed_validator
+    svc.runtime.assigner = assign
+    if on_step not in svc.runtime.listeners:
+        svc.runtime.listeners.append(on_step)
+    if not _installed_validator:
+        register_validator(dmn_coverage)
+        _installed_validator = True
+
+
+# ---- reporting -------------------------------------------------------------------------------
+def _grid_of(s: Session, staff_id: str, grid_code: str | None) -> str:
+    grids = [r.unit_code for r in org.roles_of(s, staff_id) if r.role == "grid_worker"]
+    if grid_code is None:
+        if len(grids) != 1:
+            raise Forbidden("only a grid worker can report, from her own grid")
+        return grids[0]
+    if grid_code not in grids:
+        raise Forbidden("you are not the grid worker of this grid")
+    return grid_code
+
+
+def report(svc, staff_id: str, data: dict, grid_code: str | None = None) -> DisputeCase:
+    """A grid worker reports a dispute: validate the report form, create the case, start the process."""
+    data = dict(data)
+    rt = svc.runtime
+    with svc.db.write() as s:
+        grid = _grid_of(s, staff_id, grid_code)
+        unit = s.get(OrgUnit, grid)
+        scopes = _scopes(unit.path)
+        vid = rt.resolve_version(s, PROCESS_ID, scopes=scopes)
+        rt.validate_task_data(vid, REPORT_FORM, data)
+        now = clock.now()
+        loc = data.get("location") or {}
+        c = DisputeCase(case_no=f"tmp-{now.timestamp()}-{staff_id}", category=data["category"],
+                        description=data["description"], location_text=loc.get("text"), lat=loc.get("lat"),
+                        lng=loc.get("lng"), parties=data.get("parties") or [], photos=data.get("photos") or [],
+                        reporter_id=staff_id, grid_code=grid, unit_path=unit.path, status="open",
+                        reported_at=now, updated_at=now, escalations=0, rework_count=0, warnings=0, overdue=0)
+        s.add(c)
+        s.flush()
+        c.case_no = f"MD{clock.local(now):%Y%m%d}{c.id:06d}"
+        s.flush()
+        start = {**data, "case_no": c.case_no, "reporter": staff_id, **org.escalation_data(s, grid), "level_idx": 0,
+                 "rework_count": 0}
+        step = rt.start(PROCESS_ID, start, actor=staff_id, version_id=vid, business_key=c.case_no, session=s)
+        c.instance_id = step.instance_id
+    return c
+
+
+def _scopes(path: str) -> list[str]:
+    """Pin scopes for a unit path: the path of each ancestor (a pilot is pinned on a unit's path)."""
+    parts = [p for p in path.split("/") if p]
+    return ["/".join(parts[: i + 1]) + "/" for i in range(len(parts))]
+
+
+# ---- acting on tasks -------------------------------------------------------------------------
+def _roles(s: Session, staff_id: str) -> list[tuple[str, str]]:
+    return [(r.unit_code, r.role) for r in org.roles_of(s, staff_id)]
+
+
+def can_act(s: Session, staff_id: str, wi: WorkItem) -> bool:
+    if wi.user_id:
+        return wi.user_id == staff_id
+    return (wi.unit_id, wi.role) in set(_roles(s, staff_id))
+
+
+def work_item(svc, staff_id: str, task_guid: str) -> WorkItem:
+    """A work item the person may see (it is theirs, or in their jurisdiction)."""
+    with svc.db.read() as s:
+        wi = s.scalar(select(WorkItem).where(WorkItem.task_guid == task_guid))
+        if wi is None:
+            raise NotFound("no such task")
+        c = s.scalar(select(DisputeCase).where(DisputeCase.instance_id == wi.instance_id))
+        if not can_act(s, staff_id, wi) and not (c and _sees_case(s, staff_id, c)):
+            raise NotFound("no such task")
+        return wi
+
+
+def complete_task(svc, staff_id: str, task_guid: str, data: dict, expected_lock: int | None = None) -> Step:
+    """Complete a task as a person: role/unit check, staff-picker check, then the engine step."""
+    with svc.db.read() as s:
+        wi = s.scalar(select(WorkItem).where(WorkItem.task_guid == task_guid))
+        if wi is None:
+            raise NotFound("no such task")
+        if not can_act(s, staff_id, wi):
+            raise Forbidden("this task is not yours to complete")
+        _check_staff_pickers(svc, s, wi, data)
+    return svc.runtime.complete(wi.instance_id, task_guid, data, actor=staff_id, expected_lock=expected_lock)
+
+
+def _check_staff_pickers(svc, s: Session, wi: WorkItem, data: dict) -> None:
+    version_id = s.scalar(select(Instance.version_id).where(Instance.id == wi.instance_id))
+    schema = svc.runtime.form_schema(version_id, wi.form) or {}
+    errors = []
+    for name, prop in (schema.get("properties") or {}).items():
+        if prop.get("x-widget") != "staff" or not data.get(name):
+            continue
+        allowed = {p.id for p in org.staff_for(s, wi.unit_id, prop.get("x-staff-role") or "mediator")}
+        bad = [u for u in data[name] if u not in allowed]
+        if bad:
+            errors.append({"path": name, "message": f"not staff of this unit: {', '.join(map(str, bad))}",
+                           "validator": "staff"})
+    if errors:
+        raise InvalidData("the form has errors", errors)
+
+
+def staff_choices(svc, wi: WorkItem, role: str = "mediator") -> list[Staff]:
+    with svc.db.read() as s:
+        return org.staff_for(s, wi.unit_id, role)
+
+
+# ---- inbox -----------------------------------------------------------------------------------
+@dataclass
+class InboxRow:
+    task_guid: str
+    instance_id: int
+    task: str
+    name: str
+    form: str | None
+    unit_id: str | None
+    role: str | None
+    user_id: str | None
+    created_at: datetime
+    warn_at: datetime | None
+    due_at: datetime | None
+    case_id: int | None
+    case_no: str | None
+    category: str | None
+    description: str | None
+    level: str | None
+
+    @property
+    def state(self) -> str:
+        now = clock.now()
+        if self.due_at and self.due_at <= now:
+            return "overdue"
+        if self.warn_at and self.warn_at <= now:
+            return "warning"
+        return "normal"
+
+
+def _mine(staff_id: str, roles: list[tuple[str, str]]):
+    pairs = [and_(WorkItem.unit_id == u, WorkItem.role == r) for u, r in roles]
+    return or_(WorkItem.user_id == staff_id, and_(WorkItem.user_id.is_(None), or_(*pairs) if pairs else False))
+
+
+def _state_cond(state: str | None, now: datetime):
+    if state == "overdue":
+        return WorkItem.due_at <= now
+    if state == "warning":
+        return and_(WorkItem.warn_at <= now, or_(WorkItem.due_at.is_(None), WorkItem.due_at > now))
+    if state == "normal":
+        return and_(or_(WorkItem.warn_at.is_(None), WorkItem.warn_at > now),
+                    or_(WorkItem.due_at.is_(None), WorkItem.due_at > now))
+    return None
+
+
+_COLS = (WorkItem.task_guid, WorkItem.instance_id, WorkItem.task_spec, WorkItem.name, WorkItem.form,
+         WorkItem.unit_id, WorkItem.role, WorkItem.user_id, WorkItem.created_at, WorkItem.warn_at,
+         WorkItem.due_at, DisputeCase.id, DisputeCase.case_no, DisputeCase.category, DisputeCase.description,
+         DisputeCase.current_level)
+
+
+def inbox(svc, staff_id: str, category: str | None = None, state: str | None = None,
+          limit: int = 50, offset: int = 0) -> dict:
+    """The person's open work items, sorted by due time, with counts by category and state."""
+    now = clock.now()
+    with svc.db.read() as s:
+        mine = _mine(staff_id, _roles(s, staff_id))
+        base = (select(*_COLS).select_from(WorkItem)
+                .outerjoin(DisputeCase, DisputeCase.instance_id == WorkItem.instance_id)
+                .where(WorkItem.state == "open", mine))
+        q = base
+        if category:
+            q = q.where(DisputeCase.category == category)
+        cond = _state_cond(state, now)
+        if cond is not None:
+            q = q.where(cond)
+        q = q.order_by(WorkItem.due_at.is_(None), WorkItem.due_at, WorkItem.created_at).limit(limit).offset(offset)
+        items = [InboxRow(*row) for row in s.execute(q)]
+        state_expr = case((WorkItem.due_at <= now, "overdue"), (WorkItem.warn_at <= now, "warning"), else_="normal")
+        counts_q = (select(DisputeCase.category, state_expr, func.count()).select_from(WorkItem)
+                    .outerjoin(DisputeCase, DisputeCase.instance_id == WorkItem.instance_id)
+                    .where(WorkItem.state == "open", mine).group_by(DisputeCase.category, state_expr))
+        by_cat: dict[str, int] = {}
+        by_state: dict[str, int] = {"overdue": 0, "warning": 0, "normal": 0}
+        total = 0
+        for cat, st, n in s.execute(counts_q):
+            if category is None or cat == category:
+                by_state[st] += n
+            if state is None or st == state:
+                by_cat[cat or "other"] = by_cat.get(cat or "other", 0) + n
+            total += n
+        return {"items": items, "by_category": by_cat, "by_state": by_state, "total": total}
+
+
+def late_in_jurisdiction(svc, staff_id: str, limit: int = 100) -> list[InboxRow]:
+    """Open work items past warning or due anywhere in the person's subtree (for supervisors)."""
+    now = clock.now()
+    with svc.db.read() as s:
+        paths = org.jurisdiction_paths(s, staff_id)
+        if not any(r.role == "supervisor" for r in org.roles_of(s, staff_id)):
+            raise Forbidden("only supervisors see the late list")
+        q = (select(*_COLS).select_from(WorkItem).join(DisputeCase, DisputeCase.instance_id == WorkItem.instance_id)
+             .where(WorkItem.state == "open", or_(WorkItem.warn_at <= now, WorkItem.due_at <= now),
+                    org.paths_condition(paths, DisputeCase.unit_path))
+             .order_by(WorkItem.due_at.is_(None), WorkItem.due_at).limit(limit))
+        return [InboxRow(*row) for row in s.execute(q)]
+
+
+# ---- case pages ------------------------------------------------------------------------------
+def _sees_case(s: Session, staff_id: str, c: DisputeCase) -> bool:
+    paths = org.jurisdiction_paths(s, staff_id)
+    return any(c.unit_path.startswith(p) for p in paths)
+
+
+def get_case(svc, staff_id: str, case_id: int) -> DisputeCase:
+    with svc.db.read() as s:
+        c = s.get(DisputeCase, case_id)
+        if c is None or not _sees_case(s, staff_id, c):
+            raise NotFound("no such case")  # outside jurisdiction looks the same as missing
+        return c
+
+
+def case_detail(svc, staff_id: str, case_id: int) -> dict[str, Any]:
+    """Summary, open tasks with handlers and due times, records and the full timeline."""
+    c = get_case(svc, staff_id, case_id)
+    with svc.db.read() as s:
+        tasks = list(s.scalars(select(WorkItem).where(WorkItem.instance_id == c.instance_id, WorkItem.state == "open")
+                               .order_by(WorkItem.due_at)))
+        records = list(s.scalars(select(CaseRecord).where(CaseRecord.case_id == c.id).order_by(CaseRecord.id)))
+        inst = s.get(Instance, c.instance_id) if c.instance_id else None
+        ids = {e for e in [c.reporter_id] + [t.user_id for t in tasks] if e}
+        timeline = svc.runtime.history(c.instance_id) if c.instance_id else []
+        ids |= {e.actor for e in timeline if e.actor}
+        names = dict(s.execute(select(Staff.id, Staff.name).where(Staff.id.in_(ids))).all()) if ids else {}
+        unit_codes = {t.unit_id for t in tasks if t.unit_id} | {c.grid_code, c.current_unit or c.grid_code}
+        units = dict(s.execute(select(OrgUnit.code, OrgUnit.name).where(OrgUnit.code.in_(unit_codes))).all())
+    return {"case": c, "tasks": tasks, "records": records, "timeline": timeline, "names": names, "units": units,
+            "instance": inst}
+
+
+def search_archive(svc, staff_id: str, text: str | None = None, category: str | None = None,
+                   unit: str | None = None, date_from: datetime | None = None, date_to: datetime | None = None,
+                   page: int = 1, per_page: int = 20) -> dict:
+    """Closed cases in the person's jurisdiction, newest first, paginated."""
+    with svc.db.read() as s:
+        paths = org.jurisdiction_paths(s, staff_id)
+        q = select(DisputeCase).where(DisputeCase.status == "archived", org.paths_condition(paths, DisputeCase.unit_path))
+        if text:
+            like = f"%{text}%"
+            q = q.where(or_(DisputeCase.description.like(like), DisputeCase.case_no.like(like),
+                            DisputeCase.location_text.like(like)))
+        if category:
+            q = q.where(DisputeCase.category == category)
+        if unit:
+            u = s.get(OrgUnit, unit)
+            if u is None:
+                return {"items": [], "total": 0, "page": page, "pages": 0}
+            q = q.where(org.paths_condition([u.path], DisputeCase.unit_path))
+        if date_from:
+            q = q.where(DisputeCase.archived_at >= date_from)
+        if date_to:
+            q = q.where(DisputeCase.archived_at < date_to)
+        total = s.scalar(select(func.count()).select_from(q.subquery()))
+        items = list(s.scalars(q.order_by(DisputeCase.archived_at.desc(), DisputeCase.id.desc())
+                               .limit(per_page).offset((page - 1) * per_page)))
+        return {"items": items, "total": total, "page": page, "pages": (total + per_page - 1) // per_page}
+
+
+def urge(svc, staff_id: str, case_id: int, comment: str) -> str:
+    """A supervisor urges (催办) a late case: completes the open 督办 task if it is theirs, else records it."""
+    if not comment or not comment.strip():
+        raise InvalidData("a comment is required", [{"path": "comment", "message": "required"}])
+    c = get_case(svc, staff_id, case_id)
+    with svc.db.read() as s:
+        if not any(r.role == "supervisor" for r in org.roles_of(s, staff_id)):
+            raise Forbidden("only supervisors can urge")
+        open_sup = [w for w in s.scalars(select(WorkItem).where(WorkItem.instance_id == c.instance_id,
+                                                                WorkItem.state == "open", WorkItem.role == "supervisor"))
+                    if can_act(s, staff_id, w)]
+    if open_sup:
+        complete_task(svc, staff_id, open_sup[0].task_guid, {"comment": comment})
+        return "completed"
+    with svc.db.write() as s:
+        s.add(CaseRecord(case_id=c.id, kind="urge", level=c.current_level, unit_code=c.current_unit, at=clock.now(),
+                         actor=staff_id, data={"comment": comment}))
+    return "recorded"
+
+
+def records(svc, case_id: int, kind: str | None = None) -> list[CaseRecord]:
+    with svc.db.read() as s:
+        q = select(CaseRecord).where(CaseRecord.case_id == case_id)
+        if kind:
+            q = q.where(CaseRecord.kind == kind)
+        return list(s.scalars(q.order_by(CaseRecord.id)))
+
+
+def unit_names(svc, codes: list[str]) -> dict[str, str]:
+    with svc.db.read() as s:
+        return dict(s.execute(select(OrgUnit.code, OrgUnit.name).where(OrgUnit.code.in_(codes))).all())
+
+
+def staff_roles(svc, staff_id: str) -> list[StaffRole]:
+    with svc.db.read() as s:
+        return org.roles_of(s, staff_id)

@@ -1,0 +1,91 @@
+"""Organisation tables: the unit tree (city → county → township → village → grid), staff, roles.
+
+`OrgUnit.path` is a materialised path of codes, each followed by '/', ending with the
+unit's own code: a county reads '420600000000/420602000000/'. "X and everything below
+it" is `path LIKE X.path || '%'` (see `grid.org.path_under`, which also picks a form
+that SQLite can answer from the index).
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Boolean, Date, Float, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from engine.db import Base, UTCDateTime
+
+LEVELS = ("city", "county", "township", "village", "grid")
+"""Unit levels from the top; `OrgUnit.depth` is the 1-based position in this tuple."""
+
+ROLES = ("grid_worker", "grid_head", "mediator", "dispatcher", "supervisor")
+"""grid_worker 网格员, grid_head 网格长, mediator 调解人员, dispatcher 派件员, supervisor 督办."""
+
+ROLE_LEVELS: dict[str, frozenset[str]] = {
+    "grid_worker": frozenset({"grid"}),
+    "grid_head": frozenset({"village"}),
+    "mediator": frozenset({"village", "township", "county", "city"}),
+    "supervisor": frozenset({"village", "township", "county", "city"}),
+    "dispatcher": frozenset({"township", "county", "city"}),
+}
+"""Which unit levels each role may be held on."""
+
+
+class OrgUnit(Base):
+    """One node of the administrative tree; grids are the leaves."""
+
+    __tablename__ = "org_unit"
+    __table_args__ = (
+        # varchar_pattern_ops lets PostgreSQL answer `path LIKE 'prefix%'` from the index
+        # whatever the database collation; SQLite ignores the option.
+        Index("ix_org_unit_path", "path", postgresql_ops={"path": "varchar_pattern_ops"}),
+    )
+    code: Mapped[str] = mapped_column(String(20), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    level: Mapped[str] = mapped_column(String(10))  # city | county | township | village | grid
+    depth: Mapped[int] = mapped_column(Integer)  # 1..5
+    parent_code: Mapped[str | None] = mapped_column(ForeignKey("org_unit.code"), index=True)
+    path: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))  # 市/区/县/开发区/街道/镇/乡/社区/村/网格
+    lat: Mapped[float | None] = mapped_column(Float)
+    lng: Mapped[float | None] = mapped_column(Float)
+
+    def __repr__(self) -> str:
+        return f"OrgUnit({self.code} {self.name} {self.level})"
+
+
+class Staff(Base):
+    """A login account for a person working in the system."""
+
+    __tablename__ = "staff"
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)  # 'u000001'
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(50))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    locale: Mapped[str] = mapped_column(String(10), default="zh_CN")
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return f"Staff({self.id} {self.username} {self.name})"
+
+
+class StaffRole(Base):
+    """A role a person holds on a unit, for a period; only `active` rows count."""
+
+    __tablename__ = "staff_role"
+    __table_args__ = (Index("ix_staff_role_unit_role_active", "unit_code", "role", "active"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), index=True)
+    unit_code: Mapped[str] = mapped_column(ForeignKey("org_unit.code"))
+    role: Mapped[str] = mapped_column(String(20))  # see ROLES
+    title: Mapped[str | None] = mapped_column(String(50))  # e.g. 综治主任 for a mediator
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    since: Mapped[date] = mapped_column(Date)
+    until: Mapped[date | None] = mapped_column(Date)
+
+    def __repr__(self) -> str:
+        state = "" if self.active else " ended"
+        return f"StaffRole({self.staff_id} {self.role}@{self.unit_code}{state})"

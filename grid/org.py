@@ -1,0 +1,419 @@
+"""Organisation services: the unit tree, staff and roles, jurisdiction, login.
+
+Plain functions over a SQLAlchemy Session. Nothing here commits: callers run them inside
+`Database.write()` (or `read()` for the queries).
+
+Jurisdiction: a person sees every unit they hold an active role on, and everything below
+it. With materialised paths that is "the unit's path starts with one of my units' paths",
+which `path_under` turns into an index range on both SQLite and PostgreSQL.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import Boolean, ColumnElement, String, and_, false, func, literal, or_, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.visitors import InternalTraversal
+
+from engine import clock
+
+from .models import LEVELS, ROLE_LEVELS, ROLES, OrgUnit, Staff, StaffRole
+from .passwords import burn_time, hash_password, verify_password
+
+ESCALATION_LEVELS = ["village", "township", "county", "city"]
+LOCK_AFTER = 5  # failed attempts in a row before the account locks
+LOCK_BASE = timedelta(minutes=15)  # first lock; doubles with every further 5 failures
+LOCK_MAX = timedelta(hours=24)
+
+_PATH_RE = re.compile(r"^(?:\d+/)+$")
+
+
+class OrgError(ValueError):
+    """A request the organisation model cannot satisfy (unknown unit, role on a wrong level...)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Path prefix matching
+
+
+class path_under(ColumnElement[bool]):
+    """SQL condition "`column` starts with `prefix`", where prefix is a path ending in '/'.
+
+    `prefix` may be a Python string (bound as a parameter) or a column expression.
+    PostgreSQL renders `column LIKE prefix || '%'` (served by the varchar_pattern_ops index);
+    SQLite renders the equivalent range `column >= prefix AND column < prefix[:-1] || '0'`,
+    because SQLite's LIKE only uses an index on NOCASE columns. The two are the same test:
+    paths hold only digits and '/', and '0' is the character right after '/'.
+    """
+
+    __visit_name__ = "path_under"
+    inherit_cache = True
+    type = Boolean()
+    _is_implicitly_boolean = True  # a predicate: no "= 1" appended on SQLite
+    _traverse_internals = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("prefix", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, column, prefix):
+        if isinstance(prefix, str):
+            if not _PATH_RE.match(prefix):
+                raise OrgError(f"not a unit path: {prefix!r}")
+            prefix = literal(prefix, String())
+        self.column = column
+        self.prefix = prefix
+
+
+@compiles(path_under)
+def _path_under_default(element: path_under, compiler, **kw) -> str:
+    return compiler.process(element.column.startswith(element.prefix), **kw)
+
+
+@compiles(path_under, "sqlite")
+def _path_under_sqlite(element: path_under, compiler, **kw) -> str:
+    col, pre = element.column, element.prefix
+    upper = func.substr(pre, 1, func.length(pre) - 1).concat("0")
+    return compiler.process(and_(col >= pre, col < upper).self_group(), **kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Units
+
+
+def get_unit(s: Session, code: str) -> OrgUnit | None:
+    """The unit with this code, or None."""
+    return s.get(OrgUnit, code)
+
+
+def _unit(s: Session, code: str) -> OrgUnit:
+    unit = s.get(OrgUnit, code)
+    if unit is None:
+        raise OrgError(f"unknown unit {code}")
+    return unit
+
+
+def children(s: Session, code: str) -> list[OrgUnit]:
+    """The direct children of a unit, by code."""
+    return list(s.scalars(select(OrgUnit).where(OrgUnit.parent_code == code).order_by(OrgUnit.code)))
+
+
+def subtree(s: Session, code: str, level: str | None = None) -> list[OrgUnit]:
+    """The unit and everything below it (optionally only one level), by path."""
+    unit = _unit(s, code)
+    q = select(OrgUnit).where(path_under(OrgUnit.path, unit.path))
+    if level:
+        q = q.where(OrgUnit.level == level)
+    return list(s.scalars(q.order_by(OrgUnit.path)))
+
+
+def path_codes(path: str) -> list[str]:
+    """'a/b/c/' -> ['a', 'b', 'c'] (top first)."""
+    return [c for c in path.split("/") if c]
+
+
+def add_unit(
+    s: Session,
+    code: str,
+    name: str,
+    level: str,
+    kind: str,
+    parent_code: str | None = None,
+    lat: float | None = None,
+    lng: float | None = None,
+) -> OrgUnit:
+    """Create a unit under `parent_code`, deriving depth and path."""
+    if level not in LEVELS:
+        raise OrgError(f"unknown level {level!r}")
+    depth = LEVELS.index(level) + 1
+    if parent_code is None:
+        if depth != 1:
+            raise OrgError(f"a {level} needs a parent")
+        path = f"{code}/"
+    else:
+        parent = _unit(s, parent_code)
+        if parent.depth != depth - 1:
+            raise OrgError(f"a {level} cannot sit under a {parent.level}")
+        path = f"{parent.path}{code}/"
+    unit = OrgUnit(code=code, name=name, level=level, depth=depth, parent_code=parent_code,
+                   path=path, kind=kind, lat=lat, lng=lng)
+    s.add(unit)
+    s.flush()
+    return unit
+
+
+def chain_up(s: Session, grid_code: str) -> list[OrgUnit]:
+    """The escalation chain, bottom first: for a grid its village, township, county and city.
+
+    For a unit that is not a grid the chain starts at the unit itself.
+    """
+    unit = _unit(s, grid_code)
+    codes = path_codes(unit.path)
+    if unit.level == "grid":
+        codes = codes[:-1]
+    units = s.scalars(select(OrgUnit).where(OrgUnit.code.in_(codes)))
+    return sorted(units, key=lambda u: -u.depth)
+
+
+def escalation_data(s: Session, grid_code: str) -> dict:
+    """Process variables for escalation: the levels and the unit code at each, bottom first."""
+    chain = chain_up(s, grid_code)
+    return {
+        "levels": [u.level for u in chain],
+        "level_units": [u.code for u in chain],
+        "grid_unit": grid_code,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Staff and roles
+
+
+def next_staff_id(s: Session) -> str:
+    """The next free id of the form 'u000001'."""
+    last = s.scalar(select(func.max(Staff.id)).where(Staff.id.like("u%")))
+    n = int(last[1:]) + 1 if last and last[1:].isdigit() else 1
+    return f"u{n:06d}"
+
+
+def create_staff(
+    s: Session,
+    username: str,
+    name: str,
+    *,
+    password: str | None = None,
+    password_hash: str | None = None,
+    phone: str | None = None,
+    locale: str = "zh_CN",
+    staff_id: str | None = None,
+    now: datetime | None = None,
+) -> Staff:
+    """Create an account; give either a password (hashed here) or a ready hash."""
+    if (password is None) == (password_hash is None):
+        raise OrgError("give exactly one of password and password_hash")
+    staff = Staff(
+        id=staff_id or next_staff_id(s),
+        username=username.strip().lower(),
+        name=name,
+        phone=phone,
+        password_hash=password_hash or hash_password(password),
+        active=True,
+        locale=locale,
+        failed_logins=0,
+        locked_until=None,
+        created_at=now or clock.now(),
+    )
+    s.add(staff)
+    s.flush()
+    return staff
+
+
+def get_staff(s: Session, staff_id: str) -> Staff | None:
+    return s.get(Staff, staff_id)
+
+
+def staff_by_username(s: Session, username: str) -> Staff | None:
+    return s.scalar(select(Staff).where(Staff.username == username.strip().lower()))
+
+
+def _today() -> date:
+    return clock.local(clock.now()).date()
+
+
+def assign_role(
+    s: Session,
+    staff_id: str,
+    unit_code: str,
+    role: str,
+    *,
+    title: str | None = None,
+    since: date | None = None,
+) -> StaffRole:
+    """Give a person a role on a unit, checking the role may sit on that level."""
+    if role not in ROLES:
+        raise OrgError(f"unknown role {role!r}")
+    unit = _unit(s, unit_code)
+    if unit.level not in ROLE_LEVELS[role]:
+        raise OrgError(f"{role} cannot be held on a {unit.level}")
+    if s.get(Staff, staff_id) is None:
+        raise OrgError(f"unknown staff {staff_id}")
+    r = StaffRole(staff_id=staff_id, unit_code=unit_code, role=role, title=title,
+                  active=True, since=since or _today(), until=None)
+    s.add(r)
+    s.flush()
+    return r
+
+
+def end_role(s: Session, role: StaffRole, on: date | None = None) -> None:
+    """End a role: it keeps its history row but stops counting."""
+    role.active = False
+    role.until = on or _today()
+    s.flush()
+
+
+def move_grid_worker(s: Session, grid_code: str, new_staff_id: str, on: date | None = None) -> StaffRole:
+    """Hand a grid to another worker: end the current grid-worker role(s) there, start the new one."""
+    on = on or _today()
+    current = s.scalars(
+        select(StaffRole).where(
+            StaffRole.unit_code == grid_code, StaffRole.role == "grid_worker", StaffRole.active.is_(True)
+        )
+    ).all()
+    for r in current:
+        end_role(s, r, on)
+    return assign_role(s, new_staff_id, grid_code, "grid_worker", since=on)
+
+
+def staff_for(s: Session, unit_code: str, role: str) -> list[Staff]:
+    """Active people holding an active `role` on the unit, oldest assignment first."""
+    q = (
+        select(Staff)
+        .join(StaffRole, StaffRole.staff_id == Staff.id)
+        .where(
+            StaffRole.unit_code == unit_code,
+            StaffRole.role == role,
+            StaffRole.active.is_(True),
+            Staff.active.is_(True),
+        )
+        .order_by(StaffRole.since, StaffRole.id)
+    )
+    return list(s.scalars(q))
+
+
+def roles_of(s: Session, staff_id: str, active_only: bool = True) -> list[StaffRole]:
+    """A person's roles (active ones unless asked otherwise), in assignment order."""
+    q = select(StaffRole).where(StaffRole.staff_id == staff_id)
+    if active_only:
+        q = q.where(StaffRole.active.is_(True))
+    return list(s.scalars(q.order_by(StaffRole.id)))
+
+
+def current_grid_worker(s: Session, grid_code: str) -> Staff | None:
+    """The grid's worker (the most recently assigned one if several are active)."""
+    workers = staff_for(s, grid_code, "grid_worker")
+    return workers[-1] if workers else None
+
+
+def holds_role(s: Session, staff_id: str, unit_code: str, role: str) -> bool:
+    """Whether the person holds `role` on exactly this unit right now."""
+    q = select(StaffRole.id).where(
+        StaffRole.staff_id == staff_id,
+        StaffRole.unit_code == unit_code,
+        StaffRole.role == role,
+        StaffRole.active.is_(True),
+    )
+    return s.scalar(q.limit(1)) is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# Jurisdiction
+
+
+def _outermost(paths: list[str]) -> list[str]:
+    """Drop paths that lie under another path in the list."""
+    kept: list[str] = []
+    for p in sorted(set(paths)):
+        if not any(p.startswith(k) for k in kept):
+            kept.append(p)
+    return kept
+
+
+def jurisdiction_paths(s: Session, staff_id: str) -> list[str]:
+    """Paths of the units the person holds active roles on (outermost only, sorted)."""
+    q = (
+        select(OrgUnit.path)
+        .join(StaffRole, StaffRole.unit_code == OrgUnit.code)
+        .where(StaffRole.staff_id == staff_id, StaffRole.active.is_(True))
+    )
+    return _outermost(list(s.scalars(q)))
+
+
+def in_jurisdiction(s: Session, staff_id: str, unit_code: str) -> bool:
+    """Whether the unit is one the person holds an active role on, or lies below one.
+
+    One query: the person's roles (staff_id index) joined to their units and to the target
+    unit (both by primary key), comparing paths.
+    """
+    mine = aliased(OrgUnit)
+    target = aliased(OrgUnit)
+    q = (
+        select(StaffRole.id)
+        .join(mine, mine.code == StaffRole.unit_code)
+        .join(target, target.code == unit_code)
+        .where(StaffRole.staff_id == staff_id, StaffRole.active.is_(True), path_under(target.path, mine.path))
+        .limit(1)
+    )
+    return s.scalar(q) is not None
+
+
+def paths_condition(paths: list[str], path_column=OrgUnit.path) -> ColumnElement[bool]:
+    """Condition: `path_column` lies under any of `paths` (false for no paths)."""
+    paths = _outermost(paths)
+    if not paths:
+        return false()
+    return or_(*[path_under(path_column, p) for p in paths])
+
+
+def jurisdiction_clause(paths: list[str], unit_column) -> ColumnElement[bool]:
+    """Condition: `unit_column` (a unit code) is in the jurisdiction given by `paths`."""
+    if not paths:
+        return false()
+    return unit_column.in_(select(OrgUnit.code).where(paths_condition(paths)))
+
+
+def jurisdiction_filter(s: Session, staff_id: str, unit_column) -> ColumnElement[bool]:
+    """Condition: `unit_column` is in this person's jurisdiction, e.g.
+    `select(WorkItem).where(jurisdiction_filter(s, uid, WorkItem.unit_id))`."""
+    return jurisdiction_clause(jurisdiction_paths(s, staff_id), unit_column)
+
+
+# ---------------------------------------------------------------------------------------------
+# Login
+
+
+def locked_for(staff: Staff, now: datetime) -> timedelta | None:
+    """How much longer the account stays locked, or None."""
+    if staff.locked_until is not None and staff.locked_until > now:
+        return staff.locked_until - now
+    return None
+
+
+def authenticate(s: Session, username: str, password: str, now: datetime) -> Staff | None:
+    """Check a login; returns the person or None.
+
+    After LOCK_AFTER failures in a row the account locks for 15 minutes, doubling with every
+    further LOCK_AFTER failures (capped at 24 h). While locked every attempt is refused
+    without checking the password or counting. Success resets the counter. Changes the
+    Staff row, so run it in a write session.
+    """
+    if now.tzinfo is None:
+        raise ValueError("authenticate needs an aware datetime")
+    staff = staff_by_username(s, username or "")
+    if staff is None or not staff.active:
+        burn_time(password)
+        return None
+    if locked_for(staff, now):
+        return None
+    if verify_password(staff.password_hash, password):
+        staff.failed_logins = 0
+        staff.locked_until = None
+        s.flush()
+        return staff
+    staff.failed_logins = (staff.failed_logins or 0) + 1
+    if staff.failed_logins % LOCK_AFTER == 0:
+        rounds = staff.failed_logins // LOCK_AFTER
+        staff.locked_until = now + min(LOCK_BASE * 2 ** (rounds - 1), LOCK_MAX)
+    s.flush()
+    return None
+
+
+def set_password(s: Session, staff_id: str, password: str) -> None:
+    """Store a new password and clear any lockout."""
+    staff = s.get(Staff, staff_id)
+    if staff is None:
+        raise OrgError(f"unknown staff {staff_id}")
+    staff.password_hash = hash_password(password)
+    staff.failed_logins = 0
+    staff.locked_until = None
+    s.flush()
