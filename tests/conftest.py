@@ -128,3 +128,11 @@ def pg_db(pg_url):
     database = Database(pg_url)
     yield database
     database.dispose()
+
+
+@pytest.fixture
+def svc(db):
+    """Services over `db` with ./workflows deployed and the small demo city generated."""
+    from grid.scenario import prepare
+
+    return prepare(db, ROOT / "workflows", ROOT / "forms")

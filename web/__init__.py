@@ -31,12 +31,16 @@ def create_app(settings: Settings | None = None, services=None, **overrides) -> 
     def healthz():
         return jsonify(svc.health())
 
-    try:
-        from .ui import register
-    except ImportError:  # the staff UI lands separately
-        register = None
-    if register is not None:
-        register(app)
+    import importlib
+
+    for name in ("ui", "admin", "registry_ui"):  # blueprints: staff UI, version admin, grid registry
+        try:
+            module = importlib.import_module(f"web.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"web.{name}":
+                raise
+            continue
+        module.register(app)
     return app
 
 

@@ -228,5 +228,20 @@ def scenario_run(files, workflows, forms, url) -> None:
     click.echo(f"{len(files) - failed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
+def _register_more() -> None:
+    import importlib
+
+    for name in ("cli_versions", "cli_registry"):
+        try:
+            module = importlib.import_module(f"web.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"web.{name}":
+                raise
+            continue
+        module.register(main)
+
+
+_register_more()
+
 if __name__ == "__main__":  # pragma: no cover
     main()
