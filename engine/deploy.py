@@ -169,10 +169,13 @@ def parse_bundle(bundle: Bundle, extra: bool = True) -> ParsedBundle:
             subs = parser.get_subprocess_specs(pid)
             specs[pid] = (spec, subs)
             names[pid] = spec.description or pid
-        except ValidationException as e:
-            problems.append(_from_validation(e, locations.get(pid, ("?", 0))[0], locations))
         except SpiffWorkflowException as e:
-            problems.append(Problem(locations.get(pid, ("?", 0))[0], str(e), element=pid))
+            if "was not found" in str(e):
+                problems.append(_missing_call(str(e), roots, pid, locations))
+            elif isinstance(e, ValidationException):
+                problems.append(_from_validation(e, locations.get(pid, ("?", 0))[0], locations))
+            else:
+                problems.append(Problem(locations.get(pid, ("?", 0))[0], str(e), element=pid))
     seen: set[tuple[str, str]] = set()
     for spec, subs in specs.values():
         for pspec in [spec, *subs.values()]:
@@ -189,6 +192,18 @@ def parse_bundle(bundle: Bundle, extra: bool = True) -> ParsedBundle:
     if problems:
         raise DeployError(problems)
     return parsed
+
+
+def _missing_call(message: str, roots: dict, pid: str, locations: dict) -> Problem:
+    """Locate the call activity whose calledElement does not resolve."""
+    m = re.search(r"process '([^']+)' was not found", message)
+    if m:
+        for name, root in roots.items():
+            for el in root.iter(f"{{{BPMN_NS}}}callActivity"):
+                if el.get("calledElement") == m.group(1):
+                    return Problem(name, f"call activity calls {m.group(1)!r}, which no deployed file defines"
+                                   f" ({message.split('?')[0]}?)", el.sourceline, el.get("id"))
+    return Problem(locations.get(pid, ("?", 0))[0], message, element=pid)
 
 
 def _from_validation(e: ValidationException, default_file: str, locations: dict) -> Problem:

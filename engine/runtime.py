@@ -94,6 +94,7 @@ class Step:
     current_task: str | None = None
     lock_version: int = 0
     data: dict = field(default_factory=dict)  # a snapshot of the top workflow's data
+    calendar: WorkCalendar | None = None
 
     def emit(self, kind: str, data: dict) -> None:
         clean = _jsonable(data)
@@ -105,6 +106,16 @@ class Step:
 
 
 Listener = Callable[[Session, Step], None]
+
+
+def _workdays(n: int) -> str:
+    """`n` working days (工作日) from now, per the calendar of the runtime running this step."""
+    step = sandbox.current_step.get()
+    cal = step.calendar if step is not None and step.calendar is not None else WorkCalendar()
+    return cal.add_workdays(clock.now(), int(n)).isoformat()
+
+
+sandbox.register_helper("workdays", _workdays)
 
 
 def _jsonable(v: Any) -> Any:
@@ -133,10 +144,6 @@ class Runtime:
         self._specs: dict[int, tuple] = {}
         self._validators: dict[tuple[int, str], Draft202012Validator] = {}
         self._lock = threading.Lock()
-        sandbox.register_helper("workdays", self._workdays)
-
-    def _workdays(self, n: int) -> str:
-        return self.calendar.add_workdays(clock.now(), int(n)).isoformat()
 
     # ---- specs -------------------------------------------------------------------------------
     def _version(self, s: Session, version_id: int) -> tuple:
@@ -213,7 +220,8 @@ class Runtime:
         wf = BpmnWorkflow(spec, subs, script_engine=self.script_engine)
         start = wf.get_tasks(state=TaskState.READY)[0]
         start.data.update(data or {})
-        step = Step(actor=actor, process_id=process_id, version_id=vid, business_key=business_key)
+        step = Step(actor=actor, process_id=process_id, version_id=vid, business_key=business_key,
+                    calendar=self.calendar)
         step.record("started", data={"version_id": vid, "process_id": process_id})
         self._advance(wf, step)
         now = clock.now()
@@ -332,7 +340,7 @@ class Runtime:
         spec, subs, _forms, _pid = self._version(s, inst.version_id)
         wf = load_state(inst.state_json, spec, subs, self.script_engine)
         step = Step(actor=actor, instance_id=inst.id, process_id=inst.process_id, version_id=inst.version_id,
-                    business_key=inst.business_key)
+                    business_key=inst.business_key, calendar=self.calendar)
         token = sandbox.current_step.set(step)
         try:
             act(wf, step)

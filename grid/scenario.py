@@ -168,6 +168,13 @@ class Runner:
             self.fake.advance(_duration(text))
         self.svc.runtime.sweep()
 
+    def do_move_grid_worker(self, arg: dict) -> None:
+        """The grid's worker leaves; a new person (created here) takes the grid over."""
+        grid = self.unit_code(arg["grid"])
+        with self.svc.db.write() as s:
+            new = org.create_staff(s, arg["username"], arg.get("name", arg["username"]), password_hash="!")
+            org.move_grid_worker(s, grid, new.id)
+
     def do_urge(self, arg: dict) -> None:
         c = self.case(arg.get("case"))
         cases.urge(self.svc, self.staff_id(arg["as"]), c.id, arg.get("comment", ""))
@@ -194,6 +201,13 @@ class Runner:
         for kind, want in (arg.get("records") or {}).items():
             if counts.get(kind, 0) != want:
                 problems.append(f"{kind} records: {counts.get(kind, 0)}, expected {want}")
+        for kind, unit_ref in (arg.get("record_units") or {}).items():
+            code = self.unit_code(unit_ref)
+            with self.svc.db.read() as s:
+                units = list(s.scalars(select(CaseRecord.unit_code).where(CaseRecord.case_id == c.id,
+                                                                         CaseRecord.kind == kind)))
+            if code not in units:
+                problems.append(f"no {kind} record against {unit_ref}; found units {units}")
         if "tasks" in arg:
             items = self._open_items(c)
             want = arg["tasks"] or []
@@ -223,6 +237,10 @@ class Runner:
             with self.svc.db.read() as s:
                 if not cases.can_act(s, self.staff_id(t["can"]), w):
                     return False
+        if "cannot" in t:
+            with self.svc.db.read() as s:
+                if cases.can_act(s, self.staff_id(t["cannot"]), w):
+                    return False
         return True
 
     def _who(self, w: WorkItem) -> str:
@@ -237,7 +255,7 @@ class Runner:
 
 def _label(arg: Any) -> str:
     if isinstance(arg, dict):
-        bits = [f"{k}={v}" for k, v in arg.items() if k in ("task", "as", "role", "unit", "user", "to", "by")]
+        bits = [f"{k}={v}" for k, v in arg.items() if k in ("task", "as", "role", "unit", "user", "to", "by", "can", "cannot")]
         return " " + " ".join(bits) if bits else ""
     return f" {arg}"
 
