@@ -5,8 +5,8 @@ import engine.models  # noqa: F401
 from engine.db import Base, make_engine
 
 try:  # the domain tables share the history
-    import grid.models  # noqa: F401
     import grid.case_models  # noqa: F401
+    import grid.models  # noqa: F401
 except ImportError:  # pragma: no cover
     pass
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -63,7 +63,7 @@ def test_ordinary_scripts_and_helpers_work():
 
 def test_workdays_calendar():
     cal = WorkCalendar(holidays={date(2020, 10, d) for d in range(1, 9)}, workdays={date(2020, 9, 27), date(2020, 10, 10)})
-    fri = datetime(2020, 9, 25, 2, 0, tzinfo=timezone.utc)  # Friday 10:00 in Beijing
+    fri = datetime(2020, 9, 25, 2, 0, tzinfo=UTC)  # Friday 10:00 in Beijing
     # Sat 26 off, Sun 27 is a make-up working day, Mon 28, Tue 29, Wed 30, then the holiday to Oct 8
     assert cal.add_workdays(fri, 1).isoformat() == "2020-09-27T10:00:00+08:00"
     assert cal.add_workdays(fri, 4).isoformat() == "2020-09-30T10:00:00+08:00"
