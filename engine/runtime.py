@@ -334,7 +334,7 @@ class Runtime:
         if inst is None:
             raise NotFound(f"instance {instance_id} does not exist")
         if expected_lock is not None and inst.lock_version != expected_lock:
-            raise Conflict("the case changed since you opened it; reload and try again")
+            raise Conflict("this changed since you opened it; reload and try again")
         if inst.status not in (allow or {"running"}):
             raise Conflict(f"the instance is {inst.status}")
         spec, subs, _forms, _pid = self._version(s, inst.version_id)
@@ -416,7 +416,7 @@ class Runtime:
         res = s.execute(update(Instance).where(Instance.id == inst.id, Instance.lock_version == old_lock)
                         .values(**values).execution_options(synchronize_session=False))
         if res.rowcount != 1:
-            raise Conflict("someone else changed this case at the same time; reload and try again")
+            raise Conflict("someone else changed this at the same time; reload and try again")
         step.data = _jsonable(wf.data)
         self._sync_work_items(s, inst, wf, step, new, now)
         if step.events:
