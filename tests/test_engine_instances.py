@@ -97,6 +97,19 @@ def test_message_delivery(rt, db):
         rt.send_message(iid, "court_decision", {"verdict": "again"})
 
 
+def test_signal_interrupts_waiting_task(rt, db):
+    iid = rt.start("message_wait").instance_id
+    rt.send_message(iid, "court_decision", {"verdict": "upheld"})
+    (wi,) = open_items(db, iid)
+    rt.signal(iid, "case_withdrawn", {"by": "reporter"}, actor="clerk")
+    assert open_items(db, iid) == []
+    with db.read() as s:
+        assert s.scalar(select(WorkItem.state).where(WorkItem.task_guid == wi.task_guid)) == "cancelled"
+    assert inst(db, iid).status == "completed"
+    kinds = [e.kind for e in rt.history(iid)]
+    assert kinds[-3:] == ["signal_received", "withdrawn", "completed"]
+
+
 def test_cancel_closes_work_items(rt, db):
     iid = rt.start("four_tasks", {"unit": "U"}).instance_id
     (wi,) = open_items(db, iid)
