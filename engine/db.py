@@ -83,7 +83,8 @@ def make_engine(url: str | None = None, **kw) -> Engine:
         return eng
     kw.setdefault("pool_size", 10)
     kw.setdefault("max_overflow", 20)
-    return create_engine(url, pool_pre_ping=True, **kw)
+    kw.setdefault("pool_recycle", 1800)  # no pre-ping: it costs a round trip per checkout
+    return create_engine(url, **kw)
 
 
 class Database:

@@ -24,12 +24,12 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition, SignalEventDefinition
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from . import clock, sandbox
 from .calendar import WorkCalendar
-from .db import Database
+from .db import Database, UTCDateTime
 from .errors import Conflict, EngineError, InvalidData, NotFound
 from .models import Instance, InstanceEvent, ProcessDefinition, ProcessVersion, VersionPin, WorkItem
 from .serializer import dump_state, load_specs, load_state
@@ -130,6 +130,45 @@ def _jsonable(v: Any) -> Any:
     return str(v)
 
 
+_I = Instance.__table__
+_W = WorkItem.__table__
+_E = InstanceEvent.__table__
+
+# Statements built once: SQLAlchemy then reuses their compiled form (building ORM statements per
+# step cost more than the database round trips themselves).
+_SEL_INSTANCE = select(_I.c.id, _I.c.process_id, _I.c.version_id, _I.c.business_key, _I.c.status,
+                       _I.c.state_json, _I.c.lock_version, _I.c.event_seq).where(_I.c.id == bindparam("p_id"))
+
+_INS_INSTANCE = _I.insert().returning(_I.c.id)
+_UPD_INSTANCE = _I.update().where(_I.c.id == bindparam("p_id"), _I.c.lock_version == bindparam("p_lock")).values(
+    state_json=bindparam("p_state"), status=bindparam("p_status"),
+    next_timer_at=bindparam("p_next", type_=UTCDateTime()), lock_version=bindparam("p_new_lock"),
+    updated_at=bindparam("p_now", type_=UTCDateTime()), event_seq=bindparam("p_seq"),
+    error_task=bindparam("p_err_task"), error_message=bindparam("p_err_msg"))
+_CLOSE_ITEM = _W.update().where(_W.c.task_guid == bindparam("p_guid")).values(
+    state=bindparam("p_state"), closed_at=bindparam("p_now", type_=UTCDateTime()), closed_by=bindparam("p_by"))
+_INS_ITEMS = _W.insert()
+_INS_EVENTS = _E.insert()
+_SEL_ACTIVE = select(ProcessDefinition.__table__.c.active_version_id).where(
+    ProcessDefinition.__table__.c.process_id == bindparam("p_pid"))
+_INSTANCE_COLS = (_I.c.id, _I.c.process_id, _I.c.version_id, _I.c.business_key, _I.c.status, _I.c.state_json,
+                  _I.c.lock_version, _I.c.event_seq)
+_SEL_DUE = (select(*_INSTANCE_COLS)
+            .where(_I.c.status == "running", _I.c.next_timer_at <= bindparam("p_now", type_=UTCDateTime()))
+            .order_by(_I.c.next_timer_at).limit(bindparam("p_limit")))
+
+
+@dataclass
+class _Write:
+    """One prepared step: what `_write` will send to the database."""
+
+    step: Step
+    update: dict | None = None
+    closes: list[dict] = field(default_factory=list)
+    items: list[dict] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
+
+
 class Runtime:
     """The engine facade: the only place that touches SpiffWorkflow workflows."""
 
@@ -144,6 +183,7 @@ class Runtime:
         self._specs: dict[int, tuple] = {}
         self._validators: dict[tuple[int, str], Draft202012Validator] = {}
         self._lock = threading.Lock()
+        self._sel_due = _SEL_DUE.with_for_update(skip_locked=True) if db.dialect == "postgresql" else _SEL_DUE
 
     # ---- specs -------------------------------------------------------------------------------
     def _version(self, s: Session, version_id: int) -> tuple:
@@ -173,25 +213,27 @@ class Runtime:
                 VersionPin.process_id == process_id, VersionPin.scope.in_(scopes))).all()
             if pins:
                 return max(pins, key=lambda p: len(p[0]))[1]
-        d = s.get(ProcessDefinition, process_id)
-        if d is None or d.active_version_id is None:
+        active = s.connection().execute(_SEL_ACTIVE, {"p_pid": process_id}).scalar()
+        if active is None:
             raise NotFound(f"process {process_id} has no active version; deploy it first")
-        return d.active_version_id
+        return active
 
-    def form_schema(self, version_id: int, form: str | None) -> dict | None:
+    def form_schema(self, version_id: int, form: str | None, session: Session | None = None) -> dict | None:
         if not form:
             return None
+        if session is not None:
+            return self._version(session, version_id)[2].get(form)
         with self.db.read() as s:
             return self._version(s, version_id)[2].get(form)
 
-    def validate_task_data(self, version_id: int, form: str | None, data: dict) -> None:
+    def validate_task_data(self, version_id: int, form: str | None, data: dict, session: Session | None = None) -> None:
         """Raise InvalidData listing every error (path and message) if data does not fit the form."""
         if not form or not self.validate_forms:
             return
         key = (version_id, form)
         validator = self._validators.get(key)
         if validator is None:
-            schema = self.form_schema(version_id, form)
+            schema = self.form_schema(version_id, form, session)
             if schema is None:
                 raise InvalidData(f"form {form} is missing from this process version")
             validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
@@ -224,35 +266,24 @@ class Runtime:
                     calendar=self.calendar)
         step.record("started", data={"version_id": vid, "process_id": process_id})
         self._advance(wf, step)
-        now = clock.now()
-        inst = Instance(process_id=process_id, version_id=vid, business_key=business_key, status="running",
-                        state_json="{}", lock_version=0, event_seq=0, created_at=now, updated_at=now,
-                        started_by=actor)
-        s.add(inst)
-        s.flush()
-        step.instance_id = inst.id
-        self._save(s, inst, wf, step, new=True)
+        self._save(s, None, wf, step, before=set())
         return step
 
     def complete(self, instance_id: int, task_guid: str, data: dict | None = None, *, actor: str | None = None,
                  expected_lock: int | None = None) -> Step:
-        """Complete a READY user task with form data. A second completion gets Conflict."""
+        """Complete a READY user task with form data. A second completion gets Conflict; invalid data
+        gets InvalidData; either way nothing changes."""
         data = dict(data or {})
-        with self.db.read() as s:
-            wi = s.scalar(select(WorkItem).where(WorkItem.task_guid == task_guid))
-            if wi is None or wi.instance_id != instance_id:
-                raise NotFound("no such task")
-            if wi.state != "open":
-                raise Conflict("this task has already been completed by someone else" if wi.state == "completed"
-                               else "this task is no longer active")
-            version_id = s.scalar(select(Instance.version_id).where(Instance.id == instance_id))
-        self.validate_task_data(version_id, wi.form, data)
 
-        def act(wf: BpmnWorkflow, step: Step) -> None:
+        def act(wf: BpmnWorkflow, step: Step, s: Session) -> None:
             task = wf.get_task_from_id(UUID(task_guid))
-            if task is None or task.state != TaskState.READY or not task.task_spec.manual:
-                raise Conflict("this task has already been completed by someone else")
+            if task is None:
+                raise NotFound("no such task")
+            if task.state != TaskState.READY or not task.task_spec.manual:
+                raise Conflict("this task has already been completed by someone else"
+                               if task.state == TaskState.COMPLETED else "this task is no longer active")
             props = (task.task_spec.extensions or {}).get("properties", {}) or {}
+            self.validate_task_data(step.version_id, props.get("form"), data, session=s)
             if props.get("result"):
                 task.data[props["result"]] = data
             else:
@@ -266,7 +297,7 @@ class Runtime:
         return self._step(instance_id, act, actor, expected_lock)
 
     def send_message(self, instance_id: int, name: str, payload: Any = None, *, actor: str | None = None) -> Step:
-        def act(wf: BpmnWorkflow, step: Step) -> None:
+        def act(wf: BpmnWorkflow, step: Step, s: Session) -> None:
             try:
                 wf.send_event(BpmnEvent(MessageEventDefinition(name), payload=payload))
             except WorkflowException as e:
@@ -276,7 +307,7 @@ class Runtime:
         return self._step(instance_id, act, actor)
 
     def signal(self, instance_id: int, name: str, payload: Any = None, *, actor: str | None = None) -> Step:
-        def act(wf: BpmnWorkflow, step: Step) -> None:
+        def act(wf: BpmnWorkflow, step: Step, s: Session) -> None:
             try:
                 wf.send_event(BpmnEvent(SignalEventDefinition(name), payload=payload))
             except WorkflowException as e:
@@ -286,7 +317,7 @@ class Runtime:
         return self._step(instance_id, act, actor)
 
     def cancel(self, instance_id: int, *, actor: str | None = None, reason: str | None = None) -> Step:
-        def act(wf: BpmnWorkflow, step: Step) -> None:
+        def act(wf: BpmnWorkflow, step: Step, s: Session) -> None:
             wf.cancel()
             step.status = "cancelled"
             step.record("cancelled", data={"reason": reason})
@@ -295,11 +326,11 @@ class Runtime:
 
     def fire_timers(self, instance_id: int, *, session: Session | None = None) -> Step:
         """Fire whatever timers are due now (the sweep calls this per due instance)."""
-        return self._step(instance_id, lambda wf, step: None, None, session=session)
+        return self._step(instance_id, lambda wf, step, s: None, None, session=session)
 
     def retry(self, instance_id: int, data: dict | None = None, *, actor: str | None = None) -> Step:
         """Re-run the failed task(s) of a failed instance, after patching their data."""
-        def act(wf: BpmnWorkflow, step: Step) -> None:
+        def act(wf: BpmnWorkflow, step: Step, s: Session) -> None:
             failed = [t for t in wf.get_tasks(state=TaskState.ERROR)]
             if not failed:
                 raise Conflict("the instance has no failed task to retry")
@@ -312,7 +343,7 @@ class Runtime:
 
     def set_task_data(self, instance_id: int, task_guid: str, data: dict, *, actor: str | None = None) -> Step:
         """Patch a waiting task's data (an administrative fix); audited."""
-        def act(wf: BpmnWorkflow, step: Step) -> None:
+        def act(wf: BpmnWorkflow, step: Step, s: Session) -> None:
             task = wf.get_task_from_id(UUID(task_guid))
             if task is None:
                 raise NotFound("no such task")
@@ -330,20 +361,21 @@ class Runtime:
             return self._step_in(s, instance_id, act, actor, expected_lock, run, allow)
 
     def _step_in(self, s: Session, instance_id, act, actor, expected_lock, run, allow) -> Step:
-        inst = s.get(Instance, instance_id, populate_existing=True)
+        inst = s.connection().execute(_SEL_INSTANCE, {"p_id": instance_id}).first()
         if inst is None:
             raise NotFound(f"instance {instance_id} does not exist")
-        if expected_lock is not None and inst.lock_version != expected_lock:
-            raise Conflict("this changed since you opened it; reload and try again")
         if inst.status not in (allow or {"running"}):
             raise Conflict(f"the instance is {inst.status}")
         spec, subs, _forms, _pid = self._version(s, inst.version_id)
         wf = load_state(inst.state_json, spec, subs, self.script_engine)
+        before = {str(t.id) for t in wf.get_tasks(state=TaskState.READY, manual=True)}
         step = Step(actor=actor, instance_id=inst.id, process_id=inst.process_id, version_id=inst.version_id,
                     business_key=inst.business_key, calendar=self.calendar)
         token = sandbox.current_step.set(step)
         try:
-            act(wf, step)
+            act(wf, step, s)  # may say "already completed", which beats "stale" for a double submit
+            if expected_lock is not None and inst.lock_version != expected_lock:
+                raise Conflict("this changed since you opened it; reload and try again")
         except EngineError:
             raise
         except Exception as e:  # a script error while the action ran (e.g. a postScript)
@@ -352,7 +384,7 @@ class Runtime:
             sandbox.current_step.reset(token)
         if run and step.status is None:
             self._advance(wf, step)
-        self._save(s, inst, wf, step)
+        self._save(s, inst, wf, step, before=before)
         return step
 
     def _advance(self, wf: BpmnWorkflow, step: Step) -> None:
@@ -397,70 +429,86 @@ class Runtime:
         step.record("error", task=task_id, data={"message": msg[:2000]})
         step.error = (task_id, msg[:2000])  # type: ignore[attr-defined]
 
-    def _save(self, s: Session, inst: Instance, wf: BpmnWorkflow, step: Step, new: bool = False) -> None:
-        now = clock.now()
+    def _save(self, s: Session, inst, wf: BpmnWorkflow, step: Step, before: set[str]) -> None:
+        """Write state, status, next timer, lock, work items and events; then run the listeners."""
+        self._write(s, [self._prepare(s, inst, wf, step, before, clock.now())])
+
+    def _prepare(self, s: Session, inst, wf: BpmnWorkflow, step: Step, before: set[str], now) -> _Write:
+        """Everything a step will write, computed in Python (a new instance is inserted here: its
+        id is needed by its work items)."""
         if step.status is None:
             step.status = "completed" if wf.is_completed() else "running"
-        if step.status == "completed" and inst.status != "completed":
+        if step.status == "completed" and (inst is None or inst.status != "completed"):
             step.record("completed")
         error = getattr(step, "error", None)
         if step.status == "failed" and error is None:
             error = (None, next((e["data"].get("message") for e in step.events if e["kind"] == "error"), "failed"))
         nxt = None if step.status in ("completed", "cancelled") else next_timer_at(wf)
-        old_lock = inst.lock_version
-        step.lock_version = old_lock + 1
-        seq0 = inst.event_seq
-        values = dict(state_json=dump_state(wf), status=step.status, next_timer_at=nxt, lock_version=old_lock + 1,
-                      updated_at=now, event_seq=seq0 + len(step.events),
-                      error_task=error[0] if error else None, error_message=error[1] if error else None)
-        res = s.execute(update(Instance).where(Instance.id == inst.id, Instance.lock_version == old_lock)
-                        .values(**values).execution_options(synchronize_session=False))
-        if res.rowcount != 1:
-            raise Conflict("someone else changed this at the same time; reload and try again")
+        state = dump_state(wf)
+        err_task, err_msg = error if error else (None, None)
+        w = _Write(step)
+        if inst is None:
+            seq0 = 0
+            step.lock_version = 1
+            step.instance_id = s.connection().execute(_INS_INSTANCE, {
+                "process_id": step.process_id, "version_id": step.version_id, "business_key": step.business_key,
+                "status": step.status, "state_json": state, "next_timer_at": nxt, "lock_version": 1,
+                "event_seq": len(step.events), "created_at": now, "updated_at": now, "started_by": step.actor,
+                "error_task": err_task, "error_message": err_msg}).scalar_one()
+        else:
+            seq0 = inst.event_seq
+            step.lock_version = inst.lock_version + 1
+            w.update = {"p_id": inst.id, "p_lock": inst.lock_version, "p_state": state, "p_status": step.status,
+                        "p_next": nxt, "p_new_lock": inst.lock_version + 1, "p_now": now,
+                        "p_seq": seq0 + len(step.events), "p_err_task": err_task, "p_err_msg": err_msg}
         step.data = _jsonable(wf.data)
-        self._sync_work_items(s, inst, wf, step, new, now)
-        if step.events:
-            s.execute(insert(InstanceEvent), [
-                {"instance_id": inst.id, "seq": seq0 + i + 1, "at": now, "actor": e["actor"], "kind": e["kind"],
-                 "task": e["task"], "data": e["data"]} for i, e in enumerate(step.events)])
-        for fn in self.listeners:
-            fn(s, step)
-
-    def _sync_work_items(self, s: Session, inst: Instance, wf: BpmnWorkflow, step: Step, new: bool, now) -> None:
+        # work items: READY user tasks open; the ones that left close. The open set before the step
+        # is exactly the READY set of the workflow as loaded (same transaction).
         ready = {} if step.status in ("completed", "cancelled") else {
             str(t.id): t for t in wf.get_tasks(state=TaskState.READY, manual=True)}
-        open_rows = {} if new else dict(s.execute(select(WorkItem.task_guid, WorkItem.id).where(
-            WorkItem.instance_id == inst.id, WorkItem.state == "open")).all())
-        gone = [g for g in open_rows if g not in ready]
-        done = [g for g in gone if g in step.completed_guids]
-        dropped = [g for g in gone if g not in step.completed_guids]
-        if done:
-            s.execute(update(WorkItem).where(WorkItem.task_guid.in_(done)).values(
-                state="completed", closed_at=now, closed_by=step.actor).execution_options(synchronize_session=False))
-        if dropped:
-            s.execute(update(WorkItem).where(WorkItem.task_guid.in_(dropped)).values(
-                state="cancelled", closed_at=now).execution_options(synchronize_session=False))
+        gone = [g for g in before if g not in ready]
+        w.closes = [{"p_guid": g, "p_state": "completed" if g in step.completed_guids else "cancelled",
+                     "p_now": now, "p_by": step.actor if g in step.completed_guids else None} for g in gone]
         step.closed = gone
-        rows = []
-        for guid, task in ready.items():
-            if guid in open_rows:
-                continue
-            rows.append(self._work_item_row(s, inst, task, now))
-        if rows:
-            s.execute(insert(WorkItem), rows)
-        step.opened = rows
+        w.items = [self._work_item_row(s, step, task, now) for guid, task in ready.items() if guid not in before]
+        step.opened = w.items
+        w.events = [{"instance_id": step.instance_id, "seq": seq0 + i + 1, "at": now, "actor": e["actor"],
+                     "kind": e["kind"], "task": e["task"], "data": e["data"]} for i, e in enumerate(step.events)]
+        return w
 
-    def _work_item_row(self, s: Session, inst: Instance, task, now) -> dict:
+    def _write(self, s: Session, writes: list[_Write]) -> None:
+        """Write the prepared steps with one statement per kind (executemany), then run listeners."""
+        conn = s.connection()
+        updates = [w.update for w in writes if w.update is not None]
+        if updates:
+            res = conn.execute(_UPD_INSTANCE, updates)
+            if res.rowcount != len(updates):
+                raise Conflict("someone else changed this at the same time; reload and try again")
+        closes = [c for w in writes for c in w.closes]
+        if closes:
+            conn.execute(_CLOSE_ITEM, closes)
+        items = [r for w in writes for r in w.items]
+        if items:
+            conn.execute(_INS_ITEMS, items)
+        events = [e for w in writes for e in w.events]
+        if events:
+            conn.execute(_INS_EVENTS, events)
+        for w in writes:
+            for fn in self.listeners:
+                fn(s, w.step)
+
+    def _work_item_row(self, s: Session, step: Step, task, now) -> dict:
         ts = task.task_spec
         props = (ts.extensions or {}).get("properties", {}) or {}
-        ctx = TaskContext(process_id=inst.process_id, task_spec=ts.bpmn_id, name=ts.bpmn_name, props=props,
-                          data=task.data, instance_id=inst.id, session=s)
+        ctx = TaskContext(process_id=step.process_id, task_spec=ts.bpmn_id, name=ts.bpmn_name, props=props,
+                          data=task.data, instance_id=step.instance_id, session=s)
         a = self.assigner(ctx)
         warn, due = sla_times(task)
-        return {"instance_id": inst.id, "task_guid": str(task.id), "task_spec": ts.bpmn_id,
-                "process_id": inst.process_id, "name": ts.bpmn_name or ts.bpmn_id, "form": props.get("form"),
+        return {"instance_id": step.instance_id, "task_guid": str(task.id), "task_spec": ts.bpmn_id,
+                "process_id": step.process_id, "name": ts.bpmn_name or ts.bpmn_id, "form": props.get("form"),
                 "unit_id": a.unit_id, "role": a.role, "user_id": a.user_id, "state": "open", "created_at": now,
-                "warn_at": warn, "due_at": due, "props": {k: v for k, v in props.items() if k != "form"}}
+                "warn_at": warn, "due_at": due, "closed_at": None, "closed_by": None,
+                "props": {k: v for k, v in props.items() if k != "form"}}
 
     # ---- reads -------------------------------------------------------------------------------
     def history(self, instance_id: int) -> list[InstanceEvent]:
@@ -475,30 +523,29 @@ class Runtime:
                 raise NotFound(f"instance {instance_id} does not exist")
             return inst
 
+    def _load(self, s: Session, instance_id: int) -> BpmnWorkflow:
+        inst = s.get(Instance, instance_id)
+        if inst is None:
+            raise NotFound("no such instance")
+        spec, subs, _f, _p = self._version(s, inst.version_id)
+        return load_state(inst.state_json, spec, subs, self.script_engine)
+
     def task_data(self, instance_id: int, task_guid: str) -> dict:
         """The data a READY task sees (for prefilling its form); deserializes one instance."""
         with self.db.read() as s:
-            inst = s.get(Instance, instance_id)
-            if inst is None:
-                raise NotFound("no such instance")
-            spec, subs, _f, _p = self._version(s, inst.version_id)
-            wf = load_state(inst.state_json, spec, subs, self.script_engine)
-            task = wf.get_task_from_id(UUID(task_guid))
-            if task is None:
-                raise NotFound("no such task")
-            return _jsonable(task.data)
+            wf = self._load(s, instance_id)
+        task = wf.get_task_from_id(UUID(task_guid))
+        if task is None:
+            raise NotFound("no such task")
+        return _jsonable(task.data)
 
     def task_states(self, instance_id: int) -> dict[str, str]:
         """bpmn id -> latest state name, for drawing the diagram (completed path, current task)."""
         with self.db.read() as s:
-            inst = s.get(Instance, instance_id)
-            if inst is None:
-                raise NotFound("no such instance")
-            spec, subs, _f, _p = self._version(s, inst.version_id)
-            wf = load_state(inst.state_json, spec, subs, self.script_engine)
+            wf = self._load(s, instance_id)
         out: dict[str, str] = {}
         rank = {"COMPLETED": 1, "CANCELLED": 0, "WAITING": 2, "STARTED": 2, "READY": 3, "ERROR": 4}
-        for t in _all_tasks(wf):
+        for t in wf.get_tasks():
             bid = t.task_spec.bpmn_id
             if not bid or t.state & TaskState.PREDICTED_MASK:
                 continue
@@ -509,30 +556,52 @@ class Runtime:
 
     # ---- timers ------------------------------------------------------------------------------
     def sweep(self, batch: int = 100, now: datetime | None = None, limit: int | None = None) -> int:
-        """Fire every timer due by `now`. Safe to run in several processes on PostgreSQL."""
+        """Fire every timer due by `now`; returns how many instances fired. Several processes may
+        sweep at once on PostgreSQL (SKIP LOCKED). A batch is claimed, fired and written with one
+        statement per kind; if anything in it fails, the batch is redone one instance at a time,
+        and an instance that cannot even be loaded becomes an incident instead of blocking others."""
         now = now or clock.now()
         fired = 0
         while limit is None or fired < limit:
             with self.db.write() as s:
-                q = (select(Instance.id).where(Instance.status == "running", Instance.next_timer_at <= now)
-                     .order_by(Instance.next_timer_at).limit(batch))
-                if self.db.dialect == "postgresql":
-                    q = q.with_for_update(skip_locked=True)
-                ids = list(s.scalars(q))
-                for iid in ids:
-                    try:
-                        with s.begin_nested():
-                            self.fire_timers(iid, session=s)
-                    except Conflict:
-                        continue
-                fired += len(ids)
-            if len(ids) < batch:
+                rows = s.connection().execute(self._sel_due, {"p_now": now, "p_limit": batch}).all()
+                if not rows:
+                    break
+                try:
+                    with s.begin_nested():
+                        self._write(s, [self._fire_prepared(s, r, now) for r in rows])
+                    fired += len(rows)
+                except Exception:  # noqa: BLE001 - isolate the culprit below
+                    for r in rows:
+                        try:
+                            with s.begin_nested():
+                                self.fire_timers(r.id, session=s)
+                            fired += 1
+                        except Conflict:
+                            continue
+                        except Exception as e:  # noqa: BLE001
+                            self._mark_broken(s, r.id, e)
+            if len(rows) < batch:
                 break
         return fired
 
+    def _fire_prepared(self, s: Session, inst, now) -> _Write:
+        spec, subs, _forms, _pid = self._version(s, inst.version_id)
+        wf = load_state(inst.state_json, spec, subs, self.script_engine)
+        before = {str(t.id) for t in wf.get_tasks(state=TaskState.READY, manual=True)}
+        step = Step(actor=None, instance_id=inst.id, process_id=inst.process_id, version_id=inst.version_id,
+                    business_key=inst.business_key, calendar=self.calendar)
+        self._advance(wf, step)
+        return self._prepare(s, inst, wf, step, before, now)
 
-def _all_tasks(wf: BpmnWorkflow):
-    yield from wf.get_tasks()
+    def _mark_broken(self, s: Session, instance_id: int, e: Exception) -> None:
+        msg = f"{type(e).__name__}: {e}"[:2000]
+        conn = s.connection()
+        seq = conn.execute(select(_I.c.event_seq).where(_I.c.id == instance_id)).scalar_one() + 1
+        conn.execute(_I.update().where(_I.c.id == instance_id).values(
+            status="failed", error_message=msg, event_seq=seq, lock_version=_I.c.lock_version + 1))
+        conn.execute(_INS_EVENTS, [{"instance_id": instance_id, "seq": seq, "at": clock.now(), "actor": "timer",
+                                    "kind": "error", "task": None, "data": {"message": msg}}])
 
 
 def next_timer_at(wf: BpmnWorkflow) -> datetime | None:

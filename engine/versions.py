@@ -1,45 +1,281 @@
-"""Reading and switching process versions (listing, activation, rollback, pins)."""
+"""Process versions for administrators: list, deploy (validated, not yet active), activate and roll
+back, pin a version for a scope (a pilot), retire, and the audit trail of all of it.
+
+Every change writes a `version_event` row (who, when, what) in the same transaction.
+"""
 from __future__ import annotations
 
-from sqlalchemy import case, func, select
+import io
+import zipfile
+from collections.abc import Iterable
+from pathlib import PurePosixPath
+
+from sqlalchemy import case, delete, func, select
 
 from . import clock
 from .db import Database
-from .errors import Conflict, NotFound
-from .models import Instance, InstanceEvent, ProcessDefinition, ProcessVersion
+from .deploy import Bundle, DeployReport, deploy, parse_bundle
+from .errors import Conflict, DeployError, NotFound, Problem
+from .models import Instance, ProcessDefinition, ProcessVersion, VersionPin
+from .version_models import MigrationRecord, MigrationRun, VersionEvent  # noqa: F401 - registers the tables
+
+OPEN = ("running", "failed")
+CLOSED = ("completed", "cancelled")
+MAX_UPLOAD_FILES = 200
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
 
-def list_versions(db: Database, process_id: str | None = None) -> list[dict]:
+def _audit(s, action: str, actor: str | None, process_id: str | None = None, version_id: int | None = None,
+           scope: str | None = None, **data) -> None:
+    s.add(VersionEvent(at=clock.now(), actor=actor, action=action, process_id=process_id, version_id=version_id,
+                       scope=scope, data=data))
+
+
+def _get(s, process_id: str, number: int) -> ProcessVersion:
+    v = s.scalar(select(ProcessVersion).where(ProcessVersion.process_id == process_id,
+                                              ProcessVersion.number == number))
+    if v is None:
+        raise NotFound(f"{process_id} has no version {number}")
+    return v
+
+
+# ---- reading ----------------------------------------------------------------------------------
+def list_versions(db: Database, process_id: str | None = None, include_retired: bool = True) -> list[dict]:
+    """Every version with number, tag, hash, who/when, state, whether active, pins and case counts."""
     with db.read() as s:
         counts = dict()
         q = select(Instance.version_id,
-                   func.sum(case((Instance.status.in_(["running", "failed"]), 1), else_=0)),
-                   func.sum(case((Instance.status.in_(["completed", "cancelled"]), 1), else_=0))
+                   func.sum(case((Instance.status.in_(OPEN), 1), else_=0)),
+                   func.sum(case((Instance.status.in_(CLOSED), 1), else_=0))
                    ).group_by(Instance.version_id)
         for vid, open_, closed in s.execute(q):
             counts[vid] = (int(open_ or 0), int(closed or 0))
         active = dict(s.execute(select(ProcessDefinition.process_id, ProcessDefinition.active_version_id)).all())
+        pins: dict[int, list[str]] = {}
+        for p in s.scalars(select(VersionPin)):
+            pins.setdefault(p.version_id, []).append(p.scope)
         vq = select(ProcessVersion).order_by(ProcessVersion.process_id, ProcessVersion.number)
         if process_id:
             vq = vq.where(ProcessVersion.process_id == process_id)
+        if not include_retired:
+            vq = vq.where(ProcessVersion.state != "retired")
         out = []
         for v in s.scalars(vq):
             o, c = counts.get(v.id, (0, 0))
-            out.append({"id": v.id, "process_id": v.process_id, "number": v.number, "tag": v.tag,
+            out.append({"id": v.id, "process_id": v.process_id, "number": v.number, "tag": v.tag, "name": v.name,
                         "sha256": v.sha256, "deployed_by": v.deployed_by, "deployed_at": v.deployed_at,
-                        "state": v.state, "active": active.get(v.process_id) == v.id, "open": o, "closed": c})
+                        "state": v.state, "active": active.get(v.process_id) == v.id, "open": o, "closed": c,
+                        "pins": sorted(pins.get(v.id, []))})
         return out
 
 
-def activate(db: Database, process_id: str, number: int, actor: str | None = None) -> None:
-    """Make a version the active one; activating an older one is a rollback."""
+def processes(db: Database) -> list[dict]:
+    """Process definitions with their active version number and versions (newest first)."""
+    rows = list_versions(db)
+    out: dict[str, dict] = {}
+    with db.read() as s:
+        for d in s.scalars(select(ProcessDefinition).order_by(ProcessDefinition.process_id)):
+            out[d.process_id] = {"process_id": d.process_id, "name": d.name, "active": None, "versions": []}
+    for r in rows:
+        p = out.setdefault(r["process_id"], {"process_id": r["process_id"], "name": r["name"], "active": None,
+                                             "versions": []})
+        p["versions"].insert(0, r)
+        if r["active"]:
+            p["active"] = r["number"]
+    return list(out.values())
+
+
+def choices(db: Database, process_id: str) -> list[dict]:
+    """Versions an administrator may activate, pin or migrate to (retired ones are gone)."""
+    return [r for r in list_versions(db, process_id) if r["state"] != "retired"]
+
+
+def pins(db: Database, process_id: str | None = None) -> list[dict]:
+    with db.read() as s:
+        q = select(VersionPin, ProcessVersion.number).join(ProcessVersion, ProcessVersion.id == VersionPin.version_id)
+        if process_id:
+            q = q.where(VersionPin.process_id == process_id)
+        return [{"process_id": p.process_id, "scope": p.scope, "version_id": p.version_id, "number": n}
+                for p, n in s.execute(q.order_by(VersionPin.process_id, VersionPin.scope))]
+
+
+def audit(db: Database, process_id: str | None = None, limit: int = 200) -> list[dict]:
+    """The version audit trail, newest first."""
+    with db.read() as s:
+        q = (select(VersionEvent, ProcessVersion.number).outerjoin(ProcessVersion,
+                                                                   ProcessVersion.id == VersionEvent.version_id)
+             .order_by(VersionEvent.id.desc()).limit(limit))
+        if process_id:
+            q = q.where(VersionEvent.process_id == process_id)
+        return [{"id": e.id, "at": e.at, "actor": e.actor, "action": e.action, "process_id": e.process_id,
+                 "number": n, "scope": e.scope, "data": e.data or {}} for e, n in s.execute(q)]
+
+
+def deploy_event(db: Database, process_id: str, number: int) -> dict | None:
+    """The audit row of a version's deployment (holds the validation report), if it was deployed here."""
+    with db.read() as s:
+        v = _get(s, process_id, number)
+        e = s.scalar(select(VersionEvent).where(VersionEvent.action == "deploy", VersionEvent.version_id == v.id)
+                     .order_by(VersionEvent.id.desc()).limit(1))
+        return None if e is None else {"at": e.at, "actor": e.actor, "data": e.data or {}}
+
+
+def version_files(db: Database, process_id: str, number: int) -> dict:
+    with db.read() as s:
+        v = _get(s, process_id, number)
+        return {"files": dict(v.files or {}), "forms": dict(v.forms or {})}
+
+
+# ---- new versions -----------------------------------------------------------------------------
+def bundle_from_upload(files: Iterable[tuple[str, bytes]]) -> Bundle:
+    """A bundle from uploaded files: .bpmn, .dmn and form .json files, or .zip archives of them.
+
+    Raises DeployError (nothing stored) for an unreadable archive, too many or too large files,
+    or a bundle without BPMN."""
+    bundle = Bundle()
+    problems: list[Problem] = []
+    total = 0
+    count = 0
+
+    def add(name: str, content: bytes) -> None:
+        nonlocal total, count
+        count += 1
+        total += len(content)
+        base = PurePosixPath(name.replace("\\", "/")).name
+        if not base or base.startswith("."):
+            return
+        if base.endswith(".bpmn"):
+            bundle.bpmn[base] = content
+        elif base.endswith(".dmn"):
+            bundle.dmn[base] = content
+        elif base.endswith(".json"):
+            bundle.forms[base] = content
+        elif not base.endswith((".md", ".yaml", ".yml", ".txt")):
+            problems.append(Problem(name, "not a BPMN, DMN or form (.json) file"))
+
+    for name, content in files:
+        if name.lower().endswith(".zip"):
+            try:
+                with zipfile.ZipFile(io.BytesIO(content)) as z:
+                    infos = [i for i in z.infolist() if not i.is_dir()]
+                    if len(infos) > MAX_UPLOAD_FILES or sum(i.file_size for i in infos) > MAX_UPLOAD_BYTES:
+                        raise DeployError([Problem(name, "the archive is too large "
+                                                         f"(at most {MAX_UPLOAD_FILES} files, "
+                                                         f"{MAX_UPLOAD_BYTES // 2**20} MB unpacked)")])
+                    for i in infos:
+                        if "__MACOSX" in i.filename:
+                            continue
+                        add(i.filename, z.read(i))
+            except zipfile.BadZipFile:
+                problems.append(Problem(name, "not a readable zip archive"))
+        else:
+            add(name, content)
+        if count > MAX_UPLOAD_FILES or total > MAX_UPLOAD_BYTES:
+            raise DeployError([Problem("(upload)", "the upload is too large")])
+    if problems:
+        raise DeployError(problems)
+    return bundle
+
+
+def validate(bundle: Bundle) -> list[str]:
+    """Validate a bundle (raises DeployError listing every problem); returns the checks that passed."""
+    parsed = parse_bundle(bundle)
+    tasks = sum(1 for spec, subs in parsed.specs.values() for p in [spec, *subs.values()]
+                for ts in p.task_specs.values() if getattr(ts, "bpmn_id", None))
+    return [
+        f"XML Schema (BPMN 2.0 + SpiffWorkflow extensions): {len(bundle.bpmn)} BPMN file(s) valid",
+        f"SpiffWorkflow parse: processes {', '.join(parsed.process_ids)}; {len(bundle.dmn)} DMN decision file(s)",
+        f"forms: {len(bundle.forms)} file(s) are valid JSON Schema; every user task's form is present",
+        f"{tasks} elements checked: scripts, conditions, assignment expressions and timer expressions compile "
+        "in the sandbox",
+        "domain checks passed (e.g. time limits cover every level and category)",
+    ]
+
+
+def deploy_bundle(db: Database, bundle: Bundle, actor: str | None, tag: str | None = None,
+                  activate: bool = False, source: str | None = None) -> tuple[DeployReport, list[str]]:
+    """Validate and store new versions (not active unless asked); audit each created version.
+
+    Raises DeployError with every problem found; then nothing is stored."""
+    checks = validate(bundle)
     with db.write() as s:
-        v = s.scalar(select(ProcessVersion).where(ProcessVersion.process_id == process_id,
-                                                  ProcessVersion.number == number))
-        if v is None:
-            raise NotFound(f"{process_id} has no version {number}")
+        report = deploy(s, bundle, actor=actor, tag=tag, activate=activate)
+        for v in report.created:
+            _audit(s, "deploy", actor, v.process_id, v.id, number=v.number, tag=tag, sha256=v.sha256,
+                   checks=checks, files=sorted(bundle.paths()), source=source,
+                   activated=v in report.activated)
+        for v in report.activated:
+            _audit(s, "activate", actor, v.process_id, v.id, number=v.number, on_deploy=True)
+        s.flush()
+        for v in report.created + report.unchanged:
+            s.expunge(v)
+    return report, checks
+
+
+# ---- changes ----------------------------------------------------------------------------------
+def activate(db: Database, process_id: str, number: int, actor: str | None = None) -> None:
+    """Make a version the one new instances use; activating an older one is a rollback."""
+    with db.write() as s:
+        v = _get(s, process_id, number)
         if v.state == "retired":
             raise Conflict(f"{process_id} v{number} is retired and cannot be activated")
         d = s.get(ProcessDefinition, process_id)
+        if d is None:
+            raise NotFound(f"process {process_id} does not exist")
+        previous = s.get(ProcessVersion, d.active_version_id) if d.active_version_id else None
+        if previous is not None and previous.id == v.id:
+            return
         d.active_version_id = v.id
-        _ = actor, clock, InstanceEvent  # version-level audit lands with the admin issue
+        rollback = previous is not None and previous.number > v.number
+        _audit(s, "activate", actor, process_id, v.id, number=number,
+               previous=previous.number if previous else None, rollback=rollback)
+
+
+def pin(db: Database, process_id: str, scope: str, number: int, actor: str | None = None,
+        label: str | None = None) -> None:
+    """New instances started in `scope` (e.g. a jurisdiction path) use this version (a pilot)."""
+    if not scope:
+        raise Conflict("a pin needs a scope")
+    with db.write() as s:
+        v = _get(s, process_id, number)
+        if v.state == "retired":
+            raise Conflict(f"{process_id} v{number} is retired and cannot be pinned")
+        p = s.get(VersionPin, (process_id, scope))
+        previous = None
+        if p is None:
+            s.add(VersionPin(process_id=process_id, scope=scope, version_id=v.id))
+        else:
+            previous = s.get(ProcessVersion, p.version_id).number
+            p.version_id = v.id
+        _audit(s, "pin", actor, process_id, v.id, scope=scope, number=number, previous=previous, label=label)
+
+
+def unpin(db: Database, process_id: str, scope: str, actor: str | None = None) -> None:
+    with db.write() as s:
+        p = s.get(VersionPin, (process_id, scope))
+        if p is None:
+            raise NotFound(f"{process_id} has no pin for {scope}")
+        number = s.get(ProcessVersion, p.version_id).number
+        vid = p.version_id
+        s.execute(delete(VersionPin).where(VersionPin.process_id == process_id, VersionPin.scope == scope))
+        _audit(s, "unpin", actor, process_id, vid, scope=scope, number=number)
+
+
+def retire(db: Database, process_id: str, number: int, actor: str | None = None) -> None:
+    """Retire a version nobody uses: no open cases, not active, not pinned. It then leaves the choices."""
+    with db.write() as s:
+        v = _get(s, process_id, number)
+        if v.state == "retired":
+            return
+        open_ = s.scalar(select(func.count()).select_from(Instance).where(Instance.version_id == v.id,
+                                                                          Instance.status.in_(OPEN)))
+        if open_:
+            raise Conflict(f"{process_id} v{number} still has {open_} open case(s); finish or migrate them first")
+        d = s.get(ProcessDefinition, process_id)
+        if d is not None and d.active_version_id == v.id:
+            raise Conflict(f"{process_id} v{number} is the active version; activate another one first")
+        scopes = list(s.scalars(select(VersionPin.scope).where(VersionPin.version_id == v.id)))
+        if scopes:
+            raise Conflict(f"{process_id} v{number} is pinned for {', '.join(scopes)}; unpin it first")
+        v.state = "retired"
+        _audit(s, "retire", actor, process_id, v.id, number=number)

@@ -129,3 +129,18 @@ def test_sweep_is_batched_and_bounded(rt, db, fake_clock):
     assert rt.sweep(batch=3) == 7
     assert time.monotonic() - t0 < 30
     assert rt.sweep(batch=3) == 0
+
+
+def test_unloadable_instance_does_not_block_the_sweep(rt, db, fake_clock):
+    ids = [rt.start("child_timer").instance_id for _ in range(4)]
+    with db.write() as s:
+        s.execute(Instance.__table__.update().where(Instance.id == ids[1]).values(state_json='{"format": "old"}'))
+    fake_clock.advance(timedelta(days=2))
+    assert rt.sweep() == 3
+    with db.read() as s:
+        broken = s.get(Instance, ids[1])
+        assert broken.status == "failed" and "format" in broken.error_message
+    for iid in (ids[0], ids[2], ids[3]):
+        assert len(events(db, iid, "timer_fired")) == 1
+    assert [e.kind for e in events(db, ids[1], "error")] == ["error"]
+    assert rt.sweep() == 0, "the broken instance is an incident now, not a due timer"
