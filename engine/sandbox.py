@@ -13,7 +13,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from RestrictedPython import compile_restricted_eval, compile_restricted_exec, safe_builtins
+from RestrictedPython import (
+    RestrictingNodeTransformer,
+    compile_restricted_eval,
+    compile_restricted_exec,
+    safe_builtins,
+)
 from RestrictedPython.Eval import default_guarded_getitem, default_guarded_getiter
 from RestrictedPython.Guards import full_write_guard, guarded_iter_unpack_sequence, safer_getattr
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
@@ -24,6 +29,8 @@ from .errors import ScriptError
 MAX_LINES = 200_000
 MAX_SECONDS = 2.0
 MAX_RANGE = 100_000
+MAX_ITEMS = 1_000_000  # longest string/list a script may build by repetition
+MAX_BITS = 100_000  # largest integer a script may build by ** or <<
 
 # Helpers visible to every script and expression; the domain may register more.
 _helpers: dict[str, Callable[..., Any]] = {}
@@ -73,6 +80,45 @@ _BUILTINS = dict(
     sum=sum, len=len, any=any, all=all, min=min, max=max, sorted=sorted, enumerate=enumerate,
     zip=zip, list=list, dict=dict, set=set, tuple=tuple, reversed=reversed, map=map, filter=filter,
 )
+
+
+def _sized(x) -> bool:
+    return isinstance(x, (str, bytes, list, tuple))
+
+
+def _mul(a, b):
+    if (_sized(a) and isinstance(b, int) and len(a) * b > MAX_ITEMS) or \
+            (_sized(b) and isinstance(a, int) and len(b) * a > MAX_ITEMS):
+        raise ScriptBudgetExceeded(f"a repetition longer than {MAX_ITEMS} items is not allowed")
+    return a * b
+
+
+def _pow(a, b):
+    if isinstance(a, int) and isinstance(b, int) and b > 0 and abs(a) > 1 and a.bit_length() * b > MAX_BITS:
+        raise ScriptBudgetExceeded(f"an integer larger than {MAX_BITS} bits is not allowed")
+    return a ** b
+
+
+def _lshift(a, b):
+    if isinstance(a, int) and isinstance(b, int) and a.bit_length() + b > MAX_BITS:
+        raise ScriptBudgetExceeded(f"an integer larger than {MAX_BITS} bits is not allowed")
+    return a << b
+
+
+_OP_GUARDS = {ast.Mult: "_mul_", ast.Pow: "_pow_", ast.LShift: "_lshift_"}
+
+
+class _Policy(RestrictingNodeTransformer):
+    """RestrictedPython's policy plus size guards on `*`, `**` and `<<` (memory bombs)."""
+
+    def visit_BinOp(self, node):
+        node = self.node_contents_visit(node)
+        guard = _OP_GUARDS.get(type(node.op))
+        if guard is None:
+            return node
+        func = ast.copy_location(ast.Name(guard, ast.Load()), node)
+        call = ast.Call(func=func, args=[node.left, node.right], keywords=[])
+        return ast.fix_missing_locations(ast.copy_location(call, node))
 
 
 def _write_guard(ob):
@@ -129,7 +175,7 @@ def _compile(source: str, mode: str):
         if any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in ast.walk(tree)):
             raise ScriptError("refused by the sandbox: import is not allowed")
         fn = compile_restricted_eval if mode == "eval" else compile_restricted_exec
-        res = fn(source, filename="<gridflow-script>")
+        res = fn(source, filename="<gridflow-script>", policy=_Policy)
         if res.errors:
             raise ScriptError("refused by the sandbox: " + "; ".join(res.errors))
         code = res.code
@@ -150,6 +196,7 @@ class RestrictedEnvironment(TaskDataEnvironment):
             "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
             "_write_": _write_guard,
             "_inplacevar_": _inplacevar,
+            "_mul_": _mul, "_pow_": _pow, "_lshift_": _lshift,
         }
         g.update(_helpers)
         g.update(external_context or {})
@@ -173,7 +220,7 @@ class RestrictedEnvironment(TaskDataEnvironment):
 
 
 _INPLACE = {
-    "+=": lambda a, b: a + b, "-=": lambda a, b: a - b, "*=": lambda a, b: a * b,
+    "+=": lambda a, b: a + b, "-=": lambda a, b: a - b, "*=": _mul,
     "/=": lambda a, b: a / b, "//=": lambda a, b: a // b, "%=": lambda a, b: a % b,
 }
 

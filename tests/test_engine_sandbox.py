@@ -52,6 +52,17 @@ def test_endless_loop_is_stopped_quickly():
         env.execute("x = sum(range(10**9))", {})
 
 
+def test_memory_bombs_are_refused():
+    env = sandbox.RestrictedEnvironment()
+    for script in ["s = 'a' * 10**10", "x = [0] * (10**9)", "n = 9 ** (10**8)", "n = 1 << (10**9)",
+                   "s = 'ab'\nfor i in range(40):\n    s *= 2"]:
+        with pytest.raises(sandbox.ScriptBudgetExceeded):
+            env.execute(script, {})
+    ctx: dict = {}
+    env.execute("s = '-' * 10\nn = 2 ** 10\nm = 3 * 4", ctx)
+    assert ctx == {"s": "----------", "n": 1024, "m": 12}
+
+
 def test_ordinary_scripts_and_helpers_work():
     env = sandbox.RestrictedEnvironment()
     ctx = {"parties": [{"weight": 3}, {"weight": 4}], "level_idx": 0}
