@@ -11,8 +11,8 @@ The verdict rule (stricter where it matters, looser where spiff-arena is needles
     would skip a step the new version adds after it);
   - it already ran (COMPLETED) and the change is in what it computed for later steps (a script,
     pre/post-script, or a decision whose output variables differ), or in its outgoing route
-    while the case still stands on that route;
-  - it is removed and the case stands on it, has done it, or is about to reach it.
+    while the instance still stands on that route;
+  - it is removed and the instance stands on it, has done it, or is about to reach it.
 * Everything else moves, and the dry run says what it means: an open task adopts the new
   form and assignment; a waiting timer keeps its armed due time; a decision that already ran
   keeps the values it computed for the current step (new rules apply next time).
@@ -26,7 +26,8 @@ error rolls its savepoint back, leaving it exactly as it was.
 """
 from __future__ import annotations
 
-import json
+import base64
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,14 +37,14 @@ from typing import Any
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.util.diff import SpecDiff, migrate_workflow
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from . import clock, xmlsafe
 from .db import Database
 from .errors import Conflict, EngineError, NotFound
 from .models import Instance, InstanceEvent, ProcessVersion, WorkItem
-from .runtime import Runtime, Step, _jsonable, next_timer_at, sla_times
+from .runtime import Runtime, Step, next_timer_at, sla_times
 from .serializer import SERIALIZER, dump_state, load_state
 from .version_models import MigrationRecord, MigrationRun, VersionEvent
 
@@ -167,7 +168,7 @@ class Selection:
     """Which instances of a process to move.
 
     `from_versions` are version numbers (default: every version but the target); `instance_ids`
-    and `where` (a SQLAlchemy condition on Instance, e.g. the domain's "cases of this unit") narrow
+    and `where` (a SQLAlchemy condition on Instance, e.g. the domain's "instances of this unit") narrow
     it, as do `business_keys`; `at_tasks` keeps instances with an open work item on one of these task ids.
     """
 
@@ -187,6 +188,23 @@ class Selection:
                 "at_tasks": self.at_tasks, "scope": self.label}
 
 
+_I, _E, _R = Instance.__table__, InstanceEvent.__table__, MigrationRecord.__table__
+# prebuilt Core statements for the hot path of a large migration (one per moved instance)
+_UPD_INSTANCE = _I.update().where(
+    _I.c.id == bindparam("p_id"), _I.c.lock_version == bindparam("p_lock"), _I.c.status == "running",
+    _I.c.version_id == bindparam("p_from")).values(
+    state_json=bindparam("p_state"), version_id=bindparam("p_to"), next_timer_at=bindparam("p_next"),
+    lock_version=bindparam("p_new_lock"), event_seq=bindparam("p_seq"), updated_at=bindparam("p_now"))
+_INS_EVENT = _E.insert()
+_SETTLE_RECORD = _R.update().where(_R.c.id == bindparam("p_id"), _R.c.outcome == "pending").values(
+    outcome=bindparam("p_outcome"), reasons=bindparam("p_reasons"), notes=bindparam("p_notes"),
+    from_version_id=bindparam("p_from"), at=bindparam("p_now"))
+_MIGRATED_RECORD = _R.update().where(_R.c.id == bindparam("p_id"), _R.c.outcome == "pending").values(
+    outcome="migrated", reasons=[], notes=bindparam("p_notes"), from_version_id=bindparam("p_from"),
+    to_version_id=bindparam("p_to"), lock_before=bindparam("p_lock"), lock_after=bindparam("p_new_lock"),
+    state_before=bindparam("p_state"), next_timer_before=bindparam("p_next"),
+    work_items_before=bindparam("p_items"), at=bindparam("p_now"))
+
 _WI_FIELDS = ("id", "task_guid", "task_spec", "process_id", "name", "form", "unit_id", "role", "user_id", "state",
               "created_at", "warn_at", "due_at", "closed_at", "closed_by", "props")
 
@@ -196,6 +214,15 @@ def _row_dict(w: WorkItem) -> dict:
     for k in ("created_at", "warn_at", "due_at", "closed_at"):
         d[k] = d[k].isoformat() if d[k] else None
     return d
+
+
+def _pack(state: str) -> str:
+    """The pre-migration state, compressed (a record keeps it only to revert)."""
+    return "zlib:" + base64.b64encode(zlib.compress(state.encode("utf-8"), 6)).decode("ascii")
+
+
+def _unpack(text: str) -> str:
+    return zlib.decompress(base64.b64decode(text[5:])).decode("utf-8") if text.startswith("zlib:") else text
 
 
 def _row_values(d: dict) -> dict:
@@ -208,11 +235,12 @@ def _row_values(d: dict) -> dict:
 class Migrator:
     """Dry runs, executions and reverts of instance migrations, over one Runtime."""
 
-    def __init__(self, runtime: Runtime, verify_roundtrip: bool = True):
+    def __init__(self, runtime: Runtime, verify_roundtrip: bool = False):
         self.rt = runtime
         self.db: Database = runtime.db
-        # load every migrated state back before saving it (belt and braces: the structural checks in
-        # `apply` already guarantee every task and sub-process resolves in the new version)
+        # The dry run always loads each migrated state back. Executions do it too with
+        # verify_roundtrip=True; by default they rely on the structural checks of `apply` (every task
+        # and sub-process resolves in the new version; the data is the data that loaded before).
         self.verify_roundtrip = verify_roundtrip
         self._pairs: dict[tuple[int, int], PairDiff] = {}
         self.before_save: Callable[[list[Plan]], None] | None = None  # test seam: runs between plan and save
@@ -222,8 +250,8 @@ class Migrator:
         key = (from_vid, to_vid)
         p = self._pairs.get(key)
         if p is None:
-            spec1, deps1, _f1, _p1 = self.rt._version(s, from_vid)
-            spec2, deps2, _f2, _p2 = self.rt._version(s, to_vid)
+            spec1, deps1, _f1, _p1 = self.rt.specs(s, from_vid)
+            spec2, deps2, _f2, _p2 = self.rt.specs(s, to_vid)
             p = PairDiff(spec1, deps1, spec2, deps2)
             self._pairs[key] = p
         return p
@@ -252,9 +280,9 @@ class Migrator:
             new_process = pair.new_spec(name)
             if sd is None or new_process is None:
                 what = "a finished" if finished else "the running"
-                reasons.append(f"{to_label} no longer has sub-process {name}, and the case has {what} one")
+                reasons.append(f"{to_label} no longer has sub-process {name}, and the instance has {what} one")
                 continue
-            for task in part.get_tasks(skip_subprocesses=True):
+            for task in list(part.tasks.values()):
                 if task.has_state(TaskState.PREDICTED_MASK):
                     continue
                 spec = task.task_spec
@@ -266,8 +294,11 @@ class Migrator:
                     elif task.has_state(TaskState.COMPLETED | TaskState.CANCELLED):
                         reasons.append(f"{_label(spec)} was already {_state(task).lower()} and no longer exists in "
                                        f"{to_label}; its history could not be kept")
+                    elif task.has_state(TaskState.FUTURE):
+                        if not self._repredicted(task):
+                            reasons.append(f"the instance is about to reach {_label(spec)}, which {to_label} removes")
                     else:
-                        reasons.append(f"the case is at {_label(spec)} ({_state(task)}), which {to_label} removes")
+                        reasons.append(f"the instance is at {_label(spec)} ({_state(task)}), which {to_label} removes")
                     continue
                 if finished:
                     continue
@@ -277,7 +308,7 @@ class Migrator:
                 if not attrs:
                     continue
                 self._check_changed(task, spec, new, attrs, pair, sd, to_label, reasons, notes)
-        return reasons, notes
+        return list(dict.fromkeys(reasons)), list(dict.fromkeys(notes))
 
     def _check_changed(self, task, spec, new, attrs, pair, sd, to_label, reasons, notes) -> None:
         what = ", ".join(attrs)
@@ -288,7 +319,7 @@ class Migrator:
                 if added:
                     extra = f"; it would skip {', '.join(added)} when it finishes"
             reasons.append(f"{_label(spec)} is in progress and {to_label} changes it ({what}){extra}; "
-                           "move the case after it finishes")
+                           "move the instance after it finishes")
         elif task.has_state(TaskState.COMPLETED):
             effect = [a for a in attrs if a in DATA_EFFECT]
             if "decision_table" in attrs:
@@ -303,14 +334,16 @@ class Migrator:
                                f"({', '.join(effect)}); later steps may rely on values it never set")
             routing = [a for a in attrs if a in ROUTING]
             if routing:
-                pending = [c for c in task.children if c.has_state(TaskState.DEFINITE_MASK)]
+                # (a pending successor the new version removes is reported as such, not twice)
+                pending = [c for c in task.children if c.has_state(TaskState.DEFINITE_MASK)
+                           and pair.aligned(sd, c.task_spec, pair.new_spec(task.workflow.spec.name)) is not None]
                 if pending:
                     added = self._new_successors(spec, new, sd)
-                    reasons.append(f"the case already left {_label(spec)} by a route {to_label} changes "
+                    reasons.append(f"the instance already left {_label(spec)} by a route {to_label} changes "
                                    f"({', '.join(routing)})" + (f"; it would skip {', '.join(added)}" if added else ""))
         elif task.has_state(RESET):
             if "typename" in attrs:
-                reasons.append(f"the case waits at {_label(spec)}, which {to_label} turns into another kind of element")
+                reasons.append(f"the instance waits at {_label(spec)}, which {to_label} turns into another kind of element")
             elif task.has_state(TaskState.WAITING) and _is_timer(spec):
                 notes.append(f"timer {_label(spec)} changes in {to_label} ({what}) but keeps its armed due time")
             elif task.has_state(TaskState.READY) and "extensions" in attrs:
@@ -318,7 +351,15 @@ class Migrator:
             else:
                 notes.append(f"{_label(spec)} ({_state(task)}) follows {to_label} from here ({what})")
         elif task.has_state(TaskState.ERROR):
-            reasons.append(f"{_label(spec)} has failed; retry or fix it before moving the case")
+            reasons.append(f"{_label(spec)} has failed; retry or fix it before moving the instance")
+
+    @staticmethod
+    def _repredicted(task) -> bool:
+        """Whether a FUTURE task hangs below a READY/WAITING one, which migration resets and re-predicts."""
+        a = task.parent
+        while a is not None and a.has_state(TaskState.FUTURE | TaskState.PREDICTED_MASK):
+            a = a.parent
+        return a is not None and a.has_state(RESET)
 
     @staticmethod
     def _new_successors(spec, new, sd) -> list[str]:
@@ -338,12 +379,14 @@ class Migrator:
         return [_label(ts) for ts in (manual or found)]
 
     # -- in-memory migration -----------------------------------------------------------------
-    def apply(self, wf, pair: PairDiff, to_label: str) -> None:
-        """Move a loaded workflow onto the new specs, keeping task data and armed timers."""
-        snap = {t.id: (t.state, t.data, t.internal_data, t.last_state_change) for t in wf.get_tasks(state=RESET)}
+    def apply(self, wf, pair: PairDiff, to_label: str) -> list:
+        """Move a loaded workflow onto the new specs, keeping task data and armed timers; returns the
+        READY user tasks."""
         parts = [(wf, pair.top, pair.spec2)]
         for sp in wf.subprocesses.values():
             parts.append((sp, pair.deps[sp.spec.name], pair.deps2[sp.spec.name]))
+        snap = {t.id: (t.state, t.data, t.internal_data, t.last_state_change)
+                for part, _sd, _ns in parts for t in part.tasks.values() if t.state & RESET}
         removed = []
         for part, sd, new_spec in parts:
             alignment = {}
@@ -360,19 +403,31 @@ class Migrator:
             t = wf.get_task_from_id(tid)
             if t is None:
                 raise MigrationRefused([f"moving would drop a {TaskState.get_name(state)} task"])
+            t.data, t.internal_data = data, idata
             if t.state != state:
-                raise MigrationRefused([f"{_label(t.task_spec)} would turn {_state(t)} instead of staying "
-                                        f"{TaskState.get_name(state)}"])
-            t.data, t.internal_data, t.last_state_change = data, idata, changed_at
-        for t in wf.get_tasks():
-            specs = t.workflow.spec.task_specs
-            if specs.get(t.task_spec.name) is not t.task_spec:
-                raise MigrationRefused([f"{_label(t.task_spec)} has no counterpart in {to_label}"])
-        auto = [t for t in wf.get_tasks(state=TaskState.READY) if not t.task_spec.manual]
-        if auto:
-            raise MigrationRefused([f"{_label(auto[0].task_spec)} would be left to run on its own"])
+                if state == TaskState.WAITING and t.state == TaskState.READY and _is_timer(t.task_spec):
+                    # re-armed, a timer that is due but not fired yet turns READY: keep it waiting, with
+                    # its original due time, so the next sweep fires it exactly as it would have
+                    t._set_state(TaskState.WAITING)
+                    wf.event_manager.add_task(t)
+                else:
+                    raise MigrationRefused([f"{_label(t.task_spec)} would turn {_state(t)} instead of staying "
+                                            f"{TaskState.get_name(state)}"])
+            t.last_state_change = changed_at
+        ready = []
+        for part, _sd, _ns in parts:
+            specs = part.spec.task_specs
+            for t in part.tasks.values():
+                if specs.get(t.task_spec.name) is not t.task_spec:
+                    raise MigrationRefused([f"{_label(t.task_spec)} has no counterpart in {to_label}"])
+                if t.state == TaskState.READY:
+                    if not t.task_spec.manual:
+                        raise MigrationRefused([f"{_label(t.task_spec)} would be left to run on its own"])
+                    ready.append(t)
+        return ready
 
-    def plan(self, s: Session, inst: Instance, to: ProcessVersion, rows: list[WorkItem]) -> Plan:
+    def plan(self, s: Session, inst: Instance, to: ProcessVersion, rows: list[WorkItem],
+             roundtrip: bool | None = None) -> Plan:
         """Decide for one instance, and if it can move, migrate it in memory (nothing is saved)."""
         p = Plan(instance_id=inst.id, business_key=inst.business_key, from_version_id=inst.version_id,
                  to_version_id=to.id, lock_version=inst.lock_version, event_seq=inst.event_seq,
@@ -387,24 +442,25 @@ class Migrator:
             p.reasons.append(f"already on {to_label}")
             return p
         if inst.status != "running":
-            p.reasons.append("the case has a failed step; retry or fix it first" if inst.status == "failed"
-                             else f"the case is {inst.status}")
+            p.reasons.append("the instance has a failed step; retry or fix it first" if inst.status == "failed"
+                             else f"the instance is {inst.status}")
             return p
         try:
             pair = self.pair(s, inst.version_id, to.id)
-            spec1, deps1, _f, _pid = self.rt._version(s, inst.version_id)
+            spec1, deps1, _f, _pid = self.rt.specs(s, inst.version_id)
             wf = load_state(inst.state_json, spec1, deps1, self.rt.script_engine)
             p.reasons, p.notes = self.check(wf, pair, to_label)
             if p.reasons:
                 return p
             p.state_before = inst.state_json
             p.next_timer_before = inst.next_timer_at
-            self.apply(wf, pair, to_label)
+            ready = self.apply(wf, pair, to_label)
             p.state_json = dump_state(wf)
-            wf2 = load_state(p.state_json, pair.spec2, pair.deps2, self.rt.script_engine) \
-                if self.verify_roundtrip else wf
-            p.next_timer = next_timer_at(wf2)
-            p.ready = {str(t.id): t for t in wf2.get_tasks(state=TaskState.READY, manual=True)}
+            if self.verify_roundtrip if roundtrip is None else roundtrip:
+                wf = load_state(p.state_json, pair.spec2, pair.deps2, self.rt.script_engine)
+                ready = wf.get_tasks(state=TaskState.READY, manual=True)
+            p.next_timer = next_timer_at(wf)
+            p.ready = {str(t.id): t for t in ready}
             p.ok = True
         except MigrationRefused as e:
             p.reasons = list(e.reasons)
@@ -455,7 +511,7 @@ class Migrator:
                 insts, rows = self._load(s, part)
                 for iid in part:
                     if iid in insts:
-                        plans.append(self.plan(s, insts[iid], to, rows[iid]))
+                        plans.append(self.plan(s, insts[iid], to, rows[iid], roundtrip=True))
             if progress:
                 progress(min(i + chunk, len(ids)), len(ids), "dry run")
         now = clock.now()
@@ -480,7 +536,7 @@ class Migrator:
         with self.db.write() as s:
             to = self.version(s, sel.process_id, to_number)
             if to.state == "retired":
-                raise Conflict(f"{_vlabel(to)} is retired and cannot take cases")
+                raise Conflict(f"{_vlabel(to)} is retired and cannot take instances")
             ids = self.select_ids(s, sel, to)
             run = MigrationRun(process_id=sel.process_id, to_version_id=to.id, dry_run=False, selection=sel.describe(),
                                status="running", actor=actor, created_at=now, total=len(ids), done=0, migrated=0,
@@ -515,6 +571,7 @@ class Migrator:
             self.before_save([p for _r, p in plans])
         now = clock.now()
         counts = {"migrated": 0, "blocked": 0, "skipped": 0, "failed": 0}
+        rt_ = MigrationRun.__table__
         with self.db.write() as s:
             for rec, p in plans:
                 outcome, reasons = "blocked", p.reasons
@@ -522,31 +579,35 @@ class Migrator:
                     try:
                         with s.begin_nested():
                             self._save(s, p, to, run_id, rec.id, actor, now)
-                        outcome, reasons = "migrated", []
+                        counts["migrated"] += 1
+                        continue
                     except Conflict as e:
                         outcome, reasons = "skipped", [str(e)]
-                    except Exception as e:  # noqa: BLE001 - the savepoint rolled back: the case is untouched
+                    except Exception as e:  # noqa: BLE001 - the savepoint rolled back: the instance is untouched
                         outcome, reasons = "failed", [f"{type(e).__name__}: {e}"[:500]]
                 elif p.error:
                     outcome = "failed"
-                counts[outcome] += 1
-                if outcome != "migrated":
-                    s.execute(update(MigrationRecord).where(MigrationRecord.id == rec.id).values(
-                        outcome=outcome, reasons=reasons, notes=p.notes, from_version_id=p.from_version_id, at=now))
-            run = s.get(MigrationRun, run_id, populate_existing=True)
-            run.done += len(plans)
-            for k, n in counts.items():
-                setattr(run, k, getattr(run, k) + n)
+                res = s.connection().execute(_SETTLE_RECORD, {
+                    "p_id": rec.id, "p_outcome": outcome, "p_reasons": reasons, "p_notes": p.notes,
+                    "p_from": p.from_version_id, "p_now": now})
+                counts[outcome] += res.rowcount  # 0: another worker already settled this record
+            done = sum(counts.values())
+            s.execute(rt_.update().where(rt_.c.id == run_id).values(
+                done=rt_.c.done + done, **{k: getattr(rt_.c, k) + n for k, n in counts.items()}))
             left = s.scalar(select(MigrationRecord.id).where(MigrationRecord.run_id == run_id,
                                                              MigrationRecord.outcome == "pending").limit(1))
-            if left is None and run.status != "done":
-                run.status, run.finished_at = "done", now
-                s.add(VersionEvent(at=now, actor=actor, action="migrate", process_id=run.process_id,
-                                   version_id=run.to_version_id,
-                                   data={"run_id": run_id, "total": run.total, "migrated": run.migrated,
-                                         "blocked": run.blocked, "skipped": run.skipped, "failed": run.failed,
-                                         "selection": run.selection}))
+            if left is None:
+                res = s.execute(rt_.update().where(rt_.c.id == run_id, rt_.c.status != "done").values(
+                    status="done", finished_at=now))
+                if res.rowcount == 1:
+                    run = s.get(MigrationRun, run_id, populate_existing=True)
+                    s.add(VersionEvent(at=now, actor=actor, action="migrate", process_id=run.process_id,
+                                       version_id=run.to_version_id,
+                                       data={"run_id": run_id, "total": run.total, "migrated": run.migrated,
+                                             "blocked": run.blocked, "skipped": run.skipped, "failed": run.failed,
+                                             "selection": run.selection}))
             s.flush()
+            run = s.get(MigrationRun, run_id, populate_existing=True)
             s.expunge(run)
         return run
 
@@ -566,34 +627,35 @@ class Migrator:
     def _save(self, s: Session, p: Plan, to: ProcessVersion, run_id: int, rec_id: int, actor: str | None,
               now: datetime) -> None:
         new_lock = p.lock_version + 1
-        res = s.execute(update(Instance).where(
-            Instance.id == p.instance_id, Instance.lock_version == p.lock_version, Instance.status == "running",
-            Instance.version_id == p.from_version_id).values(
-            state_json=p.state_json, version_id=to.id, next_timer_at=p.next_timer, lock_version=new_lock,
-            event_seq=p.event_seq + 1, updated_at=now).execution_options(synchronize_session=False))
+        conn = s.connection()
+        res = conn.execute(_UPD_INSTANCE, {
+            "p_id": p.instance_id, "p_lock": p.lock_version, "p_from": p.from_version_id, "p_state": p.state_json,
+            "p_to": to.id, "p_next": p.next_timer, "p_new_lock": new_lock, "p_seq": p.event_seq + 1, "p_now": now})
         if res.rowcount != 1:
-            raise Conflict("someone worked on the case while it was being migrated; it was left as it was "
+            raise Conflict("someone worked on the instance while it was being migrated; it was left as it was "
                            "(run the migration again to move it)")
-        inst = SimpleNamespace(id=p.instance_id, process_id=p.process_id)  # what the work-item rows need
         frm = s.get(ProcessVersion, p.from_version_id)
         step = Step(actor=actor, instance_id=p.instance_id, process_id=p.process_id, version_id=to.id,
                     business_key=p.business_key, status="running", lock_version=new_lock)
         step.record("version_changed", data={"from_version_id": frm.id, "to_version_id": to.id,
                                              "from": frm.number, "to": to.number, "run_id": run_id,
                                              "notes": p.notes})
-        self._sync_work_items(s, inst, p, step, now)
+        self._sync_work_items(s, p, step, now)
         ev = step.events[0]
-        s.execute(insert(InstanceEvent), [{"instance_id": p.instance_id, "seq": p.event_seq + 1, "at": now,
-                                           "actor": ev["actor"], "kind": ev["kind"], "task": None,
-                                           "data": ev["data"]}])
-        s.execute(update(MigrationRecord).where(MigrationRecord.id == rec_id).values(
-            outcome="migrated", reasons=[], notes=p.notes, from_version_id=p.from_version_id, to_version_id=to.id,
-            lock_before=p.lock_version, lock_after=new_lock, state_before=p.state_before,
-            next_timer_before=p.next_timer_before, work_items_before=p.work_items_before, at=now))
+        conn.execute(_INS_EVENT, {"instance_id": p.instance_id, "seq": p.event_seq + 1, "at": now,
+                                  "actor": ev["actor"], "kind": ev["kind"], "task": None, "data": ev["data"]})
+        res = conn.execute(_MIGRATED_RECORD, {
+            "p_id": rec_id, "p_notes": p.notes, "p_from": p.from_version_id, "p_to": to.id, "p_lock": p.lock_version,
+            "p_new_lock": new_lock, "p_state": _pack(p.state_before), "p_next": p.next_timer_before,
+            "p_items": p.work_items_before, "p_now": now})
+        if res.rowcount != 1:
+            raise Conflict("another migration worker settled this instance first")
         for fn in self.rt.listeners:
             fn(s, step)
 
-    def _sync_work_items(self, s: Session, inst, p: Plan, step: Step, now: datetime) -> None:
+    def _sync_work_items(self, s: Session, p: Plan, step: Step, now: datetime) -> None:
+        """Open items whose task survived keep their row (id, guid, assignment); changed forms or
+        assignment settings are applied in place; new READY tasks get rows; gone ones are cancelled."""
         before = {d["task_guid"]: d for d in p.work_items_before}
         for guid, d in before.items():
             task = p.ready.get(guid)
@@ -609,14 +671,14 @@ class Migrator:
                       "props": {k: v for k, v in props.items() if k != "form"}, "warn_at": warn, "due_at": due}
             old_props = dict(d["props"] or {})
             if any(old_props.get(k) != props.get(k) for k in ASSIGNMENT_KEYS):
-                row = self.rt._work_item_row(s, inst, task, now)
+                row = self.rt.work_item_row(s, step, task, now)
                 values.update(unit_id=row["unit_id"], role=row["role"], user_id=row["user_id"])
             cur = _row_values(d)
             changed = {k: v for k, v in values.items() if cur.get(k) != v}
             if changed:
                 s.execute(update(WorkItem).where(WorkItem.id == d["id"]).values(**changed)
                           .execution_options(synchronize_session=False))
-        rows = [self.rt._work_item_row(s, inst, t, now) for g, t in p.ready.items() if g not in before]
+        rows = [self.rt.work_item_row(s, step, t, now) for g, t in p.ready.items() if g not in before]
         if rows:
             s.execute(insert(WorkItem), rows)
         step.opened = rows
@@ -655,7 +717,7 @@ class Migrator:
                  "reverted_at": r.reverted_at, "reverted_by": r.reverted_by} for r in recs]
 
     def start_from_dry_run(self, dry_run_id: int, actor: str | None = None) -> int:
-        """Execute what a dry run found movable (each case is checked again when it is moved)."""
+        """Execute what a dry run found movable (each instance is checked again when it is moved)."""
         dry = self.get_run(dry_run_id)
         if not dry.dry_run:
             raise Conflict(f"run {dry_run_id} is not a dry run")
@@ -689,19 +751,19 @@ class Migrator:
                                                          MigrationRecord.outcome == "migrated")
                            .order_by(MigrationRecord.id.desc()).limit(1))
             if rec is None:
-                raise NotFound("this case has no migration to revert")
+                raise NotFound("this instance has no migration to revert")
             inst = s.get(Instance, instance_id, populate_existing=True)
             if inst.version_id != rec.to_version_id or inst.lock_version != rec.lock_after:
-                raise Conflict("the case has moved on since it was migrated; reverting would lose that work")
+                raise Conflict("the instance has moved on since it was migrated; reverting would lose that work")
             frm = s.get(ProcessVersion, rec.from_version_id)
             to = s.get(ProcessVersion, rec.to_version_id)
             res = s.execute(update(Instance).where(Instance.id == instance_id,
                                                    Instance.lock_version == rec.lock_after).values(
-                state_json=rec.state_before, version_id=rec.from_version_id, next_timer_at=rec.next_timer_before,
+                state_json=_unpack(rec.state_before), version_id=rec.from_version_id, next_timer_at=rec.next_timer_before,
                 lock_version=rec.lock_after + 1, event_seq=inst.event_seq + 1, updated_at=now)
                 .execution_options(synchronize_session=False))
             if res.rowcount != 1:
-                raise Conflict("someone changed the case at the same time; try again")
+                raise Conflict("someone changed the instance at the same time; try again")
             before = {d["id"]: d for d in rec.work_items_before or []}
             current = list(s.scalars(select(WorkItem).where(WorkItem.instance_id == instance_id,
                                                             WorkItem.state == "open")))
@@ -867,8 +929,8 @@ def compare(rt: Runtime, process_id: str, a_number: int, b_number: int) -> dict:
                                                    ProcessVersion.number == b_number))
         if va is None or vb is None:
             raise NotFound(f"{process_id} has no version {a_number if va is None else b_number}")
-        spec1, deps1, forms1, _p = rt._version(s, va.id)
-        spec2, deps2, forms2, _p = rt._version(s, vb.id)
+        spec1, deps1, forms1, _p = rt.specs(s, va.id)
+        spec2, deps2, forms2, _p = rt.specs(s, vb.id)
     reg = SERIALIZER.registry
     processes, timers, limits = [], [], []
     markers_a: dict[str, str] = {}
@@ -1003,6 +1065,3 @@ def verdict_lines(plans: Iterable[Plan]) -> list[str]:
         out += [f"    note: {n}" for n in p.notes]
     return out
 
-
-def as_json(obj: Any) -> str:
-    return json.dumps(_jsonable(obj), ensure_ascii=False)

@@ -198,6 +198,10 @@ class Runtime:
                 self._specs[version_id] = cached
         return cached
 
+    def specs(self, s: Session, version_id: int) -> tuple:
+        """(spec, subprocess specs, forms, process id) of a version, parsed once and cached."""
+        return self._version(s, version_id)
+
     def resolve_version(self, s: Session, process_id: str, version_id: int | None = None,
                         scopes: list[str] | None = None) -> int:
         """Which version a new instance uses: the named one, a pin for its scope, or the active one."""
@@ -296,7 +300,8 @@ class Runtime:
 
         return self._step(instance_id, act, actor, expected_lock)
 
-    def send_message(self, instance_id: int, name: str, payload: Any = None, *, actor: str | None = None) -> Step:
+    def send_message(self, instance_id: int, name: str, payload: Any = None, *, actor: str | None = None,
+                     session: Session | None = None) -> Step:
         def act(wf: BpmnWorkflow, step: Step, s: Session) -> None:
             try:
                 wf.send_event(BpmnEvent(MessageEventDefinition(name), payload=payload))
@@ -304,7 +309,7 @@ class Runtime:
                 raise Conflict(f"the instance is not waiting for message {name!r}") from e
             step.record("message_received", data={"name": name, "payload": _jsonable(payload)})
 
-        return self._step(instance_id, act, actor)
+        return self._step(instance_id, act, actor, session=session)
 
     def signal(self, instance_id: int, name: str, payload: Any = None, *, actor: str | None = None) -> Step:
         def act(wf: BpmnWorkflow, step: Step, s: Session) -> None:
@@ -497,6 +502,10 @@ class Runtime:
             for fn in self.listeners:
                 fn(s, w.step)
 
+    def work_item_row(self, s: Session, step: Step, task, now) -> dict:
+        """The work-item row for a READY user task (assignment hook + SLA times)."""
+        return self._work_item_row(s, step, task, now)
+
     def _work_item_row(self, s: Session, step: Step, task, now) -> dict:
         ts = task.task_spec
         props = (ts.extensions or {}).get("properties", {}) or {}
@@ -509,6 +518,28 @@ class Runtime:
                 "unit_id": a.unit_id, "role": a.role, "user_id": a.user_id, "state": "open", "created_at": now,
                 "warn_at": warn, "due_at": due, "closed_at": None, "closed_by": None,
                 "props": {k: v for k, v in props.items() if k != "form"}}
+
+    def annotate(self, instance_id: int, kind: str, data: dict, *, actor: str | None = None,
+                 session: Session | None = None) -> None:
+        """Append an audit event that did not come from an engine step (e.g. a supervisor's urge).
+        It bumps lock_version too, so a step that loaded earlier gets a clean Conflict."""
+        def run(s: Session) -> None:
+            conn = s.connection()
+            row = conn.execute(_SEL_INSTANCE, {"p_id": instance_id}).first()
+            if row is None:
+                raise NotFound(f"instance {instance_id} does not exist")
+            res = conn.execute(_I.update().where(_I.c.id == instance_id, _I.c.lock_version == row.lock_version)
+                               .values(lock_version=row.lock_version + 1, event_seq=row.event_seq + 1))
+            if res.rowcount != 1:
+                raise Conflict("someone else changed this at the same time; reload and try again")
+            conn.execute(_INS_EVENTS, [{"instance_id": instance_id, "seq": row.event_seq + 1, "at": clock.now(),
+                                        "actor": actor, "kind": kind, "task": None, "data": _jsonable(data)}])
+
+        if session is not None:
+            run(session)
+        else:
+            with self.db.write() as s:
+                run(s)
 
     # ---- reads -------------------------------------------------------------------------------
     def history(self, instance_id: int) -> list[InstanceEvent]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import PurePosixPath
 
 from sqlalchemy import case, delete, func, select
@@ -41,7 +41,7 @@ def _get(s, process_id: str, number: int) -> ProcessVersion:
 
 # ---- reading ----------------------------------------------------------------------------------
 def list_versions(db: Database, process_id: str | None = None, include_retired: bool = True) -> list[dict]:
-    """Every version with number, tag, hash, who/when, state, whether active, pins and case counts."""
+    """Every version with number, tag, hash, who/when, state, whether active, pins and instance counts."""
     with db.read() as s:
         counts = dict()
         q = select(Instance.version_id,
@@ -193,13 +193,14 @@ def validate(bundle: Bundle) -> list[str]:
 
 
 def deploy_bundle(db: Database, bundle: Bundle, actor: str | None, tag: str | None = None,
-                  activate: bool = False, source: str | None = None) -> tuple[DeployReport, list[str]]:
+                  activate: bool = False, source: str | None = None,
+                  progress: Callable[[int, int, str], None] | None = None) -> tuple[DeployReport, list[str]]:
     """Validate and store new versions (not active unless asked); audit each created version.
 
     Raises DeployError with every problem found; then nothing is stored."""
     checks = validate(bundle)
     with db.write() as s:
-        report = deploy(s, bundle, actor=actor, tag=tag, activate=activate)
+        report = deploy(s, bundle, actor=actor, tag=tag, activate=activate, progress=progress)
         for v in report.created:
             _audit(s, "deploy", actor, v.process_id, v.id, number=v.number, tag=tag, sha256=v.sha256,
                    checks=checks, files=sorted(bundle.paths()), source=source,
@@ -262,7 +263,7 @@ def unpin(db: Database, process_id: str, scope: str, actor: str | None = None) -
 
 
 def retire(db: Database, process_id: str, number: int, actor: str | None = None) -> None:
-    """Retire a version nobody uses: no open cases, not active, not pinned. It then leaves the choices."""
+    """Retire a version nobody uses: no open instances, not active, not pinned. It then leaves the choices."""
     with db.write() as s:
         v = _get(s, process_id, number)
         if v.state == "retired":
@@ -270,7 +271,7 @@ def retire(db: Database, process_id: str, number: int, actor: str | None = None)
         open_ = s.scalar(select(func.count()).select_from(Instance).where(Instance.version_id == v.id,
                                                                           Instance.status.in_(OPEN)))
         if open_:
-            raise Conflict(f"{process_id} v{number} still has {open_} open case(s); finish or migrate them first")
+            raise Conflict(f"{process_id} v{number} still has {open_} open instance(s); finish or migrate them first")
         d = s.get(ProcessDefinition, process_id)
         if d is not None and d.active_version_id == v.id:
             raise Conflict(f"{process_id} v{number} is the active version; activate another one first")

@@ -143,7 +143,7 @@ def report(svc, staff_id: str, data: dict, grid_code: str | None = None) -> Disp
     with svc.db.write() as s:
         grid = _grid_of(s, staff_id, grid_code)
         unit = s.get(OrgUnit, grid)
-        scopes = _scopes(unit.path)
+        scopes = scopes_for(unit.path)
         vid = rt.resolve_version(s, PROCESS_ID, scopes=scopes)
         rt.validate_task_data(vid, REPORT_FORM, data)
         now = clock.now()
@@ -164,10 +164,22 @@ def report(svc, staff_id: str, data: dict, grid_code: str | None = None) -> Disp
     return c
 
 
-def _scopes(path: str) -> list[str]:
+def scopes_for(path: str) -> list[str]:
     """Pin scopes for a unit path: the path of each ancestor (a pilot is pinned on a unit's path)."""
     parts = [p for p in path.split("/") if p]
     return ["/".join(parts[: i + 1]) + "/" for i in range(len(parts))]
+
+
+def unit_scope(svc, unit_code: str) -> tuple[str, Any, str]:
+    """A unit's jurisdiction for version admin: (pin scope = its path, a condition on Instance
+    selecting its dispute cases, a label)."""
+    with svc.db.read() as s:
+        unit = org.get_unit(s, unit_code)
+        if unit is None:
+            raise NotFound(f"no unit with code {unit_code}")
+        path, name = unit.path, unit.name
+    cond = Instance.id.in_(select(DisputeCase.instance_id).where(org.paths_condition([path], DisputeCase.unit_path)))
+    return path, cond, f"{name} ({unit_code})"
 
 
 # ---- acting on tasks -------------------------------------------------------------------------
@@ -311,7 +323,7 @@ def inbox(svc, staff_id: str, category: str | None = None, state: str | None = N
         return {"items": items, "by_category": by_cat, "by_state": by_state, "total": total}
 
 
-def late_in_jurisdiction(svc, staff_id: str, limit: int = 100) -> list[InboxRow]:
+def late_in_jurisdiction(svc, staff_id: str, limit: int = 100, offset: int = 0) -> list[InboxRow]:
     """Open work items past warning or due anywhere in the person's subtree (for supervisors)."""
     now = clock.now()
     with svc.db.read() as s:
@@ -319,9 +331,10 @@ def late_in_jurisdiction(svc, staff_id: str, limit: int = 100) -> list[InboxRow]
         if not any(r.role == "supervisor" for r in org.roles_of(s, staff_id)):
             raise Forbidden("only supervisors see the late list")
         q = (select(*_COLS).select_from(WorkItem).join(DisputeCase, DisputeCase.instance_id == WorkItem.instance_id)
-             .where(WorkItem.state == "open", or_(WorkItem.warn_at <= now, WorkItem.due_at <= now),
+             .where(DisputeCase.status == "open", WorkItem.state == "open",
+                    or_(WorkItem.warn_at <= now, WorkItem.due_at <= now),
                     org.paths_condition(paths, DisputeCase.unit_path))
-             .order_by(WorkItem.due_at.is_(None), WorkItem.due_at).limit(limit))
+             .order_by(WorkItem.due_at.is_(None), WorkItem.due_at).limit(limit).offset(offset))
         return [InboxRow(*row) for row in s.execute(q)]
 
 
@@ -387,9 +400,9 @@ def search_archive(svc, staff_id: str, text: str | None = None, category: str | 
 
 def urge(svc, staff_id: str, case_id: int, comment: str) -> str:
     """A supervisor urges (催办) a late case: completes the open 督办 task if it is theirs, else records it."""
+    c = get_case(svc, staff_id, case_id)
     if not comment or not comment.strip():
         raise InvalidData("a comment is required", [{"path": "comment", "message": "required"}])
-    c = get_case(svc, staff_id, case_id)
     with svc.db.read() as s:
         if not any(r.role == "supervisor" for r in org.roles_of(s, staff_id)):
             raise Forbidden("only supervisors can urge")
@@ -402,6 +415,8 @@ def urge(svc, staff_id: str, case_id: int, comment: str) -> str:
     with svc.db.write() as s:
         s.add(CaseRecord(case_id=c.id, kind="urge", level=c.current_level, unit_code=c.current_unit, at=clock.now(),
                          actor=staff_id, data={"comment": comment}))
+        svc.runtime.annotate(c.instance_id, "urged", {"level": c.current_level, "unit": c.current_unit,
+                                                      "comment": comment}, actor=staff_id, session=s)
     return "recorded"
 
 

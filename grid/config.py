@@ -17,6 +17,7 @@ class Settings:
     uploads: Path = field(default_factory=lambda: Path(os.environ.get("GRIDFLOW_UPLOADS", ROOT / "instance" / "uploads")))
     secret_key: str | None = field(default_factory=lambda: os.environ.get("GRIDFLOW_SECRET_KEY"))
     sweep_seconds: float = field(default_factory=lambda: float(os.environ.get("GRIDFLOW_SWEEP_SECONDS", "5")))
+    session_idle_minutes: int = field(default_factory=lambda: int(os.environ.get("GRIDFLOW_SESSION_IDLE_MINUTES", "60")))
 
     @property
     def calendar(self) -> Path:

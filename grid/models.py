@@ -17,8 +17,8 @@ from engine.db import Base, UTCDateTime
 LEVELS = ("city", "county", "township", "village", "grid")
 """Unit levels from the top; `OrgUnit.depth` is the 1-based position in this tuple."""
 
-ROLES = ("grid_worker", "grid_head", "mediator", "dispatcher", "supervisor")
-"""grid_worker 网格员, grid_head 网格长, mediator 调解人员, dispatcher 派件员, supervisor 督办."""
+ROLES = ("grid_worker", "grid_head", "mediator", "dispatcher", "supervisor", "admin")
+"""grid_worker 网格员, grid_head 网格长, mediator 调解人员, dispatcher 派件员, supervisor 督办, admin 系统管理员."""
 
 ROLE_LEVELS: dict[str, frozenset[str]] = {
     "grid_worker": frozenset({"grid"}),
@@ -26,6 +26,7 @@ ROLE_LEVELS: dict[str, frozenset[str]] = {
     "mediator": frozenset({"village", "township", "county", "city"}),
     "supervisor": frozenset({"village", "township", "county", "city"}),
     "dispatcher": frozenset({"township", "county", "city"}),
+    "admin": frozenset({"city"}),
 }
 """Which unit levels each role may be held on."""
 

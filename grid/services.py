@@ -34,6 +34,9 @@ class Services:
             cases = None
         if cases is not None:
             cases.install(svc)
+        from . import registry
+
+        registry.install(svc)
         return svc
 
     def health(self) -> dict:

@@ -2,13 +2,11 @@
 from alembic import context
 
 import engine.models  # noqa: F401
+import engine.version_models  # noqa: F401
+import grid.case_models  # noqa: F401  - the domain tables share the history
+import grid.models  # noqa: F401
+import grid.registry_models  # noqa: F401
 from engine.db import Base, make_engine
-
-try:  # the domain tables share the history
-    import grid.case_models  # noqa: F401
-    import grid.models  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
 
 config = context.config
 target_metadata = Base.metadata

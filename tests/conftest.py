@@ -79,8 +79,10 @@ def sqlite_template(tmp_path_factory) -> Path:
 
 def _truncate_all(url: str) -> None:
     eng = _admin(url)
+    import engine.version_models  # noqa: F401
     import grid.case_models  # noqa: F401
     import grid.models  # noqa: F401  - make sure domain tables are known
+    import grid.registry_models  # noqa: F401
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with eng.connect() as c:
         c.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))

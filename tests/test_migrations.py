@@ -5,8 +5,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 import engine.models  # noqa: F401
+import engine.version_models  # noqa: F401
 import grid.case_models  # noqa: F401
 import grid.models  # noqa: F401
+import grid.registry_models  # noqa: F401
 from engine.db import Base
 from engine.migrate import current
 

@@ -51,14 +51,15 @@ def db_upgrade(ctx: click.Context) -> None:
 
 
 def _deploy(svc, path: Path | None, forms: Path | None, tag: str | None, actor: str, activate: bool = True):
-    from engine.deploy import Bundle, deploy
+    from engine.deploy import Bundle
     from engine.errors import DeployError
+    from engine.versions import deploy_bundle
 
     path = path or svc.settings.workflows
     bundle = Bundle.from_dirs(path, forms or (svc.settings.forms if path.is_dir() and path == svc.settings.workflows else None))
     try:
-        with svc.db.write() as s:
-            report = deploy(s, bundle, actor=actor, tag=tag, activate=activate, progress=Progress("deploy"))
+        report, _checks = deploy_bundle(svc.db, bundle, actor=actor, tag=tag, activate=activate,
+                                        source=str(path), progress=Progress("deploy"))
     except DeployError as e:
         click.echo(f"deploy refused: {len(e.problems)} problem(s); nothing was stored", err=True)
         for p in e.problems:
@@ -191,6 +192,13 @@ def demo(ctx, size, host, port, do_serve) -> None:
             counts = gen.generate(s, size=size, progress=Progress("demo city"))
         if counts:
             click.echo("demo city: " + ", ".join(f"{k}={v}" for k, v in counts.items())
+                       + f" ({time.monotonic() - t0:.1f}s)")
+        if counts.get("created", True):
+            from grid import registry_demo
+
+            t0 = time.monotonic()
+            filled = registry_demo.fill(svc, size=size, progress=Progress("households"))
+            click.echo("grid registry: " + ", ".join(f"{k}={v}" for k, v in (filled or {}).items())
                        + f" ({time.monotonic() - t0:.1f}s)")
         with svc.db.read() as s:
             accounts = gen.demo_accounts(s)

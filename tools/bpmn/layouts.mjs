@@ -69,4 +69,24 @@ export default {
     },
     flows: {},
   },
+  'special_visit.bpmn': {
+    nodes: {
+      flagged: { at: [0, 0] }, gw_schedule: { at: [1, 0], label: 'above-left' }, lookup_interval: { at: [2, 0] },
+      set_schedule: { at: [3, 0] }, gw_round: { at: [4, 0], label: 'above' },
+      visit_round: { box: { cols: [5, 12], rows: [0, 1] } }, round_start: { at: [5, 0] },
+      gw_wait: { at: [6, 0], label: 'above' }, wait_open: { at: [7, 0] }, gw_open: { at: [8, 0], label: 'above' },
+      visit: { at: [9, 0] }, record_visit: { at: [10, 0] }, round_end: { at: [11, 0] },
+      visit_overdue: { on: ['visit', 9], label: 'below-left' }, warn_grid_head: { at: [9, 1] },
+      urge_visit: { at: [10, 1] }, record_urge: { at: [11, 1] }, urge_end: { at: [12, 1] },
+      gw_renew: { at: [13, 0], label: 'below' }, renew_schedule: { at: [14, 0] }, renewed_end: { at: [15, 0] },
+      resident_moved: { on: ['visit_round', 6], label: 'below-right' }, apply_move: { at: [6, 2.4] },
+      risk_changed: { on: ['visit_round', 8], label: 'below-right' }, apply_risk: { at: [8, 3.4] },
+      unflagged: { on: ['visit_round', 11], label: 'below-right' }, end_schedule: { at: [11, 2.4] },
+      schedule_end: { at: [12, 2.4] },
+    },
+    flows: {
+      flow_open_now: { channel: 0.55, labelSegment: 1 }, flow_next_round: { channel: -1, labelSegment: 1 },
+      flow_move_applied: { route: 'hv' }, flow_risk_applied: { route: 'hv' },
+    },
+  },
 };

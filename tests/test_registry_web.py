@@ -1,0 +1,179 @@
+"""The registry pages: my grid at a glance, the resident page with an audited reveal, life events and
+flags through forms, the import page with its progress, the export and the party search."""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import date
+
+import pytest
+from sqlalchemy import func, select
+
+from grid import registry, registry_demo
+from grid.passwords import DEMO_PASSWORD
+from grid.registry_models import Resident, RevealLog, SpecialFlag
+
+from .registry_helpers import SEED_GRID, household, make_id, sid
+
+TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture
+def app(svc, tmp_path):
+    from web import create_app
+
+    svc.settings.uploads = tmp_path / "uploads"
+    svc.settings.secret_key = "test-secret"
+    return create_app(svc.settings, services=svc, TESTING=True)
+
+
+def login(app, username: str):
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    r = client.post("/login", data={"username": username, "password": DEMO_PASSWORD, "csrf_token": token(page)})
+    assert r.status_code == 302, (username, r.status_code)
+    return client
+
+
+@pytest.fixture
+def town(fake_clock, app):
+    svc = app.extensions["gridflow"]
+    gw = sid(svc, "jiangranran")
+    hid = household(svc, gw, SEED_GRID, "檀溪路1号1栋", "1-101")
+    rid = registry.move_in(svc, gw, hid, name="张建国", id_number=make_id("420602", date(1970, 5, 1), 11),
+                           relation="head", phone="13812341234")
+    return {"svc": svc, "gw": gw, "hid": hid, "rid": rid, "idn": make_id("420602", date(1970, 5, 1), 11)}
+
+
+def token(page: str) -> str:
+    return TOKEN.search(page).group(1)
+
+
+def test_my_grid_at_a_glance(app, town):
+    c = login(app, "jiangranran")
+    r = c.get("/registry/")
+    assert r.status_code == 302 and r.headers["Location"].endswith(f"/registry/grid/{SEED_GRID}")
+    page = c.get(f"/registry/grid/{SEED_GRID}").get_data(as_text=True)
+    assert "第十五网格" in page and "檀溪路1号1栋" in page and "张建国" in page and "138****1234" in page
+    assert "13812341234" not in page and town["idn"] not in page
+    assert c.get("/registry/grid/420606001001001").status_code == 404  # another county
+    outsider = login(app, "gw.420602003005001")
+    assert outsider.get(f"/registry/grid/{SEED_GRID}").status_code == 404
+    assert outsider.get(f"/registry/resident/{town['rid']}").status_code == 404
+    head = login(app, "qiuyun")
+    page = head.get("/registry/").get_data(as_text=True)
+    assert "第十五网格" in page and "第一网格" in page
+
+
+def test_the_demo_grid_with_flags_and_due_visits(app, fake_clock):
+    svc = app.extensions["gridflow"]
+    assert registry_demo.fill(svc, "small")["flags"] == 10
+    c = login(app, "jiangranran")
+    page = c.get(f"/registry/grid/{SEED_GRID}").get_data(as_text=True)
+    assert "待走访" in page and "社区矫正人员" in page and "/tasks/" in page
+    guid = re.search(r'href="/tasks/([0-9a-f-]{36})"', page).group(1)
+    assert c.get(f"/tasks/{guid}").status_code == 200  # the visit form, from the staff UI
+
+
+def test_reveal_is_a_post_and_is_recorded(app, town):
+    c = login(app, "jiangranran")
+    url = f"/registry/resident/{town['rid']}"
+    page = c.get(url).get_data(as_text=True)
+    assert "4206**********" in page and town["idn"] not in page
+    r = c.post(f"{url}/reveal", data={"field": "id_number", "reason": "核实", "csrf_token": token(page)})
+    assert r.status_code == 200 and town["idn"] in r.get_data(as_text=True)
+    assert c.get(url).get_data(as_text=True).count(town["idn"]) == 0  # shown once, not kept
+    assert c.post(f"{url}/reveal", data={"field": "id_number"}).status_code == 400  # no CSRF token
+    mediator = login(app, "med1.420602003005")
+    page = mediator.get(url).get_data(as_text=True)
+    assert "查看完整号码" not in page
+    r = mediator.post(f"{url}/reveal", data={"field": "phone", "csrf_token": token(page)})
+    assert r.status_code == 403 and "13812341234" not in r.get_data(as_text=True)
+    with town["svc"].db.read() as s:
+        assert [(x.field, x.granted) for x in s.scalars(select(RevealLog).order_by(RevealLog.id))] == [
+            ("id_number", True), ("phone", False)]
+    assert "核实" in c.get(url).get_data(as_text=True)  # the log on the page, for the grid worker
+
+
+def test_life_events_and_flags_through_the_pages(app, town):
+    svc = town["svc"]
+    c = login(app, "jiangranran")
+    hpage = c.get(f"/registry/household/{town['hid']}").get_data(as_text=True)
+    r = c.post(f"/registry/household/{town['hid']}/birth", data={
+        "name": "张小宝", "birth_date": "2026-01-03", "sex": "M", "relation": "child", "csrf_token": token(hpage)})
+    assert r.status_code == 302
+    baby = int(r.headers["Location"].rsplit("/", 1)[1])
+    r = c.post(f"/registry/household/{town['hid']}/move-in", data={
+        "name": "坏号码", "id_number": "123", "relation": "other", "csrf_token": token(hpage)}, follow_redirects=True)
+    assert "id_number" in r.get_data(as_text=True)
+    page = c.get(f"/registry/resident/{town['rid']}").get_data(as_text=True)
+    r = c.post(f"/registry/resident/{town['rid']}/flag", data={
+        "category": "elderly_alone", "risk_level": "high", "csrf_token": token(page)}, follow_redirects=True)
+    body = r.get_data(as_text=True)
+    assert "独居/空巢老人" in body and "去走访" in body
+    with svc.db.read() as s:
+        fid = s.scalar(select(SpecialFlag.id).where(SpecialFlag.resident_id == town["rid"]))
+    r = c.post(f"/registry/flag/{fid}/risk", data={"risk_level": "low", "csrf_token": token(body)},
+               follow_redirects=True)
+    assert "低风险" in r.get_data(as_text=True)
+    r = c.post(f"/registry/flag/{fid}/unflag", data={"reason": "已入住养老院", "csrf_token": token(body)},
+               follow_redirects=True)
+    assert "已入住养老院" in r.get_data(as_text=True)
+    page = c.get(f"/registry/resident/{baby}").get_data(as_text=True)
+    r = c.post(f"/registry/resident/{baby}/death", data={"date": "2026-01-04", "csrf_token": token(page)},
+               follow_redirects=True)
+    assert "死亡" in r.get_data(as_text=True)
+    with svc.db.read() as s:
+        assert s.get(Resident, baby).status == "deceased"
+
+
+def _wait(job_id: str) -> None:
+    from web import registry_ui
+
+    registry_ui._jobs[job_id].thread.join(timeout=60)
+
+
+def test_import_page_with_progress_and_errors(app, town, tmp_path):
+    c = login(app, "jiangranran")
+    page = c.get("/registry/import").get_data(as_text=True)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["网格编码", "楼栋地址", "门牌号", "姓名", "身份证号", "与户主关系"])
+    w.writerow([SEED_GRID, "檀溪路2号", "1", "王五", make_id("420602", date(1990, 1, 1), 1), "户主"])
+    w.writerow([SEED_GRID, "檀溪路2号", "1", "王六", "420602199001011230", "子女"])
+    data = {"file": (io.BytesIO(buf.getvalue().encode("utf-8-sig")), "bad.csv"), "csrf_token": token(page)}
+    r = c.post("/registry/import", data=data, content_type="multipart/form-data")
+    assert r.status_code == 303
+    job = r.headers["Location"].split("job=")[1]
+    _wait(job)
+    status = c.get(f"/registry/import/{job}.json").get_json()
+    assert status["finished"] and not status["ok"] and status["errors"][0]["line"] == 3
+    html = c.get(f"/registry/import?job={job}").get_data(as_text=True)
+    assert "未导入任何数据" in html and "身份证号" in html and 'http-equiv="refresh"' not in html
+    good = buf.getvalue().replace("420602199001011230", make_id("420602", date(2015, 1, 1), 3))
+    r = c.post("/registry/import", data={"file": (io.BytesIO(good.encode()), "good.csv"), "csrf_token": token(page)},
+               content_type="multipart/form-data")
+    job = r.headers["Location"].split("job=")[1]
+    _wait(job)
+    assert c.get(f"/registry/import/{job}.json").get_json()["ok"]
+    with town["svc"].db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Resident)) == 3
+    assert login(app, "qiuyun").get(f"/registry/import/{job}.json").status_code == 404  # not her job
+    r = c.post("/registry/import", data={"csrf_token": token(page)}, content_type="multipart/form-data")
+    assert r.status_code == 303
+
+
+def test_export_and_party_search(app, town):
+    c = login(app, "jiangranran")
+    r = c.get(f"/registry/export?grid={SEED_GRID}")
+    assert r.status_code == 200 and r.mimetype == "text/csv"
+    rows = list(csv.reader(io.StringIO(r.get_data(as_text=True).lstrip("\ufeff"))))
+    assert rows[0][0] == "网格编码" and rows[1][6] == town["idn"]
+    assert c.get(f"/registry/export?grid={SEED_GRID}&format=xlsx").status_code == 200
+    mediator = login(app, "med1.420602003005")
+    assert mediator.get(f"/registry/export?grid={SEED_GRID}").status_code == 403
+    found = c.get("/registry/api/residents?q=张").get_json()
+    assert found == [{**found[0], "resident_id": town["rid"], "name": "张建国", "phone": "138****1234"}]
+    assert town["idn"] not in str(found)
+    assert login(app, "gw.420602003005001").get("/registry/api/residents?q=张").get_json() == []

@@ -1,0 +1,138 @@
+"""Helpers for the web tests: an app over the `svc` fixture, signed-in test clients, the seed case.
+
+
+"""
+from __future__ import annotations
+
+import io
+import re
+import struct
+import zlib
+
+from sqlalchemy import func, select
+
+from engine.models import Instance, InstanceEvent, WorkItem
+from grid import cases
+from grid.case_models import Attachment, CaseRecord, DisputeCase
+from grid.passwords import DEMO_PASSWORD
+
+SEED_GRID = "420602003005015"
+REPORT = {
+    "category": "municipal",
+    "description": "南山家属院雨污分流改造，施工方拟在原破旧路面上直接刷黑，居民担心雨水倒灌进楼道。",
+    "location": {"text": "襄城区檀溪社区南山家属院", "lat": 32.0213, "lng": 112.1432},
+    "parties": [{"name": "南山家属院居民代表", "phone": "13800000001"},
+                {"name": "雨污分流改造施工方", "phone": "13800000002"}],
+    "settled_on_spot": False,
+}
+TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def png(width: int = 4, height: int = 4) -> bytes:
+    row = b"\x00" + b"\xc8\x3c\x28" * width
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(row * height)) + chunk(b"IEND", b""))
+
+
+def make_app(svc, tmp_path):
+    """The app over a prepared Services object, uploads in tmp_path. Each test module declares
+    `@pytest.fixture def app(svc, tmp_path): return make_app(svc, tmp_path)`."""
+    from web import create_app
+
+    svc.settings.uploads = tmp_path / "uploads"
+    svc.settings.secret_key = "test-secret"
+    return create_app(svc.settings, services=svc, TESTING=True)
+
+
+def csrf(client, path: str = "/settings") -> str:
+    r = client.get(path)
+    m = TOKEN.search(r.get_data(as_text=True))
+    if m is None:
+        m = TOKEN.search(client.get("/login").get_data(as_text=True))
+    return m.group(1)
+
+
+def login(app, username: str, password: str = DEMO_PASSWORD):
+    """A test client signed in as `username`."""
+    client = app.test_client()
+    token = csrf(client, "/login")
+    r = client.post("/login", data={"username": username, "password": password, "csrf_token": token})
+    assert r.status_code == 302, (username, r.status_code)
+    return client
+
+
+def staff_id(svc, username: str) -> str:
+    from grid import org
+
+    with svc.db.read() as s:
+        return org.staff_by_username(s, username).id
+
+
+def open_items(svc, case_id: int, task: str | None = None) -> list[WorkItem]:
+    with svc.db.read() as s:
+        c = s.get(DisputeCase, case_id)
+        q = select(WorkItem).where(WorkItem.instance_id == c.instance_id, WorkItem.state == "open")
+        if task:
+            q = q.where(WorkItem.task_spec == task)
+        return list(s.scalars(q.order_by(WorkItem.id)))
+
+
+def report_case(svc, data: dict | None = None, username: str = "jiangranran") -> DisputeCase:
+    return cases.report(svc, staff_id(svc, username), {**REPORT, **(data or {})})
+
+
+def dispatch(svc, case_id: int, level_unit: str = "420602003005", as_user: str = "qiuyun") -> None:
+    item = open_items(svc, case_id, "dispatch")[0]
+    cases.complete_task(svc, staff_id(svc, as_user), item.task_guid,
+                        {"action": "dispatch", "assignees": [staff_id(svc, f"med1.{level_unit}"),
+                                                             staff_id(svc, f"med2.{level_unit}")]})
+
+
+def fingerprint(svc, case_id: int) -> dict:
+    """Everything a request could change about a case."""
+    with svc.db.read() as s:
+        c = s.get(DisputeCase, case_id)
+        inst = s.get(Instance, c.instance_id)
+        return {
+            "lock": inst.lock_version, "status": (inst.status, c.status, c.current_level, c.current_unit),
+            "events": s.scalar(select(func.count()).select_from(InstanceEvent)
+                               .where(InstanceEvent.instance_id == c.instance_id)),
+            "items": sorted((w.task_guid, w.state) for w in s.scalars(select(WorkItem)
+                                                                      .where(WorkItem.instance_id == c.instance_id))),
+            "records": s.scalar(select(func.count()).select_from(CaseRecord).where(CaseRecord.case_id == case_id)),
+            "attachments": sorted((a.id, a.case_id) for a in s.scalars(select(Attachment))),
+        }
+
+
+def page_form(client, path: str) -> tuple[str, str, str]:
+    """(html, csrf token, lock_version) of a task page."""
+    html = client.get(path).get_data(as_text=True)
+    lock = re.search(r'name="lock_version" value="(\d+)"', html)
+    return html, TOKEN.search(html).group(1), lock.group(1) if lock else ""
+
+
+def upload(name: str, data: bytes | None = None):
+    return (io.BytesIO(png() if data is None else data), name)
+
+
+def rule_url(rule, known: dict | None = None) -> str:
+    """A URL for a route: arguments from `known` by name, else a plausible value for the converter."""
+    from werkzeug.routing.converters import NumberConverter, UUIDConverter
+
+    values = {}
+    for arg in rule.arguments:
+        if known and arg in known:
+            values[arg] = known[arg]
+            continue
+        conv = rule._converters.get(arg)
+        if isinstance(conv, NumberConverter):
+            values[arg] = 1
+        elif isinstance(conv, UUIDConverter):
+            values[arg] = "00000000-0000-0000-0000-000000000000"
+        else:
+            values[arg] = "x"
+    return rule.build(values, append_unknown=False)[1]

@@ -1,0 +1,273 @@
+"""`gridflow version ...`: deploy a new version without activating it, compare, activate (roll back),
+pin for a jurisdiction (pilot), retire, and migrate running cases (dry run, then execute with a
+progress bar), revert one case, and the audit trail."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .progress import Progress
+
+
+def _svc(ctx: click.Context):
+    from .cli import _services
+
+    return _services(ctx)
+
+
+def _fail(message: str) -> None:
+    click.echo(message, err=True)
+    sys.exit(1)
+
+
+from grid.cases import unit_scope  # noqa: E402,F401 - re-exported for web.admin
+
+
+def register(main: click.Group) -> None:
+    @main.group("version")
+    def version() -> None:
+        """Process versions: new, compare, activate, pin, retire, migrate, revert, audit."""
+
+    @version.command("list")
+    @click.argument("process_id", required=False)
+    @click.pass_context
+    def list_(ctx, process_id) -> None:
+        """Versions with tag, hash, who/when, state, active (*), pins and open/closed cases."""
+        from engine import versions as v
+
+        for r in v.list_versions(_svc(ctx).db, process_id):
+            pins = f" pinned: {', '.join(r['pins'])}" if r["pins"] else ""
+            click.echo(f"{r['process_id']:<20} v{r['number']:<3} {'*' if r['active'] else ' '} {r['state']:<9} "
+                       f"{r['sha256'][:12]} {r['tag'] or '-':<12} {r['deployed_by'] or '-':<10} "
+                       f"{r['deployed_at']:%Y-%m-%d %H:%M} open={r['open']} closed={r['closed']}{pins}")
+
+    @version.command("new")
+    @click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
+    @click.option("--forms", type=click.Path(exists=True, file_okay=False, path_type=Path), help="forms folder")
+    @click.option("--tag", help="a label for the new version(s)")
+    @click.option("--actor", default="cli", help="who deploys (audited)")
+    @click.option("--activate", "do_activate", is_flag=True, help="also make the new versions active")
+    @click.pass_context
+    def new(ctx, path, forms, tag, actor, do_activate) -> None:
+        """Validate workflows/ (or PATH) and store new versions, not yet active; print the report."""
+        from engine import versions as v
+        from engine.deploy import Bundle
+        from engine.errors import DeployError
+        from engine.migration import compare, compare_lines
+
+        svc = _svc(ctx)
+        path = path or svc.settings.workflows
+        if forms is None and path == svc.settings.workflows:
+            forms = svc.settings.forms
+        bundle = Bundle.from_dirs(path, forms)
+        try:
+            report, checks = v.deploy_bundle(svc.db, bundle, actor=actor, tag=tag, activate=do_activate,
+                                             source=str(path))
+        except DeployError as e:
+            click.echo(f"refused: {len(e.problems)} problem(s); nothing was stored", err=True)
+            for p in e.problems:
+                click.echo(f"  {p}", err=True)
+            sys.exit(1)
+        click.echo("validation passed:")
+        for c in checks:
+            click.echo(f"  ok  {c}")
+        for line in report.lines():
+            click.echo(line)
+        active = {r["process_id"]: r["number"] for r in v.list_versions(svc.db) if r["active"]}
+        for ver in report.created:
+            if ver.process_id in active and active[ver.process_id] != ver.number:
+                for line in compare_lines(compare(svc.runtime, ver.process_id, active[ver.process_id], ver.number)):
+                    click.echo(line)
+            if ver not in report.activated:
+                click.echo(f"not active yet: gridflow version activate {ver.process_id} {ver.number}")
+
+    @version.command("activate")
+    @click.argument("process_id")
+    @click.argument("number", type=int)
+    @click.option("--actor", default="cli")
+    @click.pass_context
+    def activate(ctx, process_id, number, actor) -> None:
+        """Make version NUMBER active for new cases (activating an older one rolls back)."""
+        from engine import versions as v
+        from engine.errors import EngineError
+
+        try:
+            v.activate(_svc(ctx).db, process_id, number, actor=actor)
+        except EngineError as e:
+            _fail(str(e))
+        click.echo(f"{process_id} v{number} is active")
+
+    @version.command("pin")
+    @click.argument("process_id")
+    @click.argument("number", type=int)
+    @click.option("--unit", help="unit code: cases reported in this unit's jurisdiction use the version")
+    @click.option("--scope", help="a raw scope (a unit path such as 420600000000/420602000000/)")
+    @click.option("--actor", default="cli")
+    @click.pass_context
+    def pin(ctx, process_id, number, unit, scope, actor) -> None:
+        """Pin a version for a jurisdiction (a pilot)."""
+        from engine import versions as v
+        from engine.errors import EngineError
+
+        svc = _svc(ctx)
+        label = None
+        if not (unit or scope):
+            raise click.UsageError("give --unit or --scope")
+        try:
+            if unit:
+                scope, _cond, label = unit_scope(svc, unit)
+            v.pin(svc.db, process_id, scope, number, actor=actor, label=label)
+        except EngineError as e:
+            _fail(str(e))
+        click.echo(f"{process_id} v{number} pinned for {label or scope}")
+
+    @version.command("unpin")
+    @click.argument("process_id")
+    @click.option("--unit")
+    @click.option("--scope")
+    @click.option("--actor", default="cli")
+    @click.pass_context
+    def unpin(ctx, process_id, unit, scope, actor) -> None:
+        """Remove a pin: the jurisdiction follows the active version again."""
+        from engine import versions as v
+        from engine.errors import EngineError
+
+        svc = _svc(ctx)
+        if not (unit or scope):
+            raise click.UsageError("give --unit or --scope")
+        try:
+            if unit:
+                scope, _cond, _label = unit_scope(svc, unit)
+            v.unpin(svc.db, process_id, scope, actor=actor)
+        except EngineError as e:
+            _fail(str(e))
+        click.echo(f"{process_id}: pin for {scope} removed")
+
+    @version.command("retire")
+    @click.argument("process_id")
+    @click.argument("number", type=int)
+    @click.option("--actor", default="cli")
+    @click.pass_context
+    def retire(ctx, process_id, number, actor) -> None:
+        """Retire a version without open cases (it can no longer be activated or pinned)."""
+        from engine import versions as v
+        from engine.errors import EngineError
+
+        try:
+            v.retire(_svc(ctx).db, process_id, number, actor=actor)
+        except EngineError as e:
+            _fail(f"refused: {e}")
+        click.echo(f"{process_id} v{number} is retired")
+
+    @version.command("compare")
+    @click.argument("process_id")
+    @click.argument("a", type=int)
+    @click.argument("b", type=int)
+    @click.pass_context
+    def compare_(ctx, process_id, a, b) -> None:
+        """Tasks added/removed/changed, timers, time limits and forms between versions A and B."""
+        from engine.errors import EngineError
+        from engine.migration import compare, compare_lines
+
+        try:
+            c = compare(_svc(ctx).runtime, process_id, a, b)
+        except EngineError as e:
+            _fail(str(e))
+        for line in compare_lines(c):
+            click.echo(line)
+
+    @version.command("migrate")
+    @click.argument("process_id")
+    @click.option("--to", "to", type=int, required=True, help="target version number")
+    @click.option("--from", "from_", type=int, multiple=True, help="only cases on this version (repeatable)")
+    @click.option("--unit", help="only cases reported in this unit's jurisdiction")
+    @click.option("--at", "at", multiple=True, help="only cases with an open task with this id (repeatable)")
+    @click.option("--case", "keys", multiple=True, help="only this case / business key (repeatable)")
+    @click.option("--dry-run", is_flag=True, help="only say which cases can move and why not")
+    @click.option("--yes", is_flag=True, help="do not ask before moving")
+    @click.option("--batch", default=50, show_default=True, help="cases per transaction")
+    @click.option("--verbose", "-v", is_flag=True, help="print every verdict")
+    @click.option("--actor", default="cli")
+    @click.pass_context
+    def migrate(ctx, process_id, to, from_, unit, at, keys, dry_run, yes, batch, verbose, actor) -> None:
+        """Move running cases to version --to: a dry run first, then every safe case (with progress)."""
+        from engine.errors import EngineError
+        from engine.migration import Migrator, Selection, verdict_lines
+
+        svc = _svc(ctx)
+        sel = Selection(process_id, from_versions=list(from_) or None, at_tasks=list(at) or None,
+                        business_keys=list(keys) or None)
+        m = Migrator(svc.runtime)
+        try:
+            if unit:
+                _path, sel.where, sel.label = unit_scope(svc, unit)
+            run_id, plans = m.dry_run(sel, to, actor=actor, progress=Progress("dry run"))
+        except EngineError as e:
+            _fail(str(e))
+        ok = [p for p in plans if p.ok]
+        blocked = [p for p in plans if not p.ok]
+        shown = plans if verbose or len(plans) <= 20 else blocked[:20]
+        for line in verdict_lines(shown):
+            click.echo(line)
+        click.echo(f"dry run #{run_id}: {len(plans)} case(s); {len(ok)} can move, {len(blocked)} cannot")
+        reasons: dict[str, int] = {}
+        for p in blocked:
+            for r in p.reasons:
+                reasons[r] = reasons.get(r, 0) + 1
+        for r, n in sorted(reasons.items(), key=lambda x: -x[1])[:10]:
+            click.echo(f"  {n:>6} × {r}")
+        if dry_run or not ok:
+            return
+        if not yes and not click.confirm(f"move {len(ok)} case(s) to v{to}?"):
+            return
+        sel.instance_ids = [p.instance_id for p in ok]
+        run = m.execute(sel, to, actor=actor, batch=batch, progress=Progress("migrate"))
+        click.echo(f"run #{run.id}: migrated {run.migrated}, blocked {run.blocked}, skipped {run.skipped} "
+                   f"(changed meanwhile), failed {run.failed}")
+        for rec in m.records(run.id):
+            if rec.outcome in ("skipped", "failed", "blocked"):
+                click.echo(f"  {rec.outcome:<8} instance {rec.instance_id}: {'; '.join(rec.reasons)}")
+        if run.skipped or run.failed:
+            sys.exit(2)
+
+    @version.command("revert")
+    @click.argument("case")
+    @click.option("--actor", default="cli")
+    @click.pass_context
+    def revert(ctx, case, actor) -> None:
+        """Put a migrated case (instance id or business key) back as it was before its last migration."""
+        from sqlalchemy import select
+
+        from engine.errors import EngineError
+        from engine.migration import Migrator
+        from engine.models import Instance
+
+        svc = _svc(ctx)
+        with svc.db.read() as s:
+            iid = int(case) if case.isdigit() else s.scalar(select(Instance.id).where(Instance.business_key == case))
+        if iid is None:
+            _fail(f"no case {case}")
+        try:
+            rec = Migrator(svc.runtime).revert(iid, actor=actor)
+        except EngineError as e:
+            _fail(f"refused: {e}")
+        click.echo(f"instance {iid} is back on version id {rec.from_version_id}")
+
+    @version.command("audit")
+    @click.argument("process_id", required=False)
+    @click.option("--limit", default=50)
+    @click.pass_context
+    def audit(ctx, process_id, limit) -> None:
+        """Who deployed, activated, pinned, retired or migrated what, and when."""
+        from engine import versions as v
+
+        for e in v.audit(_svc(ctx).db, process_id, limit):
+            what = f"v{e['number']}" if e["number"] else ""
+            extra = f" scope={e['scope']}" if e["scope"] else ""
+            if e["action"] == "migrate":
+                d = e["data"]
+                extra += f" migrated={d.get('migrated')} blocked={d.get('blocked')} skipped={d.get('skipped')}"
+            click.echo(f"{e['at']:%Y-%m-%d %H:%M:%S} {e['actor'] or '-':<12} {e['action']:<8} "
+                       f"{e['process_id'] or '-'} {what}{extra}")

@@ -1,0 +1,50 @@
+"""Searching closed cases in the person's jurisdiction: text, category, unit, date range, pages."""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+
+from flask import Blueprint, render_template, request
+from flask_login import current_user
+
+from engine import clock
+from grid import cases, ui_services
+
+from . import form_labels, page_arg, services
+from .labels import lang
+
+bp = Blueprint("archive", __name__)
+PER_PAGE = 20
+
+
+def _day(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _start(d: date | None) -> datetime | None:
+    return datetime.combine(d, time(0), tzinfo=clock.SHANGHAI) if d else None
+
+
+@bp.get("/archive")
+def index():
+    svc = services()
+    a = request.args
+    text = (a.get("q") or "").strip()[:100] or None
+    category = a.get("category") or None
+    unit = a.get("unit") or None
+    d_from, d_to = _day(a.get("from")), _day(a.get("to"))
+    page = page_arg()
+    searched = any(k in a for k in ("q", "category", "unit", "from", "to", "page"))
+    result = cases.search_archive(svc, current_user.id, text=text, category=category, unit=unit,
+                                  date_from=_start(d_from), date_to=_start(d_to + timedelta(days=1)) if d_to else None,
+                                  page=page, per_page=PER_PAGE)
+    labels = form_labels()
+    units = ui_services.archive_units(svc, current_user.id)
+    names = ui_services.unit_names(svc, [c.grid_code for c in result["items"]])
+    params = {k: v for k, v in {"q": text, "category": category, "unit": unit, "from": a.get("from"),
+                                "to": a.get("to")}.items() if v}
+    return render_template("archive/index.html", result=result, labels=labels, units=units, names=names,
+                           lang=lang(), q=text or "", category=category, unit=unit, d_from=a.get("from", ""),
+                           d_to=a.get("to", ""), searched=searched, params=params, page=page)

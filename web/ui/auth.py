@@ -1,0 +1,52 @@
+"""Sign-in and sign-out. Passwords are checked by `grid.org.authenticate` (scrypt hashes, lockout
+after repeated failures); the session is fresh at every sign-in and expires (see `register`)."""
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_user, logout_user
+
+from engine import clock
+from grid import ui_services
+
+from . import StaffUser, safe_next, services
+
+bp = Blueprint("auth", __name__)
+
+
+def login_page(error: str | None = None, status: int = 200):
+    return render_template("auth/login.html", error=error, username=request.form.get("username", ""),
+                           next=request.values.get("next", "")), status
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    lang = request.args.get("lang")
+    if lang in ui_services.LOCALES:
+        session["lang"] = lang
+    if request.method == "GET":
+        if current_user.is_authenticated:
+            return redirect(safe_next(request.args.get("next")))
+        return login_page()
+    svc = services()
+    staff_id = ui_services.sign_in(svc, request.form.get("username", ""), request.form.get("password", ""))
+    if staff_id is None:
+        return login_page(_("Wrong username or password, or the account is locked for a while after "
+                            "repeated failures."), 401)
+    acc = ui_services.account(svc, staff_id)
+    if acc is None:
+        return login_page(_("This account is disabled."), 403)
+    session.clear()  # a new session at every sign-in (no fixation)
+    login_user(StaffUser(acc), remember=False)
+    session.permanent = True
+    now = clock.now().timestamp()
+    session["t0"] = session["seen"] = now
+    return redirect(safe_next(request.form.get("next")))
+
+
+@bp.post("/logout")
+def logout():
+    logout_user()
+    session.clear()
+    flash(_("You have signed out."), "info")
+    return redirect(url_for("auth.login"))

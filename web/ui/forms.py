@@ -1,0 +1,414 @@
+"""Task forms from JSON Schema: fields to render, reading a submission back into JSON, and errors.
+
+Widgets (`x-widget`, or inferred from the type): text, textarea, number, select, radio,
+checkboxes, switch, datetime, date, photo, file, staff (+ `x-staff-role`), geo ({text, lat,
+lng}) and rows (an array of objects, e.g. parties [{name, phone}]). Field order follows
+`x-order`. A field required only under an if/then carries the condition, so the page can mark
+it required when the condition holds; the server validates the whole schema either way.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flask_babel import gettext as _
+from werkzeug.datastructures import MultiDict
+
+from engine import clock
+from engine.errors import InvalidData
+from grid import attachments, ui_services
+
+FILE_WIDGETS = ("photo", "file")
+WIDGETS = {"text", "textarea", "number", "select", "radio", "checkboxes", "switch", "datetime", "date", "photo", "file",
+           "staff", "geo", "rows", "group"}
+ALIASES = {"parties": "rows"}  # parties [{name, phone}] is a list of rows
+
+
+@dataclass
+class Field:
+    name: str  # the input name: 'description', 'location.text', 'parties.0.phone'
+    key: str
+    schema: dict
+    widget: str
+    label: str
+    help: str | None = None
+    required: bool = False
+    required_when: dict[str, str] = field(default_factory=dict)
+    options: list[tuple[str, str]] = field(default_factory=list)
+    children: list[Field] = field(default_factory=list)
+
+    @property
+    def required_when_json(self) -> str:
+        return json.dumps(self.required_when, ensure_ascii=False) if self.required_when else ""
+
+    @property
+    def value_type(self) -> str:
+        return self.schema.get("type") or "string"
+
+
+def _key(v: Any) -> str:
+    """How a value appears in an HTML form: booleans as true/false."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return "" if v is None else str(v)
+
+
+def _conditions(schema: dict) -> dict[str, dict[str, str]]:
+    """{field: {other_field: value}} for fields an if/then makes required when other_field == value."""
+    out: dict[str, dict[str, str]] = {}
+    blocks = [schema] + [b for b in schema.get("allOf") or [] if isinstance(b, dict)]
+    for b in blocks:
+        cond, then = b.get("if") or {}, b.get("then") or {}
+        props = cond.get("properties") or {}
+        if len(props) != 1:
+            continue
+        (other, c), = props.items()
+        if "const" not in c:
+            continue
+        for req in then.get("required") or []:
+            out.setdefault(req, {})[other] = _key(c["const"])
+    return out
+
+
+def _widget(node: dict) -> str:
+    w = ALIASES.get(node.get("x-widget"), node.get("x-widget"))
+    t = node.get("type")
+    if w in WIDGETS:
+        if w == "datetime" and node.get("format") == "date":
+            return "date"
+        return w
+    if t == "boolean":
+        return "radio" if node.get("enum") else "switch"
+    if "enum" in node:
+        return "radio" if len(node["enum"]) <= 3 else "select"
+    if t in ("number", "integer"):
+        return "number"
+    if t == "array":
+        items = node.get("items") or {}
+        if items.get("enum"):
+            return "checkboxes"
+        if items.get("type") == "object":
+            return "rows"
+        return "textarea"
+    if t == "object":
+        return "group"
+    if node.get("format") == "date-time":
+        return "datetime"
+    if node.get("format") == "date":
+        return "date"
+    return "text"
+
+
+def _title(node: dict, key: str, lang: str) -> str:
+    return ui_services.titles_of(node).get(lang) or node.get("title") or key
+
+
+def _help(node: dict, lang: str) -> str | None:
+    if lang == "zh":
+        return node.get("description")
+    return (node.get("x-description") or {}).get(lang)
+
+
+def build(schema: dict, lang: str, staff_options: dict[str, list[tuple[str, str]]] | None = None,
+          prefix: str = "") -> list[Field]:
+    """The fields of an object schema, in `x-order` (then the remaining properties)."""
+    props = schema.get("properties") or {}
+    order = [k for k in schema.get("x-order") or [] if k in props] + [k for k in props if k not in
+                                                                       (schema.get("x-order") or [])]
+    required = set(schema.get("required") or [])
+    conds = _conditions(schema)
+    out = []
+    for key in order:
+        node = props[key]
+        name = f"{prefix}{key}"
+        w = _widget(node)
+        f = Field(name=name, key=key, schema=node, widget=w, label=_title(node, key, lang), help=_help(node, lang),
+                  required=key in required, required_when=conds.get(key, {}))
+        if w in ("select", "radio"):
+            values = node.get("enum") or ([True, False] if node.get("type") == "boolean" else [])
+            f.options = list(zip([_key(v) for v in values], _enum_titles(node, values, lang), strict=True))
+        elif w == "checkboxes":
+            items = node.get("items") or {}
+            f.options = list(zip([_key(v) for v in items.get("enum") or []],
+                                 _enum_titles(items, items.get("enum") or [], lang), strict=True))
+        elif w == "staff":
+            f.options = list((staff_options or {}).get(key, []))
+        elif w in ("geo", "group"):
+            f.children = build(node, lang, None, prefix=f"{name}.")
+        elif w == "rows":
+            f.children = build(node.get("items") or {}, lang, None, prefix="")
+        out.append(f)
+    return out
+
+
+def _enum_titles(node: dict, values: list, lang: str) -> list[str]:
+    if not node.get("x-enum-titles") and values and all(isinstance(v, bool) for v in values):
+        return [_("Yes") if v else _("No") for v in values]
+    return ui_services.enum_titles({**node, "enum": values}, lang)
+
+
+# ---- reading a submission --------------------------------------------------------------------
+def _coerce(node: dict, raw: str) -> Any:
+    """A typed value from one text input; '' means absent. Unparseable numbers stay strings so
+    that validation reports them."""
+    t = node.get("type")
+    raw = raw.replace("\r\n", "\n")
+    if node.get("x-widget") != "textarea":
+        raw = raw.strip()
+    if raw.strip() == "":
+        return None
+    if t == "boolean":
+        return {"true": True, "false": False, "on": True}.get(raw.lower(), raw)
+    if t in ("number", "integer"):
+        try:
+            n = float(raw)
+        except ValueError:
+            return raw
+        if t == "integer" and n.is_integer():
+            return int(n)
+        return n
+    if node.get("format") == "date-time" or node.get("x-widget") == "datetime":
+        try:
+            d = datetime.fromisoformat(raw)
+        except ValueError:
+            return raw
+        if d.tzinfo is None:
+            d = d.replace(tzinfo=clock.SHANGHAI)
+        return d.isoformat()
+    return raw
+
+
+def collect(fields: list[Field], form: MultiDict) -> tuple[dict, dict]:
+    """(data for the schema, raw values to show again). File fields are left to `read`."""
+    data: dict = {}
+    raw: dict = {}
+    for f in fields:
+        w = f.widget
+        if w in FILE_WIDGETS:
+            continue
+        if w == "switch":
+            on = form.get(f.name, "") in ("on", "true", "1")
+            raw[f.name] = on
+            data[f.key] = on
+        elif w in ("checkboxes", "staff"):
+            vals = [v for v in form.getlist(f.name) if v]
+            raw[f.name] = vals
+            item = f.schema.get("items") or {}
+            coerced = [_coerce(item, v) for v in vals]
+            if coerced:
+                data[f.key] = coerced
+        elif w in ("geo", "group"):
+            sub, sub_raw = collect(f.children, form)
+            raw.update(sub_raw)
+            sub = {k: v for k, v in sub.items() if not (isinstance(v, bool) and not v)}
+            if any(v not in (None, "", [], {}) for v in sub.values()):
+                data[f.key] = sub
+        elif w == "rows":
+            rows, raw_rows = _rows(f, form)
+            raw[f.name] = raw_rows
+            if rows:
+                data[f.key] = rows
+        else:
+            value = form.get(f.name, "")
+            raw[f.name] = value
+            v = _coerce(f.schema, value)
+            if v is not None:
+                data[f.key] = v
+    return data, raw
+
+
+def _rows(f: Field, form: MultiDict) -> tuple[list[dict], list[dict]]:
+    indices = sorted({int(k.split(".")[1]) for k in form.keys()
+                      if k.startswith(f.name + ".") and k.split(".")[1].isdigit()})
+    rows, raw_rows = [], []
+    for i in indices[:200]:
+        rraw = {c.key: form.get(f"{f.name}.{i}.{c.key}", "") for c in f.children}
+        if not any(v.strip() for v in rraw.values()):
+            continue
+        raw_rows.append(rraw)
+        row = {}
+        for c in f.children:
+            v = _coerce(c.schema, rraw[c.key])
+            if v is not None:
+                row[c.key] = v
+        rows.append(row)
+    return rows, raw_rows
+
+
+@dataclass
+class Submission:
+    data: dict
+    raw: dict
+    files: dict[str, list[attachments.StoredFile]]
+    errors: dict[str, list[str]]
+    new_uploads: list[str]
+
+    @property
+    def upload_ids(self) -> list[str]:
+        return [a.id for fs in self.files.values() for a in fs]
+
+
+def read(svc, staff_id: str, fields: list[Field], form: MultiDict, files: MultiDict,
+         case_id: int | None = None) -> Submission:
+    """Read a posted form: typed data, raw values, uploads stored (unlinked, owned by the person,
+    so they survive a failed validation), and upload errors per field."""
+    data, raw = collect(fields, form)
+    stored: dict[str, list[attachments.StoredFile]] = {}
+    errors: dict[str, list[str]] = {}
+    new: list[str] = []
+    for f in fields:
+        if f.widget not in FILE_WIDGETS:
+            continue
+        keep = [i for i in form.getlist(f.name + ".keep") if i][:50]
+        try:
+            kept = attachments.usable(svc, staff_id, keep, case_id)
+        except InvalidData:
+            kept = []
+            errors.setdefault(f.name, []).append(_("An attached file is not available any more."))
+        for up in files.getlist(f.name):
+            if not up or not up.filename:
+                continue
+            try:
+                a = attachments.store(svc, staff_id, up.filename, up.stream, images_only=f.widget == "photo",
+                                      field=f.name)
+            except attachments.UploadRefused as e:
+                errors.setdefault(f.name, []).append(upload_message(e.code, up.filename))
+                continue
+            kept.append(a)
+            new.append(a.id)
+        stored[f.name] = kept
+        if kept:
+            data[f.key] = [a.id for a in kept]
+    return Submission(data, raw, stored, errors, new)
+
+
+def upload_message(code: str, filename: str | None = None) -> str:
+    name = filename or ""
+    return {
+        "name": _("%(name)s: the file name must not contain a path.", name=name),
+        "type": _("%(name)s: only JPEG, PNG, WebP or HEIC photos (and PDF for files) are accepted.", name=name),
+        "size": _("%(name)s: the file is larger than 10 MB.", name=name),
+        "empty": _("%(name)s: the file is empty.", name=name),
+    }.get(code, _("%(name)s: the file was not accepted.", name=name))
+
+
+# ---- errors ----------------------------------------------------------------------------------
+def message(e: ui_services.FieldError) -> str:
+    v, n = e.validator, e.value
+    if v == "required":
+        return _("This field is required.")
+    if v == "minLength":
+        return _("Enter at least %(n)s characters.", n=n)
+    if v == "maxLength":
+        return _("Enter at most %(n)s characters.", n=n)
+    if v in ("minItems",):
+        return _("Choose at least %(n)s.", n=n)
+    if v in ("maxItems",):
+        return _("Choose at most %(n)s.", n=n)
+    if v == "minimum":
+        return _("Must be at least %(n)s.", n=n)
+    if v == "maximum":
+        return _("Must be at most %(n)s.", n=n)
+    if v == "type" and n in ("number", "integer"):
+        return _("Enter a number.")
+    if v in ("pattern", "format"):
+        return _("The format is not valid.")
+    if v in ("enum", "const"):
+        return _("Choose one of the options.")
+    if v == "uniqueItems":
+        return _("Each entry may appear only once.")
+    if v == "staff":
+        return _("Choose people of this unit only.")
+    if v == "upload":
+        return upload_message(str(n or ""))
+    return _("This value is not valid.")
+
+
+def error_map(errs: list[ui_services.FieldError]) -> dict[str, list[str]]:
+    """{input name: [messages]}; errors that name no field are under ''."""
+    out: dict[str, list[str]] = {}
+    for e in errs:
+        name = ".".join(str(p) for p in e.path)
+        msgs = out.setdefault(name, [])
+        m = message(e)
+        if m not in msgs:
+            msgs.append(m)
+    return out
+
+
+def merge(a: dict[str, list[str]], b: dict[str, list[str]]) -> dict[str, list[str]]:
+    out = {k: list(v) for k, v in a.items()}
+    for k, v in b.items():
+        out.setdefault(k, []).extend(m for m in v if m not in out[k])
+    return out
+
+
+@dataclass
+class FormState:
+    """What the form macros need: raw values (or defaults), stored files and errors."""
+
+    raw: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)
+    errors: dict = field(default_factory=dict)
+    submitted: bool = False
+
+    def value(self, f: Field) -> Any:
+        if f.name in self.raw:
+            return self.raw[f.name]
+        if self.submitted:
+            return "" if f.widget not in ("checkboxes", "staff", "rows", "switch") else (
+                False if f.widget == "switch" else [])
+        default = f.schema.get("default")
+        if f.widget == "switch":
+            return bool(default)
+        if f.widget in ("checkboxes", "staff"):
+            return [_key(x) for x in default or []]
+        if f.widget == "rows":
+            return []
+        return _key(default)
+
+    def errors_for(self, name: str) -> list[str]:
+        return self.errors.get(name, [])
+
+    def has_errors_under(self, name: str) -> bool:
+        return any(k == name or k.startswith(name + ".") for k in self.errors)
+
+    def files_for(self, name: str) -> list:
+        return self.files.get(name, [])
+
+    @property
+    def general_errors(self) -> list[str]:
+        return self.errors.get("", [])
+
+
+def describe(schema: dict | None, data: dict, lang: str, names: dict[str, str], mask) -> list[tuple[str, str]]:
+    """(label, shown value) pairs of submitted form data, for the timeline; phones masked with
+    `mask` (None to show them), photos and files left out (the page lists attachments)."""
+    if not schema or not isinstance(data, dict):
+        return []
+    out = []
+    for f in build(schema, lang):
+        if f.key not in data or f.widget in FILE_WIDGETS:
+            continue
+        v = data[f.key]
+        if f.widget in ("select", "radio"):
+            shown = dict(f.options).get(_key(v), _key(v))
+        elif f.widget == "switch":
+            shown = _("Yes") if v else _("No")
+        elif f.widget == "staff":
+            shown = "、".join(names.get(x, x) for x in v or [])
+        elif f.widget == "checkboxes":
+            opts = dict(f.options)
+            shown = "、".join(opts.get(_key(x), _key(x)) for x in v or [])
+        elif f.widget in ("geo", "group") and isinstance(v, dict):
+            shown = str(v.get("text") or "")
+        elif f.widget == "rows" and isinstance(v, list):
+            shown = "；".join(" ".join(str(mask(x)) if (k == "phone" and mask) else str(x)
+                                      for k, x in row.items()) for row in v if isinstance(row, dict))
+        else:
+            shown = _key(v)
+        if shown != "":
+            out.append((f.label, shown))
+    return out
