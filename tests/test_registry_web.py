@@ -177,3 +177,14 @@ def test_export_and_party_search(app, town):
     assert found == [{**found[0], "resident_id": town["rid"], "name": "张建国", "phone": "138****1234"}]
     assert town["idn"] not in str(found)
     assert login(app, "gw.420602003005001").get("/registry/api/residents?q=张").get_json() == []
+
+
+def test_visit_tasks_say_whom_to_visit(app, town):
+    svc = town["svc"]
+    registry.flag(svc, town["gw"], town["rid"], "elderly_alone", "medium")
+    c = login(app, "jiangranran")
+    inbox = c.get("/").get_data(as_text=True)
+    assert "走访对象" in inbox and "张建国" in inbox and f"/registry/resident/{town['rid']}" in inbox
+    guid = re.search(r'href="/tasks/([0-9a-f-]{36})"', inbox).group(1)
+    page = c.get(f"/tasks/{guid}").get_data(as_text=True)
+    assert "走访对象" in page and "张建国" in page and "中风险" in page

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, render_template, request
 from flask_login import current_user
 
-from grid import cases, ui_services
+from grid import cases, registry, ui_services
 
 from . import due_text, form_labels, page_arg, services
 from .labels import lang
@@ -29,11 +29,13 @@ def index():
                       offset=(page - 1) * PER_PAGE)
     labels = form_labels()
     units = ui_services.unit_names(svc, [r.unit_id for r in box["items"]])
+    visits = registry.visit_context(svc, [r.instance_id for r in box["items"] if r.case_id is None])
     # by_state is already limited to the chosen category
     shown_total = sum(box["by_state"].values()) if state is None else box["by_state"].get(state, 0)
     pages = max(1, (shown_total + PER_PAGE - 1) // PER_PAGE)
     return render_template("inbox/index.html", box=box, category=category, state=state, page=page, pages=pages,
-                           labels=labels, units=units, lang=lang(), due_text=due_text, states=STATES)
+                           labels=labels, units=units, lang=lang(), due_text=due_text, states=STATES,
+                           visits=visits)
 
 
 @bp.get("/late")

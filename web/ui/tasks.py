@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from engine.errors import Conflict, InvalidData
-from grid import attachments, cases, ui_services
+from grid import attachments, cases, registry, ui_services
 
 from . import due_text, form_labels, forms, services
 from .cases import case_context
@@ -25,6 +25,8 @@ def _render(svc, page: ui_services.TaskPage, state: forms.FormState, status: int
     ctx = {"lang": lang(), "due_text": due_text}
     if page.case:
         ctx.update(case_context(svc, ui_services.case_page(svc, current_user.id, page.case.id)))
+    else:
+        ctx["visit"] = registry.visit_context(svc, [page.item.instance_id]).get(page.item.instance_id)
     return render_template("tasks/task.html", t=page, fields=fields, state=state, notice=notice,
                            lock_version=page.lock_version if lock_version is None else lock_version,
                            title=form_labels().form(page.item.form, lang(), page.item.name),
