@@ -276,6 +276,7 @@ class _Builder:
         r = self.rng
         self.unit(CITY_CODE, CITY_NAME, "city", "市", None, 32.009, 112.122)
         self.centre_staff(CITY_CODE, "city")
+        self.person(CITY_CODE, "admin", "admin")  # process versions (web /admin, CLI)
         used_townships: set[str] = set()
         for code6, cname, ckind, clat, clng, townships in plan:
             ccode = code6 + "000000"
@@ -371,7 +372,7 @@ DEMO_LEVELS = [
     ("village", SEED_VILLAGE, ["grid_head", "mediator", "supervisor"]),
     ("township", SEED_TOWNSHIP, ["dispatcher", "mediator", "supervisor"]),
     ("county", SEED_COUNTY, ["dispatcher", "mediator", "supervisor"]),
-    ("city", CITY_CODE, ["dispatcher", "mediator", "supervisor"]),
+    ("city", CITY_CODE, ["dispatcher", "mediator", "supervisor", "admin"]),
 ]
 
 

@@ -69,7 +69,7 @@ def test_small_mode(empty):
     elapsed = time.perf_counter() - t0
     assert elapsed < 3, elapsed  # typically ~0.1 s; generous for loaded CI machines
     expected = {"city": 1, "county": 2, "township": 4, "village": 8, "grid": 16}
-    staff = 16 + 8 * 4 + (1 + 2 + 4) * 5
+    staff = 16 + 8 * 4 + (1 + 2 + 4) * 5 + 1  # + the city's admin
     assert counts == {**expected, "units": 31, "staff": staff, "roles": staff, "created": True}
     assert seen and seen[-1] == (31 + 2 * staff, 31 + 2 * staff)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
@@ -87,6 +87,8 @@ def test_small_mode(empty):
                 "grid": {"grid_worker": 1},
                 "village": {"grid_head": 1, "mediator": 2, "supervisor": 1},
             }.get(level, {"dispatcher": 2, "mediator": 2, "supervisor": 1})
+            if level == "city":
+                want = {**want, "admin": 1}
             got = {role: n for (c, role), n in per_unit.items() if c == code}
             assert got == want, (code, name)
 
@@ -95,7 +97,7 @@ def test_accepts_a_session_and_is_idempotent(empty):
     with empty.write() as s:
         assert demo.generate(s, "small", now=NOW)["created"] is True
     again = demo.generate(empty, "small", now=NOW)
-    assert again["created"] is False and again["grid"] == 16 and again["staff"] == 83
+    assert again["created"] is False and again["grid"] == 16 and again["staff"] == 84
     again = demo.generate(empty, "full", now=NOW)  # any size: existing units mean no-op
     assert again["created"] is False and again["county"] == 2
 
@@ -113,7 +115,7 @@ def test_usernames_and_accounts(empty):
             assert len(phone) == 11 and phone[0] == "1" and phone.isdigit()
             assert 2 <= len(name) <= 3
             assert pw_hash == demo_password_hash()
-            if username in ("jiangranran", "qiuyun"):
+            if username in ("jiangranran", "qiuyun", "admin"):
                 continue
             if role in prefix:
                 assert username == f"{prefix[role]}.{unit}"
@@ -130,12 +132,13 @@ def test_usernames_and_accounts(empty):
             ("village", "grid_head"), ("village", "mediator"), ("village", "supervisor"),
             ("township", "dispatcher"), ("township", "mediator"), ("township", "supervisor"),
             ("county", "dispatcher"), ("county", "mediator"), ("county", "supervisor"),
-            ("city", "dispatcher"), ("city", "mediator"), ("city", "supervisor"),
+            ("city", "dispatcher"), ("city", "mediator"), ("city", "supervisor"), ("city", "admin"),
         ]
-        assert [name for lv, name, _, _ in accounts if lv != "grid"][-3:] == ["襄阳市"] * 3
+        assert [name for lv, name, _, _ in accounts if lv != "grid"][-4:] == ["襄阳市"] * 4
+        assert accounts[-1][3] == "admin"
     assert verify_password(demo_password_hash(), DEMO_PASSWORD)
     with empty.write() as s:
-        for _, _, _, username in accounts[:2] + accounts[-3:-2]:  # all share one hash (checked above)
+        for _, _, _, username in accounts[:2] + accounts[-4:-3] + accounts[-1:]:  # all share one hash (checked above)
             assert org.authenticate(s, username, DEMO_PASSWORD, NOW) is not None, username
 
 
@@ -185,7 +188,7 @@ def test_full_city(empty, capsys):
     assert elapsed < 60
     assert counts["city"] == 1 and counts["county"] == 12
     assert counts["township"] >= 100 and counts["village"] >= 2700
-    assert counts["staff"] == counts["grid"] + 4 * counts["village"] + 5 * (1 + 12 + counts["township"])
+    assert counts["staff"] == counts["grid"] + 4 * counts["village"] + 5 * (1 + 12 + counts["township"]) + 1
     assert calls[-1][0] == calls[-1][1] == counts["units"] + counts["staff"] + counts["roles"]
     with empty.read() as s:
         assert demo.counts(s) == {k: v for k, v in counts.items() if k != "created"}

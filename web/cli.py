@@ -106,35 +106,6 @@ def validate(ctx, path, forms) -> None:
 
 
 @main.command()
-@click.argument("process_id", required=False)
-@click.pass_context
-def versions(ctx, process_id) -> None:
-    """List processes and their versions."""
-    from engine import versions as v
-
-    svc = _services(ctx)
-    for row in v.list_versions(svc.db, process_id):
-        click.echo(f"{row['process_id']:<20} v{row['number']:<3} {'*' if row['active'] else ' '} "
-                   f"{row['state']:<9} {row['sha256'][:12]} {row['tag'] or '-':<10} "
-                   f"{row['deployed_by'] or '-':<10} {row['deployed_at']:%Y-%m-%d %H:%M} "
-                   f"open={row['open']} closed={row['closed']}")
-
-
-@main.command()
-@click.argument("process_id")
-@click.argument("number", type=int)
-@click.option("--actor", default="cli")
-@click.pass_context
-def activate(ctx, process_id, number, actor) -> None:
-    """Make version NUMBER of PROCESS_ID the one new instances use (also how to roll back)."""
-    from engine import versions as v
-
-    svc = _services(ctx)
-    v.activate(svc.db, process_id, number, actor=actor)
-    click.echo(f"{process_id} v{number} is active")
-
-
-@main.command()
 @click.pass_context
 def sweep(ctx) -> None:
     """Fire every due timer once and exit."""
