@@ -1,53 +1,22 @@
 """The demo generator: shape, seed names, determinism, idempotence; the full city is marked slow."""
 from __future__ import annotations
 
-import os
 import time
-import uuid
 from collections import Counter
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
-from engine.db import Base, Database, make_engine
 from grid import demo, org
 from grid.models import OrgUnit, Staff, StaffRole
 from grid.passwords import DEMO_PASSWORD, demo_password_hash, verify_password
 
-PG_URL = os.environ.get("GRIDFLOW_TEST_PG_URL")
-BACKENDS = [
-    "sqlite",
-    pytest.param("postgresql", marks=pytest.mark.skipif(not PG_URL, reason="GRIDFLOW_TEST_PG_URL not set")),
-]
+from .db_helpers import BACKENDS, fresh_db
+
 NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
 
-@contextmanager
-def fresh_db(backend: str, tmp_dir):
-    """An empty database with every mapped table: a SQLite file, or a scratch PostgreSQL schema."""
-    if backend == "sqlite":
-        db = Database(f"sqlite:///{tmp_dir}/t.sqlite")
-        Base.metadata.create_all(db.engine)
-        try:
-            yield db
-        finally:
-            db.dispose()
-        return
-    schema = f"t_demo_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE SCHEMA "{schema}"'))
-    db = Database(engine=make_engine(PG_URL, connect_args={"options": f"-c search_path={schema}"}))
-    try:
-        Base.metadata.create_all(db.engine)
-        yield db
-    finally:
-        db.dispose()
-        with admin.connect() as c:
-            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture(params=BACKENDS)
