@@ -3,18 +3,21 @@ flags through forms, the import page with its progress, the export and the party
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 from datetime import date
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from grid import registry, registry_demo
+from grid import registry, registry_demo, registry_import, registry_models
 from grid.passwords import DEMO_PASSWORD
 from grid.registry_models import Resident, RevealLog, SpecialFlag
 
-from .registry_helpers import SEED_GRID, household, make_id, sid
+from .registry_helpers import SEED_GRID, household, make_id, sid, staff_name
+from .test_web_i18n import _visible_text
 
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -188,3 +191,93 @@ def test_visit_tasks_say_whom_to_visit(app, town):
     guid = re.search(r'href="/tasks/([0-9a-f-]{36})"', inbox).group(1)
     page = c.get(f"/tasks/{guid}").get_data(as_text=True)
     assert "走访对象" in page and "张建国" in page and "中风险" in page
+
+
+# ---- language ------------------------------------------------------------------------------------
+CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]+")
+TEMPLATES = sorted((Path(__file__).resolve().parents[1] / "web" / "templates" / "registry").glob("*.html"))
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=[p.name for p in TEMPLATES])
+def test_registry_templates_have_no_literal_text(path):
+    """Every word of the registry pages comes from the catalogs (as tests/test_web_i18n.py checks for
+    the other templates); file format names are not words."""
+    source = path.read_text(encoding="utf-8")
+    words = re.findall(r"[A-Za-z]{2,}|[\u4e00-\u9fff]+", _visible_text(source))
+    assert set(words) <= {"CSV", "XLSX"}, words
+    for attr in re.findall(r'\b(?:title|aria-label|placeholder|alt)="([^"]*)"', source):
+        assert not re.search(r"[A-Za-z]{2,}|[\u4e00-\u9fff]", re.sub(r"\{\{.*?\}\}", "", attr)), attr
+
+
+def test_every_registry_code_has_words():
+    from web import registry_ui as ui
+
+    assert set(ui.CATEGORY_NAMES) == set(registry_models.CATEGORIES)
+    assert set(ui.RISK_NAMES) == set(registry_models.RISK_LEVELS)
+    assert set(ui.STATUS_NAMES) == set(registry_models.STATUSES)
+    assert set(ui.SEX_NAMES) == set(registry_models.SEXES)
+    assert set(ui.RELATION_NAMES) == set(registry_models.RELATIONS)
+    assert set(ui.EVENT_NAMES) == set(registry_models.EVENT_KINDS)
+
+
+def in_english(app, username: str):
+    c = login(app, username)
+    page = c.get("/settings").get_data(as_text=True)
+    assert c.post("/settings", data={"locale": "en", "csrf_token": token(page)}).status_code == 302
+    return c
+
+
+def chinese_left(page: str, data: set[str]) -> list[str]:
+    """Chinese in what <main> shows (text, titles, labels, placeholders) once the data is taken out."""
+    main = page.split('<main id="main">', 1)[1].split("</main>", 1)[0]
+    attrs = re.findall(r'\b(?:title|aria-label|placeholder)="([^"]*)"', main)
+    text = html.unescape(" ".join([re.sub(r"<[^>]+>", " ", main), *attrs]))
+    for d in sorted(filter(None, data), key=len, reverse=True):
+        text = text.replace(d, " ")
+    return CJK.findall(text)
+
+
+def test_the_registry_in_english(app, fake_clock):
+    svc = app.extensions["gridflow"]
+    assert registry_demo.fill(svc, "small")["flags"] == 10
+    gw = sid(svc, "jiangranran")
+    c = in_english(app, "jiangranran")
+    page = c.get(f"/registry/grid/{SEED_GRID}").get_data(as_text=True)
+    v = registry.grid_overview(svc, gw, SEED_GRID)
+    data = {v.name, v.village_name, *(d["name"] for d in v.due_visits)}
+    for b in v.buildings:
+        data |= {b.address, *(h.door_no for h in b.households), *(m.name for h in b.households for m in h.members)}
+    assert '<html lang="en">' in page and "My grid" in page
+    assert "Visits due" in page and "Buildings and households" in page and "Head of household" in page
+    assert "Residents living here" in page and any(w in page for w in ("High risk", "Medium risk", "Low risk"))
+    flagged = {f["category"] for b in v.buildings for h in b.households for m in h.members for f in m.flags}
+    from web.registry_ui import CATEGORY_NAMES
+
+    assert flagged and all(str(CATEGORY_NAMES[k]) in page for k in flagged)
+    assert "待走访" not in page and "户主" not in page and registry_models.CATEGORIES[next(iter(flagged))] not in page
+    assert chinese_left(page, data) == []
+    index = c.get("/registry/?q=" + v.buildings[0].households[0].members[0].name).get_data(as_text=True)
+    assert "Results" in index and "My grids" in index and "查找结果" not in index
+    imp = c.get("/registry/import").get_data(as_text=True)
+    assert "Import and export" in imp and "Upload and import" in imp
+    names = {label for _key, label in registry_import.COLUMNS} | {x for g in registry.my_grids(svc, gw) for x in g}
+    assert chinese_left(imp, names) == []
+
+
+def test_resident_pages_and_messages_in_english(app, town):
+    c = in_english(app, "jiangranran")
+    url = f"/registry/resident/{town['rid']}"
+    page = c.get(url).get_data(as_text=True)
+    assert "Special population and visits" in page and "Change history" in page and "Moved in" in page
+    assert "Show in full" in page and "Head of household" in page and "Male" in page
+    data = {"张建国", "檀溪路1号1栋", "第十五网格", staff_name(town["svc"], town["gw"])}
+    assert chinese_left(page, data) == []
+    r = c.post(f"{url}/flag", data={"category": "released", "risk_level": "high", "csrf_token": token(page)},
+               follow_redirects=True)
+    body = r.get_data(as_text=True)
+    assert "Flagged; the visit schedule has started." in body and "Released prisoners" in body
+    assert "High risk" in body and "Visit now" in body and "刑满释放人员" not in body and "高风险" not in body
+    assert chinese_left(body, data) == []
+    hpage = c.get(f"/registry/household/{town['hid']}").get_data(as_text=True)
+    assert "Register a birth" in hpage and "Relation to the head" in hpage
+    assert chinese_left(hpage, data) == []
