@@ -6,6 +6,7 @@ from flask import Blueprint, abort, render_template, request
 from flask_login import current_user
 
 from grid import cases, registry, ui_services
+from web.registry_ui import word as registry_word  # noqa: E402
 
 from . import due_text, form_labels, page_arg, services
 from .labels import lang
@@ -35,7 +36,7 @@ def index():
     pages = max(1, (shown_total + PER_PAGE - 1) // PER_PAGE)
     return render_template("inbox/index.html", box=box, category=category, state=state, page=page, pages=pages,
                            labels=labels, units=units, lang=lang(), due_text=due_text, states=STATES,
-                           visits=visits)
+                           visits=visits, visit_word=registry_word)
 
 
 @bp.get("/late")

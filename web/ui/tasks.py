@@ -11,6 +11,7 @@ from flask_login import current_user
 
 from engine.errors import Conflict, InvalidData
 from grid import attachments, cases, registry, ui_services
+from web.registry_ui import word as registry_word  # noqa: E402
 
 from . import due_text, form_labels, forms, services
 from .cases import case_context
@@ -27,6 +28,7 @@ def _render(svc, page: ui_services.TaskPage, state: forms.FormState, status: int
         ctx.update(case_context(svc, ui_services.case_page(svc, current_user.id, page.case.id)))
     else:
         ctx["visit"] = registry.visit_context(svc, [page.item.instance_id]).get(page.item.instance_id)
+        ctx["visit_word"] = registry_word
     return render_template("tasks/task.html", t=page, fields=fields, state=state, notice=notice,
                            lock_version=page.lock_version if lock_version is None else lock_version,
                            title=form_labels().form(page.item.form, lang(), page.item.name),
