@@ -280,3 +280,13 @@ def retire(db: Database, process_id: str, number: int, actor: str | None = None)
             raise Conflict(f"{process_id} v{number} is pinned for {', '.join(scopes)}; unpin it first")
         v.state = "retired"
         _audit(s, "retire", actor, process_id, v.id, number=number)
+
+
+def find_instance(db: Database, ref: str) -> int | None:
+    """An instance by id ("42") or business key (e.g. a case number)."""
+    from .models import Instance
+
+    with db.read() as s:
+        if ref.isdigit() and s.get(Instance, int(ref)) is not None:
+            return int(ref)
+        return s.scalar(select(Instance.id).where(Instance.business_key == ref))

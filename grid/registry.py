@@ -1176,3 +1176,15 @@ def visit_context(svc, instance_ids: list[int]) -> dict[int, dict]:
 
 def status_name(code: str) -> str:
     return STATUSES.get(code, code)
+
+
+def household_page(svc, staff_id: str, household_id: int) -> dict:
+    """A household with its building, grid, members (masked) and whether the person may edit it."""
+    with svc.db.read() as s:
+        h, b = _household(s, staff_id, household_id)
+        g = s.get(OrgUnit, b.grid_code)
+        today = clock.local(clock.now()).date()
+        members = [_member(r, today) for r in s.scalars(
+            select(Resident).where(Resident.household_id == h.id).order_by(Resident.id))]
+        can_edit = may_edit(s, staff_id, b.grid_code)
+    return {"h": h, "b": b, "g": g, "members": members, "can_edit": can_edit}

@@ -238,15 +238,12 @@ def register(main: click.Group) -> None:
     @click.pass_context
     def revert(ctx, case, actor) -> None:
         """Put a migrated case (instance id or business key) back as it was before its last migration."""
-        from sqlalchemy import select
-
         from engine.errors import EngineError
         from engine.migration import Migrator
-        from engine.models import Instance
+        from engine.versions import find_instance
 
         svc = _svc(ctx)
-        with svc.db.read() as s:
-            iid = int(case) if case.isdigit() else s.scalar(select(Instance.id).where(Instance.business_key == case))
+        iid = find_instance(svc.db, case)
         if iid is None:
             _fail(f"no case {case}")
         try:

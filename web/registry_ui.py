@@ -253,19 +253,7 @@ def household(household_id: int):
 
 
 def _household_page(svc, me: str, household_id: int) -> dict:
-    from sqlalchemy import select
-
-    from grid.models import OrgUnit
-    from grid.registry_models import Resident
-
-    with svc.db.read() as s:
-        h, b = registry._household(s, me, household_id)
-        g = s.get(OrgUnit, b.grid_code)
-        today = clock.local(clock.now()).date()
-        members = [registry._member(r, today) for r in s.scalars(
-            select(Resident).where(Resident.household_id == h.id).order_by(Resident.id))]
-        can_edit = registry.may_edit(s, me, b.grid_code)
-    return {"h": h, "b": b, "g": g, "members": members, "can_edit": can_edit}
+    return registry.household_page(svc, me, household_id)
 
 
 @bp.post("/household/<int:household_id>/birth")
