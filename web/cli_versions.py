@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from engine import clock
+
 from .progress import Progress
 
 
@@ -41,7 +43,7 @@ def register(main: click.Group) -> None:
             pins = f" pinned: {', '.join(r['pins'])}" if r["pins"] else ""
             click.echo(f"{r['process_id']:<20} v{r['number']:<3} {'*' if r['active'] else ' '} {r['state']:<9} "
                        f"{r['sha256'][:12]} {r['tag'] or '-':<12} {r['deployed_by'] or '-':<10} "
-                       f"{r['deployed_at']:%Y-%m-%d %H:%M} open={r['open']} closed={r['closed']}{pins}")
+                       f"{clock.local(r['deployed_at']):%Y-%m-%d %H:%M} open={r['open']} closed={r['closed']}{pins}")
 
     @version.command("new")
     @click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
@@ -266,5 +268,5 @@ def register(main: click.Group) -> None:
             if e["action"] == "migrate":
                 d = e["data"]
                 extra += f" migrated={d.get('migrated')} blocked={d.get('blocked')} skipped={d.get('skipped')}"
-            click.echo(f"{e['at']:%Y-%m-%d %H:%M:%S} {e['actor'] or '-':<12} {e['action']:<8} "
+            click.echo(f"{clock.local(e['at']):%Y-%m-%d %H:%M:%S} {e['actor'] or '-':<12} {e['action']:<8} "
                        f"{e['process_id'] or '-'} {what}{extra}")
