@@ -21,9 +21,10 @@ def parse(content: bytes | str, filename: str) -> etree._Element:
     """Parse `content` or raise a list of Problems (as `XmlRefused`)."""
     if isinstance(content, str):
         content = content.encode("utf-8")
-    head = content[:4096].lower()
-    if b"<!doctype" in head or b"<!entity" in content.lower():
-        line = content[: content.lower().find(b"<!")].count(b"\n") + 1
+    lowered = content.lower()
+    if b"<!doctype" in lowered or b"<!entity" in lowered:
+        pos = min(p for p in (lowered.find(b"<!doctype"), lowered.find(b"<!entity")) if p >= 0)
+        line = content[:pos].count(b"\n") + 1
         raise XmlRefused([Problem(filename, "DOCTYPE and entity declarations are not allowed", line)])
     try:
         root = etree.fromstring(content, _parser())

@@ -179,7 +179,17 @@ class Runner:
         c = self.case(arg.get("case"))
         cases.urge(self.svc, self.staff_id(arg["as"]), c.id, arg.get("comment", ""))
 
+    EXPECT_KEYS = {"case", "level", "unit", "archived", "status", "result", "disposition", "duplicate_of",
+                   "resolved_level", "rework_count", "escalations", "records", "record_units", "tasks"}
+    TASK_KEYS = {"task", "role", "unit", "user", "can", "cannot"}
+
     def do_expect(self, arg: dict) -> None:
+        unknown = set(arg) - self.EXPECT_KEYS
+        for t in arg.get("tasks") or []:
+            if isinstance(t, dict):
+                unknown |= {f"tasks.{k}" for k in set(t) - self.TASK_KEYS}
+        if unknown:
+            raise ScenarioFailed(f"unknown expectation(s) {sorted(unknown)}; known: {sorted(self.EXPECT_KEYS)}")
         c = self.case(arg.get("case"))
         problems: list[str] = []
         with self.svc.db.read() as s:

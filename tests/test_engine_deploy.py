@@ -133,6 +133,12 @@ def test_malicious_xml_rejected(db, payload, name):
     assert p.file == name and p.line == 2 and "DOCTYPE" in p.message
 
 
+def test_doctype_after_a_long_comment_is_still_refused(db):
+    payload = b"<?xml version=\"1.0\"?>\n<!-- " + b"x" * 10000 + b" -->\n" + XXE.split(b"\n", 1)[1]
+    err = _refused(db, Bundle(bpmn={"late.bpmn": payload}))
+    assert err.problems[0].line == 3 and "DOCTYPE" in err.problems[0].message
+
+
 def test_malformed_xml_reports_line(db):
     err = _refused(db, Bundle(bpmn={"cut.bpmn": FOUR[:600]}))
     assert err.problems[0].file == "cut.bpmn" and err.problems[0].line

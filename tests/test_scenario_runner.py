@@ -19,6 +19,14 @@ def test_failed_expectation_is_reported_readably(svc):
     assert str(result).startswith("FAIL broken (broken.yaml, 2 steps)")
 
 
+def test_a_typo_in_an_expectation_fails_loudly(svc):
+    doc = {"steps": [REPORT, {"expect": {"levle": "village"}}]}
+    result = Runner(svc, doc).run()
+    assert not result.passed and "unknown expectation(s) ['levle']" in result.failures[0]
+    doc = {"steps": [REPORT, {"expect": {"tasks": [{"task": "dispatch", "rol": "grid_head"}]}}]}
+    assert "tasks.rol" in Runner(svc, doc).run().failures[0]
+
+
 def test_wrong_person_and_bad_data_are_reported(svc):
     doc = {"steps": [REPORT, {"complete": {"task": "dispatch", "as": "jiangranran", "data": {"action": "dispatch"}}}]}
     result = Runner(svc, doc).run()

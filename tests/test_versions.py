@@ -327,3 +327,41 @@ def test_cli_version_commands(world, svc, monkeypatch):
     for action in ("deploy", "activate", "pin", "migrate", "revert"):
         assert action in res.output
     assert ROOT.exists()
+
+
+def test_each_case_renders_the_forms_of_its_own_version(svc, fake_clock):
+    """A form changed in a new version shows only on cases started on that version."""
+    import json
+
+    from engine.deploy import Bundle
+    from engine.models import WorkItem
+    from engine.versions import deploy_bundle
+    from grid import cases, ui_services
+
+    gw, head = svc_id(svc, "jiangranran"), svc_id(svc, "qiuyun")
+    report = {"category": "neighbour", "description": "楼上住户夜间噪音扰民", "location": {"text": "檀溪社区"},
+              "settled_on_spot": False}
+    old_case = cases.report(svc, gw, report)
+    bundle = Bundle.from_dirs(ROOT / "workflows", ROOT / "forms")
+    form = json.loads(bundle.forms["dispatch.json"])
+    form["properties"]["urgency"] = {"type": "string", "title": "紧急程度", "x-title": {"en": "Urgency"}}
+    bundle.forms["dispatch.json"] = json.dumps(form, ensure_ascii=False).encode("utf-8")
+    report_v, _ = deploy_bundle(svc.db, bundle, actor="admin", tag="urgency", activate=True)
+    assert [v.process_id for v in report_v.created] == ["dispute_case", "handle_level"]
+    new_case = cases.report(svc, gw, report)
+
+    def dispatch_schema(case) -> dict:
+        with svc.db.read() as s:
+            guid = s.scalar(select(WorkItem.task_guid).where(WorkItem.instance_id == case.instance_id,
+                                                             WorkItem.task_spec == "dispatch"))
+        return ui_services.task_page(svc, head, guid).schema
+
+    assert "urgency" not in dispatch_schema(old_case)["properties"]
+    assert "urgency" in dispatch_schema(new_case)["properties"]
+
+
+def svc_id(svc, username: str) -> str:
+    from grid import org
+
+    with svc.db.read() as s:
+        return org.staff_by_username(s, username).id

@@ -82,31 +82,23 @@ def test_double_submit_has_one_effect(app, svc):
     assert len(open_items(svc, c.id, "mediate")) == 2
 
 
-def test_stale_submission_changes_nothing_and_keeps_the_answers(app, svc):
+def test_parallel_mediators_do_not_block_each_other(app, svc):
+    """A form goes stale only when its own task was done: the second mediator's page, opened before
+    the first one submitted, still goes through, and both records are kept."""
     c = report_case(svc)
     dispatch(svc, c.id)
     g1, g2 = (w.task_guid for w in open_items(svc, c.id, "mediate"))
     m1, m2 = login(app, "med1.420602003005"), login(app, "med2.420602003005")
     _, t1, lock1 = page_form(m1, f"/tasks/{g1}")
     _, t2, lock2 = page_form(m2, f"/tasks/{g2}")
-    assert lock1 == lock2
     r = m1.post(f"/tasks/{g1}", data={"csrf_token": t1, "lock_version": lock1, "outcome": "cannot_resolve",
                                       "notes": "协调无果"})
     assert r.status_code == 302
-    before = fingerprint(svc, c.id)
     r = m2.post(f"/tasks/{g2}", data={"csrf_token": t2, "lock_version": lock2, "outcome": "resolved",
                                       "notes": "第二位调解员的记录"})
-    assert r.status_code == 409
-    html = r.get_data(as_text=True)
-    assert "您填写期间案件已有变化" in html and "第二位调解员的记录</textarea>" in html
-    assert re.search(r'value="resolved" checked', html)
-    assert fingerprint(svc, c.id) == before
-    fresh = re.search(r'name="lock_version" value="(\d+)"', html).group(1)
-    assert int(fresh) == int(lock2) + 1
-    r = m2.post(f"/tasks/{g2}", data={"csrf_token": t2, "lock_version": fresh, "outcome": "resolved",
-                                      "notes": "第二位调解员的记录"})
     assert r.status_code == 302
-    assert open_items(svc, c.id, "verify")
+    assert open_items(svc, c.id, "verify"), "both mediations counted; the case is resolved"
+    assert not open_items(svc, c.id, "mediate")
 
 
 def test_task_photos_are_stored_and_linked_on_success(app, svc):
