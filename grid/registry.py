@@ -47,6 +47,7 @@ from .registry_models import (
     STATUSES,
     Building,
     Household,
+    ImportBatch,
     Resident,
     ResidentEvent,
     RevealLog,
@@ -1188,3 +1189,38 @@ def household_page(svc, staff_id: str, household_id: int) -> dict:
             select(Resident).where(Resident.household_id == h.id).order_by(Resident.id))]
         can_edit = may_edit(s, staff_id, b.grid_code)
     return {"h": h, "b": b, "g": g, "members": members, "can_edit": can_edit}
+
+
+def flag_resident(svc, staff_id: str, flag_id: int) -> int:
+    """The resident a flag belongs to, if the person may see it."""
+    with svc.db.read() as s:
+        f = s.get(SpecialFlag, flag_id)
+        if f is None or not may_see(s, staff_id, f.grid_code):
+            raise NotFound("no such flag")
+        return f.resident_id
+
+
+def check_grid(svc, staff_id: str, grid_code: str, edit: bool = False) -> None:
+    """NotFound unless the person may see the grid; Forbidden if `edit` and they may not change it."""
+    with svc.db.read() as s:
+        if not may_see(s, staff_id, grid_code):
+            raise NotFound("no such grid")
+        if edit and not may_edit(s, staff_id, grid_code):
+            raise Forbidden("you may not change this grid")
+
+
+def audit_export(svc, staff_id: str, grid_code: str | None) -> int:
+    """Record an (unmasked) export before its first byte leaves; returns the record id."""
+    with svc.db.write() as s:
+        b = ImportBatch(filename=f"export{'-' + grid_code if grid_code else ''}.csv", sha256="-", format="csv",
+                        actor=staff_id, grid_code=grid_code, started_at=clock.now(), finished_at=None,
+                        status="exporting", rows=0, counts={}, errors=[])
+        s.add(b)
+        s.flush()
+        return b.id
+
+
+def audit_export_done(svc, batch_id: int, rows: int) -> None:
+    with svc.db.write() as s:
+        b = s.get(ImportBatch, batch_id)
+        b.status, b.finished_at, b.rows, b.counts = "exported", clock.now(), rows, {"exported": rows}

@@ -281,3 +281,21 @@ def test_resident_pages_and_messages_in_english(app, town):
     hpage = c.get(f"/registry/household/{town['hid']}").get_data(as_text=True)
     assert "Register a birth" in hpage and "Relation to the head" in hpage
     assert chinese_left(hpage, data) == []
+
+
+def test_an_export_is_audited_before_any_data_leaves(app, town):
+    from sqlalchemy import select
+
+    from grid.registry_models import ImportBatch
+
+    svc = town["svc"]
+    c = login(app, "jiangranran")
+    r = c.get(f"/registry/export?grid={SEED_GRID}", buffered=False)  # the download is never read
+    with svc.db.read() as s:
+        (b,) = s.scalars(select(ImportBatch).where(ImportBatch.status.in_(["exporting", "exported"])))
+        assert (b.actor, b.grid_code, b.status) == (town["gw"], SEED_GRID, "exporting")
+    r.close()
+    c.get(f"/registry/export?grid={SEED_GRID}").get_data()
+    with svc.db.read() as s:
+        done = list(s.scalars(select(ImportBatch).where(ImportBatch.status == "exported")))
+    assert len(done) == 1 and done[0].rows >= 1

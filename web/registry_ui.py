@@ -39,9 +39,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from engine import clock
-from engine.errors import Conflict, EngineError, InvalidData, NotFound
+from engine.errors import Conflict, EngineError, InvalidData
 from grid import registry, registry_import
-from grid.errors import Forbidden
 from grid.registry_models import CATEGORIES, RELATIONS, RISK_LEVELS
 
 bp = Blueprint("registry", __name__, url_prefix="/registry")
@@ -76,7 +75,7 @@ JOB_NOTES = {  # the progress notes of grid.registry_import
     "exporting": _l("Exporting"), "done": _l("Done"),
 }
 BATCH_STATUSES = {"running": _l("Running"), "done": _l("Done"), "rejected": _l("Rejected"),
-                  "exported": _l("Exported")}
+                  "exported": _l("Exported"), "exporting": _l("Export started (not finished)")}
 IMPORT_COUNTS = {
     "buildings_created": _l("Buildings added"), "buildings_updated": _l("Buildings updated"),
     "households_created": _l("Households added"), "residents_created": _l("Residents added"),
@@ -353,14 +352,7 @@ def flag(resident_id: int):
 
 
 def _flag_resident(flag_id: int) -> int:
-    from grid.registry_models import SpecialFlag
-
-    svc, me = _svc(), _me()
-    with svc.db.read() as s:
-        f = s.get(SpecialFlag, flag_id)
-        if f is None or not registry.may_see(s, me, f.grid_code):
-            raise NotFound("no such flag")
-        return f.resident_id
+    return registry.flag_resident(_svc(), _me(), flag_id)
 
 
 @bp.post("/flag/<int:flag_id>/unflag")
@@ -462,9 +454,7 @@ def import_upload():
         flash(_("Only CSV and XLSX files can be imported."), "error")
         return redirect(url_for("registry.import_page")), 303
     if grid_code is not None:
-        with svc.db.read() as s:
-            if not registry.may_edit(s, me, grid_code) or not registry.may_see(s, me, grid_code):
-                raise Forbidden("you may not change this grid")
+        registry.check_grid(svc, me, grid_code, edit=True)
     fd, path = tempfile.mkstemp(suffix=ext, prefix="gridflow-import-")
     with os.fdopen(fd, "wb") as f:
         up.save(f)
@@ -502,9 +492,8 @@ def export():
     if fmt not in ("csv", "xlsx"):
         abort(400)
     grid_code = request.args.get("grid") or None
-    with svc.db.read() as s:
-        if grid_code is not None and not registry.may_see(s, me, grid_code):
-            raise NotFound("no such grid")
+    if grid_code is not None:
+        registry.check_grid(svc, me, grid_code)
     stamp = clock.local(clock.now()).strftime("%Y%m%d")
     name = f"registry-{grid_code or 'mine'}-{stamp}.{fmt}"
     if fmt == "xlsx":
@@ -516,6 +505,7 @@ def export():
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
     rows = registry_import.export_rows(svc, me, grid_code)
     first = next(rows)  # raises Forbidden here, before the response starts
+    audit_id = registry.audit_export(svc, me, grid_code)  # recorded before any data leaves
 
     def generate():
         import csv
@@ -534,19 +524,10 @@ def export():
                 buf.seek(0)
                 buf.truncate()
         yield buf.getvalue()
-        _audit_export(svc, me, grid_code, n)
+        registry.audit_export_done(svc, audit_id, n)
 
     return Response(stream_with_context(generate()), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
-
-
-def _audit_export(svc, me: str, grid_code: str | None, n: int) -> None:
-    from grid.registry_models import ImportBatch
-
-    with svc.db.write() as s:
-        s.add(ImportBatch(filename=f"export{'-' + grid_code if grid_code else ''}.csv", sha256="-", format="csv",
-                          actor=me, grid_code=grid_code, started_at=clock.now(), finished_at=clock.now(),
-                          status="exported", rows=n, counts={"exported": n}, errors=[]))
 
 
 def register(app: Flask) -> None:
