@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from engine.errors import Conflict, InvalidData, NotFound
 from grid import cases, demo, registry
 from grid.errors import Forbidden
-from grid.registry_models import Resident, ResidentEvent, RevealLog
+from grid.registry_models import Household, Resident, ResidentEvent, RevealLog, SpecialFlag
 
 from .registry_helpers import (
     FAR_GRID,
@@ -254,3 +254,45 @@ def test_a_residents_page_lists_their_cases(reg, people):
     assert registry.resident_cases(reg, gw, people["spouse"]) == []
     page = registry.resident_page(reg, gw, people["head"])
     assert [x.case_no for x in page["cases"]] == [c.case_no] and other.id != c.id
+
+
+def test_every_registry_write_checks_jurisdiction(reg, people):
+    """An outsider (another county's grid worker) and a mediator of the village change nothing,
+    whichever write they try."""
+    outsider = first_with_role(reg, FAR_GRID, "grid_worker")
+    mediator = first_with_role(reg, demo.SEED_VILLAGE, "mediator")
+    fid = registry.flag(reg, people["gw"], people["head"], "released", "low")
+    with reg.db.read() as s:
+        building_id = s.get(Household, people["hid"]).building_id
+
+    def snapshot():
+        with reg.db.read() as s:
+            return (sorted((r.id, r.name, r.status, r.household_id, r.phone) for r in s.scalars(select(Resident))),
+                    s.scalar(select(func.count()).select_from(ResidentEvent)),
+                    s.scalar(select(func.count()).select_from(Household)),
+                    [(f.id, f.active, f.risk_level) for f in s.scalars(select(SpecialFlag))])
+
+    before = snapshot()
+    writes = [
+        lambda who: registry.register_birth(reg, who, people["hid"], name="小明", birth_date="2026-01-01",
+                                            sex="M", relation="child"),
+        lambda who: registry.move_in(reg, who, people["hid"], name="王五", relation="other",
+                                     id_number=make_id("420602", date(1990, 1, 1), 55)),
+        lambda who: registry.move_out(reg, who, people["spouse"]),
+        lambda who: registry.update_resident(reg, who, people["spouse"], {"phone": "13900000000"}),
+        lambda who: registry.set_head(reg, who, people["hid"], people["spouse"]),
+        lambda who: registry.add_household(reg, who, building_id, "9-909"),
+        lambda who: registry.unflag(reg, who, fid, "不再需要"),
+        lambda who: registry.change_risk(reg, who, fid, "high"),
+        lambda who: registry.register_death(reg, who, people["head"]),
+    ]
+    for who, error in ((outsider, NotFound), (mediator, Forbidden)):
+        for i, write in enumerate(writes):
+            with pytest.raises((NotFound, Forbidden)) as ei:
+                write(who)
+            if who == outsider:
+                assert isinstance(ei.value, error), (i, ei.value)
+    assert snapshot() == before
+    for i in (0, 1, 3, 5, 7):  # control: the grid worker may do the same writes (the calls are well-formed)
+        writes[i](people["gw"])
+    assert snapshot() != before
