@@ -4,7 +4,8 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, update
 
 from engine.errors import Conflict
 from engine.models import Instance, InstanceEvent, WorkItem
@@ -81,3 +82,32 @@ def test_optimistic_lock_under_true_interleaving(pg_db):
     assert results.count("ok") == 1, results
     assert any("at the same time" in r for r in results), "the lock_version check caught it"
     _assert_one_effect(db, iid, wi.task_guid)
+
+
+class _SomeoneWritesFirst(Runtime):
+    """Between loading and saving, another writer commits a change to the same row (simulated in the
+    same transaction, so it also works under SQLite's BEGIN IMMEDIATE)."""
+
+    def _advance(self, wf, step):
+        if step.completed_guids:
+            self._session.execute(update(Instance).where(Instance.id == step.instance_id)
+                                  .values(lock_version=Instance.lock_version + 1))
+        return super()._advance(wf, step)
+
+    def _step_in(self, s, *a, **kw):
+        self._session = s
+        return super()._step_in(s, *a, **kw)
+
+
+def test_lock_version_predicate_rejects_a_stale_write(db):
+    deploy_fixture(db)
+    rt = _SomeoneWritesFirst(db)
+    iid = rt.start("four_tasks", {"unit": "U"}).instance_id
+    (wi,) = open_items(db, iid)
+    with pytest.raises(Conflict, match="at the same time"):
+        rt.complete(iid, wi.task_guid, {"note": "x"}, actor="late")
+    with db.read() as s:
+        assert s.get(Instance, iid).lock_version == 1, "rolled back: nothing changed"
+        assert s.scalar(select(WorkItem.state).where(WorkItem.task_guid == wi.task_guid)) == "open"
+        assert s.scalar(select(func.count()).select_from(InstanceEvent).where(
+            InstanceEvent.instance_id == iid, InstanceEvent.kind == "task_completed")) == 0
