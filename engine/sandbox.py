@@ -7,6 +7,7 @@ access goes through guards. A line-event budget stops runaway loops; `range` is 
 from __future__ import annotations
 
 import ast
+import builtins
 import contextvars
 import sys
 import time
@@ -156,6 +157,10 @@ def _run_budgeted(code, glb: dict) -> Any:
     sys.settrace(budget.tracer)
     try:
         return eval(code, glb)  # noqa: S307 - restricted, compiled code only
+    except NameError as e:
+        if e.name and hasattr(builtins, e.name) and e.name not in _BUILTINS:
+            raise ScriptError(f"{e.name}() is not available in the sandbox") from None
+        raise
     finally:
         sys.settrace(old)
 

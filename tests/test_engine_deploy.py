@@ -142,3 +142,15 @@ def test_doctype_after_a_long_comment_is_still_refused(db):
 def test_malformed_xml_reports_line(db):
     err = _refused(db, Bundle(bpmn={"cut.bpmn": FOUR[:600]}))
     assert err.problems[0].file == "cut.bpmn" and err.problems[0].line
+
+
+def test_escape_in_a_timer_expression_is_refused_at_deploy(db):
+    err = _refused(db, bundle(FOUR.replace(b'"PT1H"', b"__import__('os').getpid()")))
+    assert any(p.element == "t2_remind" and "sandbox" in p.message for p in err.problems)
+
+
+def test_escape_in_an_assignment_expression_is_refused_at_deploy(db):
+    bad = FOUR.replace(b'<spiffworkflow:property name="unit" value="unit"/>',
+                       b'<spiffworkflow:property name="unit" value="().__class__"/>', 1)
+    err = _refused(db, bundle(bad))
+    assert any(p.element == "t1" and "__class__" in p.message for p in err.problems)
