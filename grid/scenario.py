@@ -26,7 +26,7 @@ from engine.models import WorkItem
 from . import cases, demo, org
 from .case_models import CaseRecord, DisputeCase
 from .config import Settings
-from .models import OrgUnit, Staff
+from .models import OrgUnit, Staff, StaffRole
 from .services import Services
 
 
@@ -181,7 +181,7 @@ class Runner:
 
     EXPECT_KEYS = {"case", "level", "unit", "archived", "status", "result", "disposition", "duplicate_of",
                    "resolved_level", "rework_count", "escalations", "records", "record_units", "tasks"}
-    TASK_KEYS = {"task", "role", "unit", "user", "can", "cannot"}
+    TASK_KEYS = {"task", "role", "unit", "user", "title", "can", "cannot"}
 
     def do_expect(self, arg: dict) -> None:
         unknown = set(arg) - self.EXPECT_KEYS
@@ -247,6 +247,12 @@ class Runner:
             with self.svc.db.read() as s:
                 if not cases.can_act(s, self.staff_id(t["can"]), w):
                     return False
+        if "title" in t:
+            with self.svc.db.read() as s:
+                title = s.scalar(select(StaffRole.title).where(StaffRole.staff_id == w.user_id,
+                                                               StaffRole.unit_code == w.unit_id))
+            if title != t["title"]:
+                return False
         if "cannot" in t:
             with self.svc.db.read() as s:
                 if cases.can_act(s, self.staff_id(t["cannot"]), w):
@@ -265,7 +271,7 @@ class Runner:
 
 def _label(arg: Any) -> str:
     if isinstance(arg, dict):
-        bits = [f"{k}={v}" for k, v in arg.items() if k in ("task", "as", "role", "unit", "user", "to", "by", "can", "cannot")]
+        bits = [f"{k}={v}" for k, v in arg.items() if k in ("task", "as", "role", "unit", "user", "title", "to", "by", "can", "cannot")]
         return " " + " ".join(bits) if bits else ""
     return f" {arg}"
 
