@@ -359,6 +359,7 @@ def _check_head(s: Session, household_id: int, relation: str, exclude: int | Non
 def register_birth(svc, staff_id: str | None, household_id: int, *, name: str, birth_date: date | str,
                    sex: str, id_number: str | None = None, relation: str = "child", note: str | None = None) -> int:
     """A child born into a household (the ID number may come later, via `update_resident`)."""
+    _may_edit_household(svc, staff_id, household_id)  # jurisdiction before input checks
     p = _clean_person({"name": name, "birth_date": birth_date, "sex": sex, "id_number": id_number,
                        "relation": relation}, need_id=False)
     if p["birth_date"] is None or p["sex"] is None:
@@ -374,6 +375,11 @@ def register_birth(svc, staff_id: str | None, household_id: int, *, name: str, b
         s.flush()
         _event(s, r, "birth", staff_id, after=p, occurred_on=p["birth_date"], note=note)
         return r.id
+
+
+def _may_edit_household(svc, staff_id: str | None, household_id: int) -> None:
+    with svc.db.read() as s:
+        _household(s, staff_id, household_id, edit=True)
 
 
 def _unique_id(s: Session, idn: str | None, exclude: int | None = None) -> None:
@@ -436,6 +442,7 @@ def move_in(svc, staff_id: str | None, household_id: int, *, name: str, id_numbe
     someone who had moved out comes back (their special-population flags, ended by the move-out,
     are restored); someone still living elsewhere is transferred here, their open visits moving
     with them to this grid."""
+    _may_edit_household(svc, staff_id, household_id)  # jurisdiction before input checks
     p = _clean_person({"name": name, "id_number": id_number, "relation": relation, "phone": phone,
                        "birth_date": birth_date, "sex": sex}, need_id=True)
     moved_on = _date(moved_on, "moved_on")
