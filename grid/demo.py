@@ -376,9 +376,13 @@ DEMO_LEVELS = [
 ]
 
 
-def demo_accounts(s: Session) -> list[tuple[str, str, str, str]]:
+def demo_accounts(target: Database | Session) -> list[tuple[str, str, str, str]]:
     """One sample login per role per level along the seed chain (檀溪社区第十五网格 upward):
     (level, unit name, role, username). All use DEMO_PASSWORD."""
+    if isinstance(target, Database):
+        with target.read() as s:
+            return demo_accounts(s)
+    s = target
     out = []
     for level, code, roles in DEMO_LEVELS:
         unit = s.get(OrgUnit, code)

@@ -153,29 +153,20 @@ def demo(ctx, size, host, port, do_serve) -> None:
     svc = _services(ctx)
     upgrade(svc.db, progress=Progress("migrate"))
     _deploy(svc, None, None, "demo", "demo")
-    try:
-        from grid import demo as gen
-    except ImportError:
-        gen = None
-    if gen is not None:
-        t0 = time.monotonic()
-        with svc.db.write() as s:
-            counts = gen.generate(s, size=size, progress=Progress("demo city"))
-        if counts:
-            click.echo("demo city: " + ", ".join(f"{k}={v}" for k, v in counts.items())
-                       + f" ({time.monotonic() - t0:.1f}s)")
-        if counts.get("created", True):
-            from grid import registry_demo
+    from grid import demo as gen
+    from grid import registry_demo
 
-            t0 = time.monotonic()
-            filled = registry_demo.fill(svc, size=size, progress=Progress("households"))
-            click.echo("grid registry: " + ", ".join(f"{k}={v}" for k, v in (filled or {}).items())
-                       + f" ({time.monotonic() - t0:.1f}s)")
-        with svc.db.read() as s:
-            accounts = gen.demo_accounts(s)
-        click.echo(f"demo accounts (password: {gen.DEMO_PASSWORD}):")
-        for level, unit, role, username in accounts:
-            click.echo(f"  {level:<9} {unit:<16} {role:<12} {username}")
+    t0 = time.monotonic()
+    counts = gen.generate(svc.db, size=size, progress=Progress("demo city"))
+    click.echo("demo city: " + ", ".join(f"{k}={v}" for k, v in counts.items()) + f" ({time.monotonic() - t0:.1f}s)")
+    if counts.get("created", True):
+        t0 = time.monotonic()
+        filled = registry_demo.fill(svc, size=size, progress=Progress("households"))
+        click.echo("grid registry: " + ", ".join(f"{k}={v}" for k, v in (filled or {}).items())
+                   + f" ({time.monotonic() - t0:.1f}s)")
+    click.echo(f"demo accounts (password: {gen.DEMO_PASSWORD}):")
+    for level, unit, role, username in gen.demo_accounts(svc.db):
+        click.echo(f"  {level:<9} {unit:<16} {role:<12} {username}")
     if do_serve:
         _serve(svc, host, port, True)
 
