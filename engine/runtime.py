@@ -321,13 +321,14 @@ class Runtime:
 
         return self._step(instance_id, act, actor)
 
-    def cancel(self, instance_id: int, *, actor: str | None = None, reason: str | None = None) -> Step:
+    def cancel(self, instance_id: int, *, actor: str | None = None, reason: str | None = None,
+               session: Session | None = None) -> Step:
         def act(wf: BpmnWorkflow, step: Step, s: Session) -> None:
             wf.cancel()
             step.status = "cancelled"
             step.record("cancelled", data={"reason": reason})
 
-        return self._step(instance_id, act, actor, run=False, allow={"running", "failed"})
+        return self._step(instance_id, act, actor, run=False, allow={"running", "failed"}, session=session)
 
     def fire_timers(self, instance_id: int, *, session: Session | None = None) -> Step:
         """Fire whatever timers are due now (the sweep calls this per due instance)."""

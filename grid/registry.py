@@ -403,7 +403,8 @@ def register_death(svc, staff_id: str | None, resident_id: int, *, died_on: date
         r.status, r.updated_at = "deceased", clock.now()
         _event(s, r, "death", staff_id, before={"status": "living"}, after={"status": "deceased"},
                occurred_on=died_on, note=note)
-    end_flags(svc, [resident_id], staff_id, "deceased")
+        s.flush()
+        end_flags(svc, [resident_id], staff_id, "deceased", session=s)
 
 
 def _date(v: date | str | None, path: str) -> date:
@@ -430,7 +431,8 @@ def move_out(svc, staff_id: str | None, resident_id: int, *, moved_on: date | st
         r.status, r.updated_at = "moved_out", clock.now()
         _event(s, r, "move_out", staff_id, before={"status": "living"},
                after={"status": "moved_out", "destination": destination}, occurred_on=moved_on, note=note)
-    end_flags(svc, [resident_id], staff_id, "moved_out")
+        s.flush()
+        end_flags(svc, [resident_id], staff_id, "moved_out", session=s)
 
 
 def move_in(svc, staff_id: str | None, household_id: int, *, name: str, id_number: str, relation: str,
@@ -481,8 +483,9 @@ def move_in(svc, staff_id: str | None, household_id: int, *, name: str, id_numbe
         else:
             restore = _flags_ended_by_move(s, r.id)
         rid = r.id
-    if moved:
-        reassign_visits(svc, moved, staff_id)
+        if moved:
+            s.flush()
+            reassign_visits(svc, moved, staff_id, session=s)
     for f in restore:
         try:
             flag(svc, staff_id, rid, f.category, f.risk_level, note=f"restored after moving in (flag {f.id})")
@@ -537,8 +540,8 @@ def transfer(svc, staff_id: str | None, resident_id: int, household_id: int, *, 
         changed_grid = old_grid != b.grid_code
         if changed_grid:
             _move_flags(s, r.id, b.grid_code)
-    if changed_grid:
-        reassign_visits(svc, [resident_id], staff_id)
+            s.flush()
+            reassign_visits(svc, [resident_id], staff_id, session=s)
 
 
 def update_resident(svc, staff_id: str | None, resident_id: int, changes: dict, note: str | None = None) -> dict:
@@ -710,44 +713,61 @@ def change_risk(svc, staff_id: str | None, flag_id: int, risk_level: str) -> Non
     svc.runtime.send_message(iid, "risk_changed", {"risk_level": risk_level}, actor=staff_id)
 
 
-def end_flags(svc, resident_ids: list[int], actor: str | None, reason: str) -> None:
-    """End every active flag of these residents (after a death or a move out)."""
-    with svc.db.read() as s:
-        ids = list(s.scalars(select(SpecialFlag.id).where(SpecialFlag.resident_id.in_(resident_ids),
-                                                          SpecialFlag.active.is_(True))))
+def end_flags(svc, resident_ids: list[int], actor: str | None, reason: str, session: Session | None = None) -> None:
+    """End every active flag of these residents (after a death or a move out). Given the session of
+    the resident change, the schedules end in the same transaction; a schedule that cannot be told
+    is logged and the resident change stands (each flag in its own savepoint)."""
+    if session is None:
+        with svc.db.write() as s:
+            return end_flags(svc, resident_ids, actor, reason, session=s)
+    s = session
+    ids = list(s.scalars(select(SpecialFlag.id).where(SpecialFlag.resident_id.in_(resident_ids),
+                                                      SpecialFlag.active.is_(True))))
     for fid in ids:
         try:
-            _unflag_as(svc, actor, fid, reason)
+            with s.begin_nested():
+                _end_flag_in(svc, s, actor, fid, reason)
         except EngineError as e:
             log.warning("could not end flag %s: %s", fid, e)
 
 
-def _unflag_as(svc, actor: str | None, flag_id: int, reason: str) -> None:
+def _end_flag_in(svc, s: Session, actor: str | None, flag_id: int, reason: str) -> None:
     """Like `unflag` but without the permission check (the caller changed the resident already)."""
-    with svc.db.read() as s:
-        f = s.get(SpecialFlag, flag_id)
-        if f is None or not f.active:
-            return
-        running, iid = _running(s, f.instance_id), f.instance_id
-    if running:
-        svc.runtime.send_message(iid, "unflagged", {"reason": reason}, actor=actor)
-    else:
-        _end_flag_directly(svc, flag_id, actor, reason)
+    f = s.get(SpecialFlag, flag_id)
+    if f is None or not f.active:
+        return
+    status = s.scalar(select(Instance.status).where(Instance.id == f.instance_id)) if f.instance_id else None
+    if status == "running":
+        svc.runtime.send_message(f.instance_id, "unflagged", {"reason": reason}, actor=actor, session=s)
+        return
+    _close_flag(s, f, actor, reason)
+    if status == "failed":
+        try:
+            with s.begin_nested():
+                svc.runtime.cancel(f.instance_id, actor=actor, reason=f"flag ended: {reason}", session=s)
+        except EngineError as e:
+            log.warning("could not cancel visit instance %s: %s", f.instance_id, e)
 
 
-def reassign_visits(svc, resident_ids: list[int], actor: str | None) -> int:
+def reassign_visits(svc, resident_ids: list[int], actor: str | None, session: Session | None = None) -> int:
     """Tell the visit schedules of these residents which grid (and village) they belong to now;
-    the open visit moves to the new grid's worker. Returns how many schedules were told."""
-    with svc.db.read() as s:
-        rows = s.execute(select(SpecialFlag.instance_id, SpecialFlag.grid_code, OrgUnit.parent_code)
-                         .join(OrgUnit, OrgUnit.code == SpecialFlag.grid_code)
-                         .join(Instance, Instance.id == SpecialFlag.instance_id)
-                         .where(SpecialFlag.resident_id.in_(resident_ids), SpecialFlag.active.is_(True),
-                                Instance.status == "running")).all()
+    the open visit moves to the new grid's worker. Returns how many schedules were told. Given the
+    session of the move, this happens in the same transaction (each schedule in a savepoint)."""
+    if session is None:
+        with svc.db.write() as s:
+            return reassign_visits(svc, resident_ids, actor, session=s)
+    s = session
+    rows = s.execute(select(SpecialFlag.instance_id, SpecialFlag.grid_code, OrgUnit.parent_code)
+                     .join(OrgUnit, OrgUnit.code == SpecialFlag.grid_code)
+                     .join(Instance, Instance.id == SpecialFlag.instance_id)
+                     .where(SpecialFlag.resident_id.in_(resident_ids), SpecialFlag.active.is_(True),
+                            Instance.status == "running")).all()
     n = 0
     for iid, grid, village in rows:
         try:
-            svc.runtime.send_message(iid, "resident_moved", {"grid_unit": grid, "village_unit": village}, actor=actor)
+            with s.begin_nested():
+                svc.runtime.send_message(iid, "resident_moved", {"grid_unit": grid, "village_unit": village},
+                                         actor=actor, session=s)
             n += 1
         except EngineError as e:
             log.warning("could not move the visits of instance %s to %s: %s", iid, grid, e)
