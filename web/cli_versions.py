@@ -27,6 +27,16 @@ def _fail(message: str) -> None:
 from grid.cases import unit_scope  # noqa: E402,F401 - re-exported for web.admin
 
 
+def _scope(svc, unit: str | None, scope: str | None) -> tuple[str, str | None]:
+    """The pin scope from --unit (a unit's path, with a label) or a raw --scope."""
+    if not (unit or scope):
+        raise click.UsageError("give --unit or --scope")
+    if unit:
+        path, _cond, label = unit_scope(svc, unit)
+        return path, label
+    return scope, None
+
+
 def register(main: click.Group) -> None:
     @main.group("version")
     def version() -> None:
@@ -114,12 +124,8 @@ def register(main: click.Group) -> None:
         from engine.errors import EngineError
 
         svc = _svc(ctx)
-        label = None
-        if not (unit or scope):
-            raise click.UsageError("give --unit or --scope")
         try:
-            if unit:
-                scope, _cond, label = unit_scope(svc, unit)
+            scope, label = _scope(svc, unit, scope)
             v.pin(svc.db, process_id, scope, number, actor=actor, label=label)
         except EngineError as e:
             _fail(str(e))
@@ -137,11 +143,8 @@ def register(main: click.Group) -> None:
         from engine.errors import EngineError
 
         svc = _svc(ctx)
-        if not (unit or scope):
-            raise click.UsageError("give --unit or --scope")
         try:
-            if unit:
-                scope, _cond, _label = unit_scope(svc, unit)
+            scope, _label = _scope(svc, unit, scope)
             v.unpin(svc.db, process_id, scope, actor=actor)
         except EngineError as e:
             _fail(str(e))
