@@ -86,7 +86,7 @@ class Scratch:
 
 def _templates(svc, fake) -> dict[str, str]:
     """Drive three real cases to the benchmark's starting points; name -> case_no."""
-    from grid.scenario import Runner
+    from grid.cases.scenario import Runner
 
     r = Runner(svc, {})
     r.fake = fake
@@ -109,7 +109,7 @@ def _templates(svc, fake) -> dict[str, str]:
 
 def _copy_cases(db: Database, templates: dict[str, str], n: int) -> dict[str, int]:
     """Bulk-create n open cases by copying the template cases' rows with fresh task ids."""
-    from grid.case_models import DisputeCase
+    from grid.cases.models import DisputeCase
 
     with db.read() as s:
         src = {}
@@ -175,7 +175,7 @@ def _clocks(db: Database) -> tuple[dict, dict]:
 
 def run(dialect: str, n: int, batch: int, pg_base: str | None, profile: bool) -> dict:
     from engine.migrate import upgrade
-    from grid.scenario import prepare
+    from grid.cases.scenario import prepare
 
     sc = Scratch(dialect, pg_base)
     try:

@@ -66,8 +66,8 @@ def _wrap(q, fn, args) -> None:
 
 
 def _services(url: str):
-    from grid import registry
     from grid.config import Settings
+    from grid.registry import service as registry
     from grid.services import Services
 
     svc = Services.build(Settings(database_url=url, workflows=ROOT / "workflows", forms=ROOT / "forms"))
@@ -79,7 +79,7 @@ def _services(url: str):
 def step_setup(url: str) -> dict:
     from engine.deploy import Bundle, deploy
     from engine.migrate import upgrade
-    from grid import demo
+    from grid.org import demo
 
     t0 = time.perf_counter()
     svc = _services(url)
@@ -91,8 +91,8 @@ def step_setup(url: str) -> dict:
 
 
 def step_generate(url: str, path: str, rows: int) -> dict:
-    from grid import registry_demo
-    from grid.registry_import import COLUMNS
+    from grid.registry import demo as registry_demo
+    from grid.registry.importer import COLUMNS
 
     t0 = time.perf_counter()
     svc = _services(url)
@@ -131,7 +131,7 @@ def step_generate(url: str, path: str, rows: int) -> dict:
 
 
 def step_import(url: str, path: str, trace: bool = False) -> dict:
-    from grid import registry_import
+    from grid.registry import importer as registry_import
 
     svc = _services(url)
     if trace:
@@ -159,7 +159,7 @@ def step_import(url: str, path: str, trace: bool = False) -> dict:
     with svc.db.read() as s:
         from sqlalchemy import func, select
 
-        from grid.registry_models import Resident
+        from grid.registry.models import Resident
 
         out["residents_in_db"] = s.scalar(select(func.count()).select_from(Resident))
     return out
@@ -169,8 +169,11 @@ def step_mygrid(url: str, households: int, flags: int, runs: int) -> dict:
     from sqlalchemy import select
 
     from engine import clock
-    from grid import demo, org, registry, registry_demo
-    from grid.registry_models import Resident
+    from grid.org import demo
+    from grid.org import service as org
+    from grid.registry import demo as registry_demo
+    from grid.registry import service as registry
+    from grid.registry.models import Resident
     from web import create_app
 
     svc = _services(url)
@@ -205,7 +208,7 @@ def step_mygrid(url: str, households: int, flags: int, runs: int) -> dict:
 
     page = client.get("/login").get_data(as_text=True)
     tok = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    from grid.passwords import DEMO_PASSWORD
+    from grid.org.passwords import DEMO_PASSWORD
 
     r = client.post("/login", data={"username": demo.SEED_GRID_WORKER[0], "password": DEMO_PASSWORD,
                                     "csrf_token": tok})

@@ -36,11 +36,13 @@ from engine.db import Database  # noqa: E402
 from engine.deploy import Bundle, deploy  # noqa: E402
 from engine.migrate import upgrade  # noqa: E402
 from engine.models import Instance, InstanceEvent, WorkItem  # noqa: E402
-from grid import cases, demo, org  # noqa: E402
-from grid.case_models import CaseRecord, DisputeCase  # noqa: E402
+from grid.cases import service as cases  # noqa: E402
+from grid.cases.models import CaseRecord, DisputeCase  # noqa: E402
 from grid.config import Settings  # noqa: E402
-from grid.models import OrgUnit, Staff  # noqa: E402
-from grid.passwords import DEMO_PASSWORD  # noqa: E402
+from grid.org import demo  # noqa: E402
+from grid.org import service as org  # noqa: E402
+from grid.org.models import OrgUnit, Staff  # noqa: E402
+from grid.org.passwords import DEMO_PASSWORD  # noqa: E402
 from grid.services import Services  # noqa: E402
 
 CHUNK = 5000

@@ -12,8 +12,7 @@ from engine import clock
 from engine.calendar import WorkCalendar
 from engine.db import Database
 from engine.runtime import Runtime
-
-from .config import Settings
+from grid.config import Settings
 
 
 @dataclass
@@ -29,12 +28,12 @@ class Services:
         runtime = Runtime(db, calendar=WorkCalendar.load(settings.calendar))
         svc = cls(settings=settings, db=db, runtime=runtime)
         try:
-            from . import cases
+            from grid.cases import service as cases
         except ImportError:  # pragma: no cover - during bootstrap
             cases = None
         if cases is not None:
             cases.install(svc)
-        from . import registry
+        from grid.registry import service as registry
 
         registry.install(svc)
         return svc

@@ -16,11 +16,12 @@ from sqlalchemy import func, select
 from engine import clock, xmlsafe
 from engine.errors import InvalidData, NotFound
 from engine.models import Instance, ProcessDefinition, ProcessVersion, WorkItem
-
-from . import attachments, cases, org
-from .case_models import CaseRecord, DisputeCase
-from .errors import Forbidden
-from .models import OrgUnit, Staff, StaffRole
+from grid.cases import attachments
+from grid.cases import service as cases
+from grid.cases.models import CaseRecord, DisputeCase
+from grid.errors import Forbidden
+from grid.org import service as org
+from grid.org.models import OrgUnit, Staff, StaffRole
 
 LOCALES = ("zh_CN", "en")
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"

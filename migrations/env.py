@@ -3,9 +3,9 @@ from alembic import context
 
 import engine.models  # noqa: F401
 import engine.version_models  # noqa: F401
-import grid.case_models  # noqa: F401  - the domain tables share the history
-import grid.models  # noqa: F401
-import grid.registry_models  # noqa: F401
+import grid.cases.models  # noqa: F401  - the domain tables share the history
+import grid.org.models  # noqa: F401
+import grid.registry.models  # noqa: F401
 from engine.db import Base, make_engine
 
 config = context.config

@@ -80,9 +80,9 @@ def sqlite_template(tmp_path_factory) -> Path:
 def _truncate_all(url: str) -> None:
     eng = _admin(url)
     import engine.version_models  # noqa: F401
-    import grid.case_models  # noqa: F401
-    import grid.models  # noqa: F401  - make sure domain tables are known
-    import grid.registry_models  # noqa: F401
+    import grid.cases.models  # noqa: F401
+    import grid.org.models  # noqa: F401  - make sure domain tables are known
+    import grid.registry.models  # noqa: F401
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with eng.connect() as c:
         c.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
@@ -135,6 +135,6 @@ def pg_db(pg_url):
 @pytest.fixture
 def svc(db):
     """Services over `db` with ./workflows deployed and the small demo city generated."""
-    from grid.scenario import prepare
+    from grid.cases.scenario import prepare
 
     return prepare(db, ROOT / "workflows", ROOT / "forms")

@@ -27,9 +27,9 @@ BACKENDS = [
 def fresh_db(backend: str, tmp_dir) -> Iterator[Database]:
     """An empty database with every mapped table: a SQLite file, or a scratch PostgreSQL schema."""
     import engine.version_models  # noqa: F401
-    import grid.case_models  # noqa: F401
-    import grid.models  # noqa: F401
-    import grid.registry_models  # noqa: F401
+    import grid.cases.models  # noqa: F401
+    import grid.org.models  # noqa: F401
+    import grid.registry.models  # noqa: F401
 
     if backend == "sqlite":
         db = Database(f"sqlite:///{tmp_dir}/t.sqlite")

@@ -6,8 +6,10 @@ from datetime import date
 from sqlalchemy import select
 
 from engine.models import WorkItem
-from grid import demo, org, registry
-from grid.models import Staff
+from grid.org import demo
+from grid.org import service as org
+from grid.org.models import Staff
+from grid.registry import service as registry
 
 SEED_GRID = demo.SEED_GRID  # 檀溪社区 第十五网格 (jiangranran)
 OTHER_GRID = demo.SEED_VILLAGE + "001"  # 檀溪社区 第一网格, same village (grid head qiuyun)

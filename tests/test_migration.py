@@ -16,7 +16,7 @@ from engine.models import Instance, InstanceEvent, WorkItem
 from engine.runtime import Runtime
 from engine.version_models import MigrationRecord
 from engine.versions import activate, deploy_bundle
-from grid.case_models import CaseRecord
+from grid.cases.models import CaseRecord
 
 from .versions_helpers import (
     REPORTER,

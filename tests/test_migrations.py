@@ -6,9 +6,9 @@ from alembic.migration import MigrationContext
 
 import engine.models  # noqa: F401
 import engine.version_models  # noqa: F401
-import grid.case_models  # noqa: F401
-import grid.models  # noqa: F401
-import grid.registry_models  # noqa: F401
+import grid.cases.models  # noqa: F401
+import grid.org.models  # noqa: F401
+import grid.registry.models  # noqa: F401
 from engine.db import Base
 from engine.migrate import current
 

@@ -6,9 +6,10 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from grid import demo, org
-from grid.models import OrgUnit, Staff, StaffRole
-from grid.passwords import DEMO_PASSWORD, hash_password, verify_password
+from grid.org import demo
+from grid.org import service as org
+from grid.org.models import OrgUnit, Staff, StaffRole
+from grid.org.passwords import DEMO_PASSWORD, hash_password, verify_password
 
 from .db_helpers import BACKENDS, fresh_db
 

@@ -8,9 +8,11 @@ import pytest
 from sqlalchemy import func, select
 
 from engine.errors import Conflict, InvalidData, NotFound
-from grid import cases, demo, registry
+from grid.cases import service as cases
 from grid.errors import Forbidden
-from grid.registry_models import Household, Resident, ResidentEvent, RevealLog, SpecialFlag
+from grid.org import demo
+from grid.registry import service as registry
+from grid.registry.models import Household, Resident, ResidentEvent, RevealLog, SpecialFlag
 
 from .registry_helpers import (
     FAR_GRID,

@@ -6,8 +6,10 @@ from datetime import date
 
 from sqlalchemy import func, select
 
-from grid import demo, registry, registry_demo
-from grid.registry_models import Building, Resident, SpecialFlag
+from grid.org import demo
+from grid.registry import demo as registry_demo
+from grid.registry import service as registry
+from grid.registry.models import Building, Resident, SpecialFlag
 
 
 def test_the_small_demo_city_gets_households(fake_clock, svc):

@@ -10,9 +10,10 @@ import pytest
 from openpyxl import Workbook, load_workbook
 from sqlalchemy import func, select
 
-from grid import registry, registry_import
 from grid.errors import Forbidden
-from grid.registry_models import Building, Household, ImportBatch, Resident, ResidentEvent, SpecialFlag
+from grid.registry import importer as registry_import
+from grid.registry import service as registry
+from grid.registry.models import Building, Household, ImportBatch, Resident, ResidentEvent, SpecialFlag
 
 from .registry_helpers import FAR_GRID, OTHER_GRID, SEED_GRID, make_id, open_items, sid
 

@@ -15,10 +15,13 @@ from engine.deploy import Bundle, parse_bundle
 from engine.errors import DeployError
 from engine.models import Instance, WorkItem
 from engine.sandbox import SandboxedScriptEngine
-from grid import cases, demo, dmncheck, registry
-from grid.case_models import DisputeCase
+from grid.cases import dmncheck
+from grid.cases import service as cases
+from grid.cases.models import DisputeCase
 from grid.errors import Forbidden
-from grid.registry_models import CATEGORIES, RISK_LEVELS, ResidentEvent, SpecialFlag
+from grid.org import demo
+from grid.registry import service as registry
+from grid.registry.models import CATEGORIES, RISK_LEVELS, ResidentEvent, SpecialFlag
 
 from .registry_helpers import (
     FAR_GRID,

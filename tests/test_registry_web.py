@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from grid import registry, registry_demo, registry_import, registry_models
-from grid.passwords import DEMO_PASSWORD
-from grid.registry_models import Resident, RevealLog, SpecialFlag
+from grid.org.passwords import DEMO_PASSWORD
+from grid.registry import demo as registry_demo
+from grid.registry import importer as registry_import
+from grid.registry import models as registry_models
+from grid.registry import service as registry
+from grid.registry.models import Resident, RevealLog, SpecialFlag
 
 from .registry_helpers import SEED_GRID, household, make_id, sid, staff_name
 from .test_web_i18n import _visible_text
@@ -286,7 +289,7 @@ def test_resident_pages_and_messages_in_english(app, town):
 def test_an_export_is_audited_before_any_data_leaves(app, town):
     from sqlalchemy import select
 
-    from grid.registry_models import ImportBatch
+    from grid.registry.models import ImportBatch
 
     svc = town["svc"]
     c = login(app, "jiangranran")

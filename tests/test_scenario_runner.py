@@ -1,7 +1,7 @@
 """Scenario failures are readable: which step, what was expected, what was found."""
 from __future__ import annotations
 
-from grid.scenario import Runner
+from grid.cases.scenario import Runner
 
 REPORT = {"report": {"as": "jiangranran", "data": {"category": "neighbour", "description": "楼上住户夜间噪音扰民",
                                                    "location": {"text": "檀溪社区"}, "settled_on_spot": False}}}

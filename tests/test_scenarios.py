@@ -11,7 +11,7 @@ import yaml
 from sqlalchemy import select
 
 from engine.models import ProcessVersion
-from grid.scenario import Runner, prepare
+from grid.cases.scenario import Runner, prepare
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = sorted((ROOT / "workflows" / "scenarios").glob("*.yaml"))

@@ -26,8 +26,8 @@ from engine.versions import (
     retire,
     unpin,
 )
-from grid import org
-from grid.models import StaffRole
+from grid.org import service as org
+from grid.org.models import StaffRole
 
 from .versions_helpers import ROOT, START, V2, Cases, deploy_v2, v2_bundle, v3_bundle, version_of
 
@@ -336,7 +336,8 @@ def test_each_case_renders_the_forms_of_its_own_version(svc, fake_clock):
     from engine.deploy import Bundle
     from engine.models import WorkItem
     from engine.versions import deploy_bundle
-    from grid import cases, ui_services
+    from grid import ui_services
+    from grid.cases import service as cases
 
     gw, head = svc_id(svc, "jiangranran"), svc_id(svc, "qiuyun")
     report = {"category": "neighbour", "description": "楼上住户夜间噪音扰民", "location": {"text": "檀溪社区"},
@@ -361,7 +362,7 @@ def test_each_case_renders_the_forms_of_its_own_version(svc, fake_clock):
 
 
 def svc_id(svc, username: str) -> str:
-    from grid import org
+    from grid.org import service as org
 
     with svc.db.read() as s:
         return org.staff_by_username(s, username).id

@@ -7,8 +7,8 @@ import io
 import pytest
 
 from engine.errors import InvalidData, NotFound
-from grid import attachments
-from grid.attachments import MAX_BYTES, UploadRefused, clean_name, sniff
+from grid.cases import attachments
+from grid.cases.attachments import MAX_BYTES, UploadRefused, clean_name, sniff
 from tests.web_helpers import login, make_app, png, report_case, staff_id
 
 

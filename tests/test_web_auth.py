@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from grid.passwords import DEMO_PASSWORD
+from grid.org.passwords import DEMO_PASSWORD
 from tests.web_helpers import csrf, login, make_app, rule_url
 
 
@@ -112,7 +112,7 @@ def test_security_headers(app):
 
 
 def test_disabled_account_is_signed_out(app, svc):
-    from grid.models import Staff
+    from grid.org.models import Staff
 
     client = login(app, "jiangranran")
     with svc.db.write() as s:

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from grid import attachments
+from grid.cases import attachments
 from tests.web_helpers import (
     csrf,
     dispatch,

@@ -8,8 +8,8 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
-from grid import registry
-from grid.registry_models import Building, Household, Resident, ResidentEvent, RevealLog, SpecialFlag
+from grid.registry import service as registry
+from grid.registry.models import Building, Household, Resident, ResidentEvent, RevealLog, SpecialFlag
 from tests.registry_helpers import SEED_GRID, household, make_id, person, sid
 from tests.web_helpers import csrf, login, make_app, rule_url
 

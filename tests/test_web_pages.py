@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, update
 
 from engine.models import WorkItem
-from grid.case_models import CaseRecord, DisputeCase
+from grid.cases.models import CaseRecord, DisputeCase
 from tests.web_helpers import csrf, dispatch, login, make_app, report_case
 
 NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)  # Monday 16:00 in Beijing

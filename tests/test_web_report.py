@@ -7,7 +7,7 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from grid.case_models import Attachment, DisputeCase
+from grid.cases.models import Attachment, DisputeCase
 from tests.web_helpers import csrf, login, make_app, upload
 
 FORM = {"grid": "420602003005015", "category": "municipal",

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from grid.case_models import Attachment
+from grid.cases.models import Attachment
 from tests.web_helpers import (
     dispatch,
     fingerprint,
@@ -127,7 +127,7 @@ def test_task_photos_are_stored_and_linked_on_success(app, svc):
 def test_someone_elses_photo_cannot_be_slipped_into_a_form(app, svc):
     import io
 
-    from grid import attachments
+    from grid.cases import attachments
     from tests.web_helpers import png
 
     c = report_case(svc)

@@ -10,8 +10,8 @@ from engine import clock
 from engine.deploy import Bundle
 from engine.models import Instance, InstanceEvent, ProcessVersion, WorkItem
 from engine.versions import deploy_bundle
-from grid.case_models import DisputeCase
-from grid.scenario import Runner
+from grid.cases.models import DisputeCase
+from grid.cases.scenario import Runner
 
 ROOT = Path(__file__).resolve().parent.parent
 V2 = Path(__file__).resolve().parent / "fixtures" / "v2"

@@ -12,9 +12,9 @@ import zlib
 from sqlalchemy import func, select
 
 from engine.models import Instance, InstanceEvent, WorkItem
-from grid import cases
-from grid.case_models import Attachment, CaseRecord, DisputeCase
-from grid.passwords import DEMO_PASSWORD
+from grid.cases import service as cases
+from grid.cases.models import Attachment, CaseRecord, DisputeCase
+from grid.org.passwords import DEMO_PASSWORD
 
 SEED_GRID = "420602003005015"
 REPORT = {
@@ -66,7 +66,7 @@ def login(app, username: str, password: str = DEMO_PASSWORD):
 
 
 def staff_id(svc, username: str) -> str:
-    from grid import org
+    from grid.org import service as org
 
     with svc.db.read() as s:
         return org.staff_by_username(s, username).id

@@ -56,7 +56,7 @@ def _migrator() -> Migrator:
 
 def _unit_names(codes: list[str]) -> dict[str, str]:
     try:
-        from grid import cases
+        from grid.cases import service as cases
     except ImportError:  # pragma: no cover
         return {}
     return cases.unit_names(_services(), codes) if codes else {}

@@ -153,8 +153,8 @@ def demo(ctx, size, host, port, do_serve) -> None:
     svc = _services(ctx)
     upgrade(svc.db, progress=Progress("migrate"))
     _deploy(svc, None, None, "demo", "demo")
-    from grid import demo as gen
-    from grid import registry_demo
+    from grid.org import demo as gen
+    from grid.registry import demo as registry_demo
 
     t0 = time.monotonic()
     counts = gen.generate(svc.db, size=size, progress=Progress("demo city"))
@@ -184,7 +184,7 @@ def scenario() -> None:
 def scenario_run(files, workflows, forms, url) -> None:
     """Run scenario files (default: every workflows/scenarios/*.yaml) and report each."""
     from engine.db import Database
-    from grid.scenario import run_file
+    from grid.cases.scenario import run_file
 
     settings = Settings()
     workflows = workflows or settings.workflows

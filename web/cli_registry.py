@@ -15,8 +15,8 @@ from .progress import Progress
 
 
 def _svc(ctx: click.Context):
-    from grid import registry
     from grid.config import Settings
+    from grid.registry import service as registry
     from grid.services import Services
 
     root = ctx.find_root()
@@ -41,7 +41,7 @@ def register(main: click.Group) -> None:
     def import_cmd(ctx, file: Path, grid_code, actor, dry_run, max_errors) -> None:
         """Import a CSV or XLSX file of buildings, households and residents. Every row is checked
         first; a file with any error imports nothing and lists each bad row."""
-        from grid import registry_import
+        from grid.registry import importer as registry_import
 
         svc = _svc(ctx)
         try:
@@ -68,7 +68,7 @@ def register(main: click.Group) -> None:
     @click.pass_context
     def export_cmd(ctx, file: Path, grid_code, fmt, actor) -> None:
         """Export the registry (or one grid) in the import format, unmasked. The export is recorded."""
-        from grid import registry_import
+        from grid.registry import importer as registry_import
 
         svc = _svc(ctx)
         fmt = fmt or (file.suffix.lstrip(".").lower() or "csv")
@@ -85,7 +85,7 @@ def register(main: click.Group) -> None:
     @click.pass_context
     def demo_cmd(ctx, size, seed) -> None:
         """Fill the demo city's grids with synthetic households (once; needs `gridflow demo` first)."""
-        from grid import registry_demo
+        from grid.registry import demo as registry_demo
 
         svc = _svc(ctx)
         counts = registry_demo.fill(svc, size=size, seed=seed, progress=Progress("households"))

@@ -24,7 +24,7 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 
-from grid.cases import unit_scope  # noqa: E402,F401 - re-exported for web.admin
+from grid.cases.service import unit_scope  # noqa: E402,F401 - re-exported for web.admin
 
 
 def _scope(svc, unit: str | None, scope: str | None) -> tuple[str, str | None]:

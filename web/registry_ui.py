@@ -40,8 +40,9 @@ from flask_babel import lazy_gettext as _l
 
 from engine import clock
 from engine.errors import Conflict, EngineError, InvalidData
-from grid import registry, registry_import
-from grid.registry_models import CATEGORIES, RELATIONS, RISK_LEVELS
+from grid.registry import importer as registry_import
+from grid.registry import service as registry
+from grid.registry.models import CATEGORIES, RELATIONS, RISK_LEVELS
 
 bp = Blueprint("registry", __name__, url_prefix="/registry")
 

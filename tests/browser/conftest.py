@@ -34,7 +34,7 @@ def live_app(tmp_path_factory):
     from werkzeug.serving import WSGIRequestHandler, make_server
 
     from engine.db import Database
-    from grid.scenario import prepare
+    from grid.cases.scenario import prepare
     from web import create_app
 
     _require_browser()

@@ -9,7 +9,7 @@ import zlib
 
 import pytest
 
-from grid.passwords import DEMO_PASSWORD
+from grid.org.passwords import DEMO_PASSWORD
 
 pytestmark = pytest.mark.browser
 

@@ -7,7 +7,8 @@ from flask import Blueprint, render_template, request
 from flask_login import current_user
 
 from engine import clock
-from grid import cases, ui_services
+from grid import ui_services
+from grid.cases import service as cases
 
 from . import form_labels, page_arg, services
 from .labels import lang

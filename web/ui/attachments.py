@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, send_file
 from flask_login import current_user
 
-from grid import attachments
+from grid.cases import attachments
 
 from . import services
 

@@ -9,7 +9,8 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from engine.errors import InvalidData
-from grid import cases, ui_services
+from grid import ui_services
+from grid.cases import service as cases
 
 from . import due_text, form_labels, safe_next, services
 from .forms import describe

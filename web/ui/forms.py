@@ -18,7 +18,8 @@ from werkzeug.datastructures import MultiDict
 
 from engine import clock
 from engine.errors import InvalidData
-from grid import attachments, ui_services
+from grid import ui_services
+from grid.cases import attachments
 
 FILE_WIDGETS = ("photo", "file")
 WIDGETS = {"text", "textarea", "number", "select", "radio", "checkboxes", "switch", "datetime", "date", "photo", "file",

@@ -5,7 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, abort, render_template, request
 from flask_login import current_user
 
-from grid import cases, registry, ui_services
+from grid import ui_services
+from grid.cases import service as cases
+from grid.registry import service as registry
 from web.registry_ui import word as registry_word  # noqa: E402
 
 from . import due_text, form_labels, page_arg, services

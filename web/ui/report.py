@@ -7,7 +7,9 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from engine.errors import InvalidData
-from grid import attachments, cases, ui_services
+from grid import ui_services
+from grid.cases import attachments
+from grid.cases import service as cases
 
 from . import forms, services
 from .labels import lang

@@ -11,7 +11,10 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from engine.errors import Conflict, InvalidData
-from grid import attachments, cases, registry, ui_services
+from grid import ui_services
+from grid.cases import attachments
+from grid.cases import service as cases
+from grid.registry import service as registry
 from web.registry_ui import word as registry_word  # noqa: E402
 
 from . import due_text, form_labels, forms, services

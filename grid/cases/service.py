@@ -18,11 +18,10 @@ from engine.deploy import register_validator
 from engine.errors import InvalidData, NotFound
 from engine.models import Instance, WorkItem
 from engine.runtime import Assignment, Step, TaskContext, default_assigner
-
-from . import org
-from .case_models import CASE_LEVELS, CaseRecord, DisputeCase
-from .errors import Forbidden
-from .models import OrgUnit, Staff, StaffRole
+from grid.cases.models import CASE_LEVELS, CaseRecord, DisputeCase
+from grid.errors import Forbidden
+from grid.org import service as org
+from grid.org.models import OrgUnit, Staff, StaffRole
 
 PROCESS_ID = "dispute_case"
 REPORT_FORM = "report.json"
@@ -94,8 +93,7 @@ def dmn_coverage(bundle, parsed) -> list:
     import json
 
     from engine.errors import Problem
-
-    from . import dmncheck
+    from grid.cases import dmncheck
 
     problems = []
     report = parsed.forms.get(REPORT_FORM)

@@ -22,12 +22,13 @@ from engine.deploy import Bundle, deploy
 from engine.errors import EngineError
 from engine.migrate import upgrade
 from engine.models import WorkItem
-
-from . import cases, demo, org
-from .case_models import CaseRecord, DisputeCase
-from .config import Settings
-from .models import OrgUnit, Staff, StaffRole
-from .services import Services
+from grid.cases import service as cases
+from grid.cases.models import CaseRecord, DisputeCase
+from grid.config import Settings
+from grid.org import demo
+from grid.org import service as org
+from grid.org.models import OrgUnit, Staff, StaffRole
+from grid.services import Services
 
 
 class ScenarioFailed(AssertionError):

@@ -39,10 +39,9 @@ from sqlalchemy import String, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from engine import clock
-
-from . import registry
-from .models import OrgUnit
-from .registry_models import (
+from grid.org.models import OrgUnit
+from grid.registry import service as registry
+from grid.registry.models import (
     RELATIONS,
     SEXES,
     STATUSES,
@@ -360,7 +359,7 @@ def import_file(svc, path: str | os.PathLike, *, staff_id: str | None = None, ac
             if grids.get(grid_code) != "grid":
                 raise ValueError(f"no grid {grid_code}")
             if editable is not None and grid_code not in editable:
-                from .errors import Forbidden
+                from grid.errors import Forbidden
 
                 raise Forbidden("you may not change this grid")
     validator = _Validator(grids, editable, grid_code)
@@ -742,7 +741,7 @@ def export_rows(svc, staff_id: str | None = None, grid_code: str | None = None) 
              .outerjoin(Resident, Resident.household_id == Household.id))
         if grid_code:
             if not registry.may_edit(s, staff_id, grid_code):
-                from .errors import Forbidden
+                from grid.errors import Forbidden
 
                 raise Forbidden("only the grid worker or grid head may export this grid")
             q = q.where(Building.grid_code == grid_code)

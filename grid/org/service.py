@@ -18,9 +18,8 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from engine import clock
-
-from .models import LEVELS, ROLE_LEVELS, ROLES, OrgUnit, Staff, StaffRole
-from .passwords import burn_time, hash_password, verify_password
+from grid.org.models import LEVELS, ROLE_LEVELS, ROLES, OrgUnit, Staff, StaffRole
+from grid.org.passwords import burn_time, hash_password, verify_password
 
 ESCALATION_LEVELS = ["village", "township", "county", "city"]
 LOCK_AFTER = 5  # failed attempts in a row before the account locks

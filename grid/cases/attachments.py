@@ -26,9 +26,9 @@ from sqlalchemy.orm import Session
 from engine import clock
 from engine.errors import InvalidData, NotFound
 from engine.models import WorkItem
-
-from . import cases, org
-from .case_models import Attachment, DisputeCase
+from grid.cases import service as cases
+from grid.cases.models import Attachment, DisputeCase
+from grid.org import service as org
 
 MAX_BYTES = 10 * 1024 * 1024
 IMAGE_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/heic": ".heic"}

@@ -21,10 +21,11 @@ from sqlalchemy.orm import Session
 
 from engine import clock
 from engine.errors import EngineError
-
-from . import demo, org, registry
-from .models import OrgUnit
-from .registry_models import Building, Household, Resident, SpecialFlag
+from grid.org import demo
+from grid.org import service as org
+from grid.org.models import OrgUnit
+from grid.registry import service as registry
+from grid.registry.models import Building, Household, Resident, SpecialFlag
 
 ROADS = ("檀溪路", "长虹路", "胜利街", "春园路", "人民路", "解放路", "建设路", "汉江路", "新华路", "光明路",
          "朝阳路", "友谊街", "中原路", "滨江路", "清河路", "卧龙路", "文昌路", "永安路", "青云路", "丰乐街")
@@ -188,7 +189,7 @@ def insert_grids(s: Session, plan: list[tuple[GridInfo, int]], seed: int, people
     """Insert buildings, households and residents for (grid, number of households) pairs; returns
     the number of residents. Ids are read back by natural key (RETURNING with many rows goes row by
     row on SQLite)."""
-    from .registry_import import resident_insert
+    from grid.registry.importer import resident_insert
 
     b_rows, h_plan = [], []
     for g, n in plan:

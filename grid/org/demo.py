@@ -21,9 +21,8 @@ from sqlalchemy.orm import Session
 
 from engine import clock
 from engine.db import Database
-
-from .models import LEVELS, OrgUnit, Staff, StaffRole
-from .passwords import DEMO_PASSWORD, demo_password_hash
+from grid.org.models import LEVELS, OrgUnit, Staff, StaffRole
+from grid.org.passwords import DEMO_PASSWORD, demo_password_hash
 
 __all__ = ["DEMO_PASSWORD", "generate", "demo_accounts", "SEED_GRID", "SEED_VILLAGE"]
 

@@ -34,12 +34,11 @@ from engine import clock, sandbox
 from engine.errors import Conflict, EngineError, InvalidData, NotFound
 from engine.models import Instance, WorkItem
 from engine.runtime import Step
-
-from . import org
-from .case_models import DisputeCase
-from .errors import Forbidden
-from .models import OrgUnit, Staff
-from .registry_models import (
+from grid.cases.models import DisputeCase
+from grid.errors import Forbidden
+from grid.org import service as org
+from grid.org.models import OrgUnit, Staff
+from grid.registry.models import (
     CATEGORIES,
     RELATIONS,
     RISK_LEVELS,
@@ -849,7 +848,7 @@ def _report_after_commit(svc, s: Session, event_id: int, actor: str | None, flag
 
 def open_visit_case(svc, event_id: int, actor: str | None):
     """Report the dispute recorded on a visit event (once; the case number is kept on the event)."""
-    from . import cases
+    from grid.cases import service as cases
 
     with svc.db.read() as s:
         ev = s.get(ResidentEvent, event_id)
@@ -888,8 +887,7 @@ _validator_registered = False
 def visit_dmn_coverage(bundle, parsed) -> list:
     """Every category x risk level must be covered by the visit-interval DMN (if the bundle has it)."""
     from engine.errors import Problem
-
-    from . import dmncheck
+    from grid.cases import dmncheck
 
     problems = []
     for name, content in bundle.dmn.items():
