@@ -15,7 +15,7 @@ from engine.deploy import Bundle, parse_bundle
 from engine.errors import DeployError
 from engine.models import Instance, WorkItem
 from engine.sandbox import SandboxedScriptEngine
-from grid.cases import dmncheck
+from engine import dmncheck
 from grid.cases import service as cases
 from grid.cases.models import DisputeCase
 from grid.errors import Forbidden

@@ -93,7 +93,7 @@ def dmn_coverage(bundle, parsed) -> list:
     import json
 
     from engine.errors import Problem
-    from grid.cases import dmncheck
+    from engine import dmncheck
 
     problems = []
     report = parsed.forms.get(REPORT_FORM)

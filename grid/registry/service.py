@@ -887,7 +887,7 @@ _validator_registered = False
 def visit_dmn_coverage(bundle, parsed) -> list:
     """Every category x risk level must be covered by the visit-interval DMN (if the bundle has it)."""
     from engine.errors import Problem
-    from grid.cases import dmncheck
+    from engine import dmncheck
 
     problems = []
     for name, content in bundle.dmn.items():
