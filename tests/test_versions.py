@@ -336,7 +336,7 @@ def test_each_case_renders_the_forms_of_its_own_version(svc, fake_clock):
     from engine.deploy import Bundle
     from engine.models import WorkItem
     from engine.versions import deploy_bundle
-    from grid import ui_services
+    from grid.cases import pages
     from grid.cases import service as cases
 
     gw, head = svc_id(svc, "jiangranran"), svc_id(svc, "qiuyun")
@@ -355,7 +355,7 @@ def test_each_case_renders_the_forms_of_its_own_version(svc, fake_clock):
         with svc.db.read() as s:
             guid = s.scalar(select(WorkItem.task_guid).where(WorkItem.instance_id == case.instance_id,
                                                              WorkItem.task_spec == "dispatch"))
-        return ui_services.task_page(svc, head, guid).schema
+        return pages.task_page(svc, head, guid).schema
 
     assert "urgency" not in dispatch_schema(old_case)["properties"]
     assert "urgency" in dispatch_schema(new_case)["properties"]

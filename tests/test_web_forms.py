@@ -8,7 +8,8 @@ import pytest
 from flask import render_template_string
 from werkzeug.datastructures import MultiDict
 
-from grid import ui_services
+from engine import form_validation
+from grid import masking
 from web.ui import forms
 
 SCHEMA = {
@@ -120,7 +121,7 @@ def test_a_submission_reads_back_as_typed_json():
                     "people": ["u1", "u2"], "place": {"text": "檀溪社区", "lat": 32.02},
                     "parties": [{"name": "甲方", "phone": "13800000001"}, {"name": "乙方"}], "agree": False}
     assert raw["count"] == "3" and raw["people"] == ["u1", "u2"] and raw["place.text"] == "檀溪社区"
-    errors = ui_services.validate(SCHEMA, data)
+    errors = form_validation.validate(SCHEMA, data)
     assert [(e.path, e.validator) for e in errors] == [(("reason",), "required")]  # required because agree is false
 
 
@@ -130,7 +131,7 @@ def test_errors_point_at_fields_and_the_input_comes_back(app):
                       ("parties.0.name", ""), ("parties.0.phone", "abc"), ("agree", "true")])
     data, raw = forms.collect(fields, form)
     with app.test_request_context():
-        errs = forms.error_map(ui_services.validate(SCHEMA, data))
+        errs = forms.error_map(form_validation.validate(SCHEMA, data))
     assert set(errs) == {"name", "count", "kind", "place.text", "place.lat", "parties.0.name", "parties.0.phone"}
     assert errs["count"] == ["请输入数字。"] and errs["place.text"] == ["此项必填。"]
     assert errs["place.lat"] == ["不能大于 90。"] and errs["parties.0.phone"] == ["格式不正确。"]
@@ -146,7 +147,7 @@ def test_messages_are_translated(app):
         from flask import session
 
         session["lang"] = "zh_CN"
-        e = ui_services.validate(SCHEMA, {"name": "王", "kind": "zz", "agree": True})
+        e = form_validation.validate(SCHEMA, {"name": "王", "kind": "zz", "agree": True})
         m = forms.error_map(e)
     assert m["name"] == ["至少填写 2 个字。"] and m["kind"] == ["请选择一个有效选项。"]
 
@@ -158,14 +159,14 @@ def test_describe_uses_form_titles_and_masks_phones(app):
         from flask import session
 
         session["lang"] = "zh_CN"
-        pairs = forms.describe(SCHEMA, data, "zh", {"u1": "张三"}, ui_services.mask_phone)
+        pairs = forms.describe(SCHEMA, data, "zh", {"u1": "张三"}, masking.mask_phone)
     assert pairs == [("类型", "乙"), ("标签", "x"), ("紧急", "是"), ("人员", "张三"), ("地点", "檀溪社区"),
                      ("当事人", "甲方 138****0001"), ("同意", "同意")]
 
 
 def test_phone_masking():
-    assert ui_services.mask_phone("13800000001") == "138****0001"
-    assert ui_services.mask_phone("0710-3456789") == "071*****6789"
-    assert ui_services.mask_phone("12345") == "***45"
-    assert ui_services.mask_phone(None) == ""
-    assert re.fullmatch(r"\d{3}\*+\d{4}", ui_services.mask_phone("+8613800000001"[1:]))
+    assert masking.mask_phone("13800000001") == "138****0001"
+    assert masking.mask_phone("0710-3456789") == "071*****6789"
+    assert masking.mask_phone("12345") == "***45"
+    assert masking.mask_phone(None) == ""
+    assert re.fullmatch(r"\d{3}\*+\d{4}", masking.mask_phone("+8613800000001"[1:]))

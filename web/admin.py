@@ -12,6 +12,7 @@ from jinja2 import ChoiceLoader, DictLoader
 from engine import versions as v
 from engine.errors import Conflict, DeployError, EngineError, NotFound
 from engine.migration import Migrator, Selection, compare
+from grid.org import accounts
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 PAGE = 200
@@ -55,11 +56,7 @@ def _migrator() -> Migrator:
 
 
 def _unit_names(codes: list[str]) -> dict[str, str]:
-    try:
-        from grid.cases import service as cases
-    except ImportError:  # pragma: no cover
-        return {}
-    return cases.unit_names(_services(), codes) if codes else {}
+    return accounts.unit_names(_services(), codes)
 
 
 def _scope_label(scope: str, names: dict[str, str]) -> str:

@@ -92,8 +92,8 @@ def dmn_coverage(bundle, parsed) -> list:
     """Every level x category must be covered by the time-limit DMN (if the bundle has it)."""
     import json
 
-    from engine.errors import Problem
     from engine import dmncheck
+    from engine.errors import Problem
 
     problems = []
     report = parsed.forms.get(REPORT_FORM)
@@ -424,11 +424,6 @@ def records(svc, case_id: int, kind: str | None = None) -> list[CaseRecord]:
         if kind:
             q = q.where(CaseRecord.kind == kind)
         return list(s.scalars(q.order_by(CaseRecord.id)))
-
-
-def unit_names(svc, codes: list[str]) -> dict[str, str]:
-    with svc.db.read() as s:
-        return dict(s.execute(select(OrgUnit.code, OrgUnit.name).where(OrgUnit.code.in_(codes))).all())
 
 
 def staff_roles(svc, staff_id: str) -> list[StaffRole]:

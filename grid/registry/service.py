@@ -886,8 +886,8 @@ _validator_registered = False
 
 def visit_dmn_coverage(bundle, parsed) -> list:
     """Every category x risk level must be covered by the visit-interval DMN (if the bundle has it)."""
-    from engine.errors import Problem
     from engine import dmncheck
+    from engine.errors import Problem
 
     problems = []
     for name, content in bundle.dmn.items():

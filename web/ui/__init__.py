@@ -23,8 +23,9 @@ from werkzeug.exceptions import NotFound as HTTPNotFound
 
 from engine import clock
 from engine.errors import Conflict, InvalidData, NotFound
-from grid import ui_services
+from grid.cases import labels as case_labels
 from grid.errors import Forbidden
+from grid.org import accounts
 
 from . import labels
 
@@ -69,10 +70,10 @@ def services():
     return current_app.extensions["gridflow"]
 
 
-def form_labels() -> ui_services.Labels:
+def form_labels() -> case_labels.Labels:
     """Category and form titles from the deployed forms, looked up once per request."""
     if "gridflow_labels" not in g:
-        g.gridflow_labels = ui_services.labels(services())
+        g.gridflow_labels = case_labels.labels(services())
     return g.gridflow_labels
 
 
@@ -81,7 +82,7 @@ class StaffUser(UserMixin):
 
     is_admin = False
 
-    def __init__(self, acc: ui_services.Account):
+    def __init__(self, acc: accounts.Account):
         self.account = acc
         self.id = acc.id
         self.username = acc.username
@@ -104,7 +105,7 @@ class StaffUser(UserMixin):
 
 @login_manager.user_loader
 def _load_user(staff_id: str):
-    acc = ui_services.account(services(), staff_id)
+    acc = accounts.account(services(), staff_id)
     return StaffUser(acc) if acc else None
 
 
@@ -112,7 +113,7 @@ def _locale() -> str:
     if current_user and current_user.is_authenticated:
         return current_user.locale
     lang = session.get("lang")
-    return lang if lang in ui_services.LOCALES else "zh_CN"
+    return lang if lang in accounts.LOCALES else "zh_CN"
 
 
 def safe_next(target: str | None, default: str = "inbox.index") -> str:

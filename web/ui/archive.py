@@ -7,8 +7,9 @@ from flask import Blueprint, render_template, request
 from flask_login import current_user
 
 from engine import clock
-from grid import ui_services
+from grid.cases import pages
 from grid.cases import service as cases
+from grid.org import accounts
 
 from . import form_labels, page_arg, services
 from .labels import lang
@@ -42,8 +43,8 @@ def index():
                                   date_from=_start(d_from), date_to=_start(d_to + timedelta(days=1)) if d_to else None,
                                   page=page, per_page=PER_PAGE)
     labels = form_labels()
-    units = ui_services.archive_units(svc, current_user.id)
-    names = ui_services.unit_names(svc, [c.grid_code for c in result["items"]])
+    units = pages.archive_units(svc, current_user.id)
+    names = accounts.unit_names(svc, [c.grid_code for c in result["items"]])
     params = {k: v for k, v in {"q": text, "category": category, "unit": unit, "from": a.get("from"),
                                 "to": a.get("to")}.items() if v}
     return render_template("archive/index.html", result=result, labels=labels, units=units, names=names,

@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from engine import clock
-from grid import ui_services
+from grid.org import accounts
 
 from . import StaffUser, safe_next, services
 
@@ -22,18 +22,18 @@ def login_page(error: str | None = None, status: int = 200):
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     lang = request.args.get("lang")
-    if lang in ui_services.LOCALES:
+    if lang in accounts.LOCALES:
         session["lang"] = lang
     if request.method == "GET":
         if current_user.is_authenticated:
             return redirect(safe_next(request.args.get("next")))
         return login_page()
     svc = services()
-    staff_id = ui_services.sign_in(svc, request.form.get("username", ""), request.form.get("password", ""))
+    staff_id = accounts.sign_in(svc, request.form.get("username", ""), request.form.get("password", ""))
     if staff_id is None:
         return login_page(_("Wrong username or password, or the account is locked for a while after "
                             "repeated failures."), 401)
-    acc = ui_services.account(svc, staff_id)
+    acc = accounts.account(svc, staff_id)
     if acc is None:
         return login_page(_("This account is disabled."), 403)
     session.clear()  # a new session at every sign-in (no fixation)

@@ -9,7 +9,9 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from engine.errors import InvalidData
-from grid import ui_services
+from grid import masking
+from grid.cases import labels as case_labels
+from grid.cases import pages
 from grid.cases import service as cases
 
 from . import due_text, form_labels, safe_next, services
@@ -28,11 +30,11 @@ class Entry:
     details: list[tuple[str, str]]
 
 
-def timeline(svc, page: ui_services.CasePage, labels: ui_services.Labels) -> list[Entry]:
+def timeline(svc, page: pages.CasePage, labels: case_labels.Labels) -> list[Entry]:
     """The audit log in words: who, when, what (and the form answers, phones masked as needed)."""
     lg = lang()
     names, units = page.names, page.units
-    mask = None if page.phones_visible else ui_services.mask_phone
+    mask = None if page.phones_visible else masking.mask_phone
     out = []
     for t in page.timeline:
         d = t.data
@@ -64,7 +66,7 @@ def timeline(svc, page: ui_services.CasePage, labels: ui_services.Labels) -> lis
     return out
 
 
-def case_context(svc, page: ui_services.CasePage) -> dict:
+def case_context(svc, page: pages.CasePage) -> dict:
     labels = form_labels()
     return {"page": page, "c": page.case, "labels": labels, "lang": lang(), "entries": timeline(svc, page, labels),
             "due_text": due_text, "photos": {a.id: a for a in page.files}}
@@ -73,7 +75,7 @@ def case_context(svc, page: ui_services.CasePage) -> dict:
 @bp.get("/cases/<int:case_id>")
 def show(case_id: int):
     svc = services()
-    page = ui_services.case_page(svc, current_user.id, case_id)
+    page = pages.case_page(svc, current_user.id, case_id)
     return render_template("cases/show.html", **case_context(svc, page))
 
 

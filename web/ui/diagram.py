@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from flask_login import current_user
 
-from grid import ui_services
+from grid.cases import diagrams as case_diagrams
 
 from . import services
 
@@ -14,6 +14,6 @@ bp = Blueprint("diagram", __name__)
 
 @bp.get("/cases/<int:case_id>/diagram.json")
 def show(case_id: int):
-    resp = jsonify({"diagrams": ui_services.diagrams(services(), current_user.id, case_id)})
+    resp = jsonify({"diagrams": case_diagrams.diagrams(services(), current_user.id, case_id)})
     resp.headers["Cache-Control"] = "private, no-store"
     return resp

@@ -16,10 +16,10 @@ from typing import Any
 from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
 
-from engine import clock
+from engine import clock, form_validation
 from engine.errors import InvalidData
-from grid import ui_services
 from grid.cases import attachments
+from grid.cases import labels as case_labels
 
 FILE_WIDGETS = ("photo", "file")
 WIDGETS = {"text", "textarea", "number", "select", "radio", "checkboxes", "switch", "datetime", "date", "photo", "file",
@@ -103,7 +103,7 @@ def _widget(node: dict) -> str:
 
 
 def _title(node: dict, key: str, lang: str) -> str:
-    return ui_services.titles_of(node).get(lang) or node.get("title") or key
+    return case_labels.titles_of(node).get(lang) or node.get("title") or key
 
 
 def _help(node: dict, lang: str) -> str | None:
@@ -147,7 +147,7 @@ def build(schema: dict, lang: str, staff_options: dict[str, list[tuple[str, str]
 def _enum_titles(node: dict, values: list, lang: str) -> list[str]:
     if not node.get("x-enum-titles") and values and all(isinstance(v, bool) for v in values):
         return [_("Yes") if v else _("No") for v in values]
-    return ui_services.enum_titles({**node, "enum": values}, lang)
+    return case_labels.enum_titles({**node, "enum": values}, lang)
 
 
 # ---- reading a submission --------------------------------------------------------------------
@@ -296,7 +296,7 @@ def upload_message(code: str, filename: str | None = None) -> str:
 
 
 # ---- errors ----------------------------------------------------------------------------------
-def message(e: ui_services.FieldError) -> str:
+def message(e: form_validation.FieldError) -> str:
     v, n = e.validator, e.value
     if v == "required":
         return _("This field is required.")
@@ -327,7 +327,7 @@ def message(e: ui_services.FieldError) -> str:
     return _("This value is not valid.")
 
 
-def error_map(errs: list[ui_services.FieldError]) -> dict[str, list[str]]:
+def error_map(errs: list[form_validation.FieldError]) -> dict[str, list[str]]:
     """{input name: [messages]}; errors that name no field are under ''."""
     out: dict[str, list[str]] = {}
     for e in errs:

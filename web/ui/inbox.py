@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, abort, render_template, request
 from flask_login import current_user
 
-from grid import ui_services
 from grid.cases import service as cases
+from grid.org import accounts
 from grid.registry import service as registry
 from web.registry_ui import word as registry_word  # noqa: E402
 
@@ -31,7 +31,7 @@ def index():
     box = cases.inbox(svc, current_user.id, category=category, state=state, limit=PER_PAGE,
                       offset=(page - 1) * PER_PAGE)
     labels = form_labels()
-    units = ui_services.unit_names(svc, [r.unit_id for r in box["items"]])
+    units = accounts.unit_names(svc, [r.unit_id for r in box["items"]])
     visits = registry.visit_context(svc, [r.instance_id for r in box["items"] if r.case_id is None])
     # by_state is already limited to the chosen category
     shown_total = sum(box["by_state"].values()) if state is None else box["by_state"].get(state, 0)
@@ -56,6 +56,6 @@ def late():
         g = grouped.setdefault(r.case_id, {"row": r, "tasks": []})
         g["tasks"].append(r)
     labels = form_labels()
-    units = ui_services.unit_names(svc, [r.unit_id for r in rows])
+    units = accounts.unit_names(svc, [r.unit_id for r in rows])
     return render_template("inbox/late.html", groups=list(grouped.values()), labels=labels, units=units,
                            lang=lang(), due_text=due_text, page=page, more=more and page < LATE_MAX_PAGES)

@@ -13,7 +13,7 @@ from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
 from engine import clock
-from grid import ui_services
+from grid import masking
 
 ROLES = {
     "grid_worker": _l("Grid worker"),
@@ -107,7 +107,7 @@ def filesize(n: int | None) -> str:
 
 def install(app: Flask) -> None:
     app.jinja_env.filters.update(
-        dt=fmt_dt, date=fmt_date, filesize=filesize, mask_phone=ui_services.mask_phone,
+        dt=fmt_dt, date=fmt_date, filesize=filesize, mask_phone=masking.mask_phone,
         role=lambda c: word(ROLES, c), level=lambda c: word(LEVELS, c), item_state=lambda c: word(ITEM_STATES, c),
         case_status=lambda c: word(CASE_STATUS, c), result=lambda c: word(RESULTS, c),
         event=lambda c: word(EVENTS, c),

@@ -6,9 +6,9 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from engine import form_validation
 from engine.errors import InvalidData
-from grid import ui_services
-from grid.cases import attachments
+from grid.cases import attachments, pages
 from grid.cases import service as cases
 
 from . import forms, services
@@ -17,14 +17,14 @@ from .labels import lang
 bp = Blueprint("report", __name__)
 
 
-def _render(rf: ui_services.ReportForm, grid: str, state: forms.FormState, status: int = 200):
+def _render(rf: pages.ReportForm, grid: str, state: forms.FormState, status: int = 200):
     fields = forms.build(rf.schema, lang())
     return render_template("report/new.html", rf=rf, grid=grid, fields=fields, state=state), status
 
 
 @bp.get("/report")
 def new():
-    rf = ui_services.report_form(services(), current_user.id, request.args.get("grid"))
+    rf = pages.report_form(services(), current_user.id, request.args.get("grid"))
     return _render(rf, request.args.get("grid") or rf.grids[0][0], forms.FormState())
 
 
@@ -32,18 +32,18 @@ def new():
 def create():
     svc = services()
     grid = request.form.get("grid") or None
-    rf = ui_services.report_form(svc, current_user.id, grid)
+    rf = pages.report_form(svc, current_user.id, grid)
     grid = grid if grid in dict(rf.grids) else rf.grids[0][0]
     fields = forms.build(rf.schema, lang())
     sub = forms.read(svc, current_user.id, fields, request.form, request.files)
-    errors = forms.merge(sub.errors, forms.error_map(ui_services.validate(rf.schema, sub.data)))
+    errors = forms.merge(sub.errors, forms.error_map(form_validation.validate(rf.schema, sub.data)))
     state = forms.FormState(sub.raw, sub.files, errors, submitted=True)
     if errors:
         return _render(rf, grid, state, 422)
     try:
         c = cases.report(svc, current_user.id, sub.data, grid_code=grid)
     except InvalidData as e:
-        state.errors = forms.merge(errors, forms.error_map(ui_services.errors_from(e)))
+        state.errors = forms.merge(errors, forms.error_map(form_validation.errors_from(e)))
         return _render(rf, grid, state, 422)
     attachments.link(svc, current_user.id, sub.upload_ids, c.id)
     flash(_("Reported as case %(no)s.", no=c.case_no), "success")

@@ -6,7 +6,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from grid import ui_services
+from grid.org import accounts
 
 from . import services
 
@@ -25,7 +25,7 @@ def save():
     if locale not in dict(LANGUAGES):
         flash(_("Choose one of the languages."), "error")
         return render_template("settings/index.html", languages=LANGUAGES), 422
-    ui_services.set_locale(services(), current_user.id, locale)
+    accounts.set_locale(services(), current_user.id, locale)
     with force_locale(locale):
         flash(_("Settings saved."), "success")
     return redirect(url_for("settings.index"))

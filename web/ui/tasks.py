@@ -10,9 +10,9 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from engine import form_validation
 from engine.errors import Conflict, InvalidData
-from grid import ui_services
-from grid.cases import attachments
+from grid.cases import attachments, pages
 from grid.cases import service as cases
 from grid.registry import service as registry
 from web.registry_ui import word as registry_word  # noqa: E402
@@ -24,12 +24,12 @@ from .labels import lang
 bp = Blueprint("tasks", __name__)
 
 
-def _render(svc, page: ui_services.TaskPage, state: forms.FormState, status: int = 200, notice: str | None = None,
+def _render(svc, page: pages.TaskPage, state: forms.FormState, status: int = 200, notice: str | None = None,
             lock_version: int | None = None):
     fields = forms.build(page.schema, lang(), page.staff_options) if page.schema and page.can_act else []
     ctx = {"lang": lang(), "due_text": due_text}
     if page.case:
-        ctx.update(case_context(svc, ui_services.case_page(svc, current_user.id, page.case.id)))
+        ctx.update(case_context(svc, pages.case_page(svc, current_user.id, page.case.id)))
     else:
         ctx["visit"] = registry.visit_context(svc, [page.item.instance_id]).get(page.item.instance_id)
         ctx["visit_word"] = registry_word
@@ -42,14 +42,14 @@ def _render(svc, page: ui_services.TaskPage, state: forms.FormState, status: int
 @bp.get("/tasks/<task_guid>")
 def show(task_guid: str):
     svc = services()
-    page = ui_services.task_page(svc, current_user.id, task_guid)
+    page = pages.task_page(svc, current_user.id, task_guid)
     return _render(svc, page, forms.FormState())
 
 
 @bp.post("/tasks/<task_guid>")
 def submit(task_guid: str):
     svc = services()
-    page = ui_services.task_page(svc, current_user.id, task_guid)
+    page = pages.task_page(svc, current_user.id, task_guid)
     if page.item.state != "open":
         return _render(svc, page, forms.FormState(), 409, _done_notice(page))
     if not page.can_act:
@@ -62,7 +62,7 @@ def submit(task_guid: str):
     sub = forms.read(svc, current_user.id, fields, request.form, request.files, case_id=page.case.id if page.case else None)
     errors = dict(sub.errors)
     if page.schema:
-        errors = forms.merge(errors, forms.error_map(ui_services.validate(page.schema, sub.data)))
+        errors = forms.merge(errors, forms.error_map(form_validation.validate(page.schema, sub.data)))
     state = forms.FormState(sub.raw, sub.files, errors, submitted=True)
     if errors:
         return _render(svc, page, state, 422, lock_version=expected)
@@ -71,11 +71,11 @@ def submit(task_guid: str):
         # two writes collide), not because another task of the same case moved on meanwhile.
         cases.complete_task(svc, current_user.id, task_guid, sub.data)
     except InvalidData as e:
-        state.errors = forms.merge(errors, forms.error_map(ui_services.errors_from(e)))
+        state.errors = forms.merge(errors, forms.error_map(form_validation.errors_from(e)))
         return _render(svc, page, state, 422, lock_version=expected)
     except Conflict:
-        fresh = ui_services.task_page(svc, current_user.id, task_guid)
-        if ui_services.check_stale(svc, task_guid) and fresh.can_act:
+        fresh = pages.task_page(svc, current_user.id, task_guid)
+        if pages.check_stale(svc, task_guid) and fresh.can_act:
             return _render(svc, fresh, state, 409, _("The case changed while you were filling in this form "
                                                      "(see its timeline). Nothing was saved: check your answers "
                                                      "and submit again."))
@@ -87,7 +87,7 @@ def submit(task_guid: str):
     return redirect(url_for("inbox.index"))
 
 
-def _done_notice(page: ui_services.TaskPage) -> str:
+def _done_notice(page: pages.TaskPage) -> str:
     if page.item.state == "completed":
         return _("This task was already completed by %(who)s, so your submission changed nothing.",
                  who=page.closed_by or _("someone else"))

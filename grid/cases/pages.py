@@ -1,0 +1,170 @@
+"""Page data for the staff UI: the report form, a task page, a case page, archive filters.
+
+Everything here checks jurisdiction (directly or through `grid.cases.service`) before returning data.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+
+from engine.errors import NotFound
+from engine.models import Instance, WorkItem
+from grid.cases import attachments
+from grid.cases import service as cases
+from grid.cases.models import CaseRecord, DisputeCase
+from grid.errors import Forbidden
+from grid.org import service as org
+from grid.org.models import OrgUnit, Staff, StaffRole
+
+
+@dataclass
+class ReportForm:
+    grids: list[tuple[str, str]]  # (code, name)
+    version_id: int
+    schema: dict
+
+
+def report_form(svc, staff_id: str, grid_code: str | None = None) -> ReportForm:
+    """The report form of the version a new case in this grid would use. Grid workers only."""
+    with svc.db.read() as s:
+        grids = [(r.unit_code, name) for r, name in s.execute(
+            select(StaffRole, OrgUnit.name).join(OrgUnit, OrgUnit.code == StaffRole.unit_code)
+            .where(StaffRole.staff_id == staff_id, StaffRole.active.is_(True), StaffRole.role == "grid_worker")
+            .order_by(StaffRole.id)).all()]
+        if not grids:
+            raise Forbidden("only grid workers report disputes")
+        code = grid_code if grid_code in dict(grids) else grids[0][0]
+        unit = s.get(OrgUnit, code)
+        vid = svc.runtime.resolve_version(s, cases.PROCESS_ID, scopes=cases.scopes_for(unit.path))
+    return ReportForm(grids, vid, svc.runtime.form_schema(vid, cases.REPORT_FORM) or {})
+
+
+# ---- tasks -----------------------------------------------------------------------------------
+@dataclass
+class TaskPage:
+    item: WorkItem
+    case: DisputeCase | None
+    lock_version: int
+    version_id: int
+    schema: dict | None
+    can_act: bool
+    staff_options: dict[str, list[tuple[str, str]]]  # field -> [(staff id, label)]
+    assigned_to: str  # who the task is for, in words (person name or role@unit)
+    unit_name: str
+    closed_by: str | None
+
+
+def task_page(svc, staff_id: str, task_guid: str) -> TaskPage:
+    """Everything the task page shows; NotFound unless the task is theirs or in their jurisdiction."""
+    wi = cases.work_item(svc, staff_id, task_guid)
+    with svc.db.read() as s:
+        inst = s.get(Instance, wi.instance_id)
+        c = s.scalar(select(DisputeCase).where(DisputeCase.instance_id == wi.instance_id))
+        can = wi.state == "open" and cases.can_act(s, staff_id, wi)
+        unit_name = s.scalar(select(OrgUnit.name).where(OrgUnit.code == wi.unit_id)) or (wi.unit_id or "")
+        ids = [i for i in (wi.user_id, wi.closed_by) if i]
+        names = dict(s.execute(select(Staff.id, Staff.name).where(Staff.id.in_(ids))).all()) if ids else {}
+    schema = svc.runtime.form_schema(inst.version_id, wi.form)
+    options: dict[str, list[tuple[str, str]]] = {}
+    if can and schema:
+        for name, prop in (schema.get("properties") or {}).items():
+            if prop.get("x-widget") == "staff":
+                with svc.db.read() as s:
+                    people = org.staff_for(s, wi.unit_id, prop.get("x-staff-role") or "mediator")
+                    titles = dict(s.execute(select(StaffRole.staff_id, StaffRole.title).where(
+                        StaffRole.unit_code == wi.unit_id, StaffRole.active.is_(True),
+                        StaffRole.staff_id.in_([p.id for p in people]))).all()) if people else {}
+                options[name] = [(p.id, p.name + (f"（{titles[p.id]}）" if titles.get(p.id) else "")) for p in people]
+    assigned = names.get(wi.user_id, wi.user_id) if wi.user_id else f"{wi.role}@{unit_name}"
+    return TaskPage(wi, c, inst.lock_version, inst.version_id, schema, can, options, assigned, unit_name,
+                    names.get(wi.closed_by, wi.closed_by) if wi.closed_by else None)
+
+
+def check_stale(svc, task_guid: str) -> bool:
+    """After a Conflict: True if the task is still open (the case merely moved on), False if it is done."""
+    with svc.db.read() as s:
+        state = s.scalar(select(WorkItem.state).where(WorkItem.task_guid == task_guid))
+    return state == "open"
+
+
+# ---- case page -------------------------------------------------------------------------------
+@dataclass
+class TimelineEntry:
+    at: datetime
+    actor: str | None  # staff id, "timer" or None
+    kind: str
+    task: str | None
+    form: str | None
+    data: dict = field(default_factory=dict)
+
+
+@dataclass
+class CasePage:
+    case: DisputeCase
+    tasks: list[WorkItem]
+    records: list[CaseRecord]
+    timeline: list[TimelineEntry]
+    names: dict[str, str]
+    units: dict[str, str]
+    instance: Instance | None
+    files: list[attachments.StoredFile]
+    phones_visible: bool
+    version_id: int | None
+    reporter: str
+
+
+def case_page(svc, staff_id: str, case_id: int) -> CasePage:
+    """The case with its open tasks, records, timeline (audit log), attachments and the names
+    and unit names the page needs. NotFound outside the person's jurisdiction."""
+    d = cases.case_detail(svc, staff_id, case_id)
+    c: DisputeCase = d["case"]
+    open_items = d["tasks"]
+    events = [e for e in d["timeline"] if e.kind not in ("timer_fired", "event_thrown")]  # engine detail
+    # an urge recorded without a supervision task to complete has no audit event of its own
+    urges = [r for r in d["records"] if r.kind == "urge" and "level" not in (r.data or {})]
+    payloads = [e.data or {} for e in events]
+    people = {x for p in payloads for x in (p.get("assignees") or []) + ((p.get("data") or {}).get("assignees") or [])
+              if isinstance(x, str)} | {r.actor for r in urges if r.actor}
+    people -= set(d["names"])
+    unit_codes = {x for p in payloads for x in (p.get("unit"), p.get("from_unit"), p.get("to_unit"))
+                  if isinstance(x, str)} - set(d["units"])
+    names, units = dict(d["names"]), dict(d["units"])
+    with svc.db.read() as s:
+        forms = dict(s.execute(select(WorkItem.task_guid, WorkItem.form)
+                               .where(WorkItem.instance_id == c.instance_id)).all()) if c.instance_id else {}
+        phones = c.reporter_id == staff_id or any(cases.can_act(s, staff_id, w) for w in open_items)
+        if people:
+            names.update(dict(s.execute(select(Staff.id, Staff.name).where(Staff.id.in_(people))).all()))
+        if unit_codes:
+            units.update(dict(s.execute(select(OrgUnit.code, OrgUnit.name).where(OrgUnit.code.in_(unit_codes))).all()))
+    timeline = [TimelineEntry(e.at, e.actor, e.kind, e.task, forms.get(p.get("guid")), p)
+                for e, p in zip(events, payloads, strict=True)]
+    timeline += [TimelineEntry(r.at, r.actor, "urge_recorded", None, None, r.data or {}) for r in urges]
+    timeline.sort(key=lambda t: t.at)
+    inst = d["instance"]
+    return CasePage(c, open_items, d["records"], timeline, names, units, inst, attachments.for_case(svc, c.id), phones,
+                    inst.version_id if inst else None, names.get(c.reporter_id, c.reporter_id))
+
+
+def archive_units(svc, staff_id: str) -> list[tuple[str, str, int]]:
+    """Units to filter the archive by: the person's own units and the ones directly below them."""
+    with svc.db.read() as s:
+        mine = list(s.scalars(select(OrgUnit).join(StaffRole, StaffRole.unit_code == OrgUnit.code)
+                              .where(StaffRole.staff_id == staff_id, StaffRole.active.is_(True))
+                              .order_by(OrgUnit.path)))
+        out: dict[str, tuple[str, str, int]] = {}
+        for u in mine:
+            out.setdefault(u.code, (u.code, u.name, 0))
+            for ch in org.children(s, u.code):
+                out.setdefault(ch.code, (ch.code, ch.name, 1))
+    return list(out.values())
+
+
+def case_of_instance(svc, staff_id: str, instance_id: int) -> DisputeCase:
+    with svc.db.read() as s:
+        c = s.scalar(select(DisputeCase).where(DisputeCase.instance_id == instance_id))
+        if c is None or not attachments.may_see_case(s, staff_id, c):
+            raise NotFound("no such case")
+        return c
