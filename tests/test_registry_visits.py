@@ -11,11 +11,11 @@ import pytest
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 from sqlalchemy import select
 
+from engine import dmncheck
 from engine.deploy import Bundle, parse_bundle
 from engine.errors import DeployError
 from engine.models import Instance, WorkItem
 from engine.sandbox import SandboxedScriptEngine
-from engine import dmncheck
 from grid.cases import service as cases
 from grid.cases.models import DisputeCase
 from grid.errors import Forbidden
