@@ -1,7 +1,6 @@
 """The demo generator: shape, seed names, determinism, idempotence; the full city is marked slow."""
 from __future__ import annotations
 
-import time
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -34,10 +33,7 @@ def test_chinese_numbers():
 
 def test_small_mode(empty):
     seen = []
-    t0 = time.perf_counter()
     counts = demo.generate(empty, "small", now=NOW, progress=lambda done, total: seen.append((done, total)))
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 3, elapsed  # typically ~0.1 s; generous for loaded CI machines
     expected = {"city": 1, "county": 2, "township": 4, "village": 8, "grid": 16}
     staff = 16 + 8 * 4 + (1 + 2 + 4) * 5 + 1  # + the city's admin
     assert counts == {**expected, "units": 31, "staff": staff, "roles": staff, "created": True}
@@ -148,14 +144,10 @@ def test_same_seed_same_rows_in_the_database(tmp_path):
 
 
 @pytest.mark.slow
-def test_full_city(empty, capsys):
+def test_full_city(empty):
+    """Counts and shape of the full city; how long it takes is bench/demo_bench.py's business."""
     calls = []
-    t0 = time.perf_counter()
     counts = demo.generate(empty, "full", now=NOW, progress=lambda d, t: calls.append((d, t)))
-    elapsed = time.perf_counter() - t0
-    with capsys.disabled():
-        print(f"\nfull demo on {empty.dialect}: {elapsed:.1f} s, {counts}")
-    assert elapsed < 60
     assert counts["city"] == 1 and counts["county"] == 12
     assert counts["township"] >= 100 and counts["village"] >= 2700
     assert counts["staff"] == counts["grid"] + 4 * counts["village"] + 5 * (1 + 12 + counts["township"]) + 1

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import threading
-import time
 from collections import Counter
 from datetime import timedelta
 
@@ -125,9 +124,7 @@ def test_sweep_is_batched_and_bounded(rt, db, fake_clock):
     for _ in range(7):
         rt.start("child_timer")
     fake_clock.advance(timedelta(days=2))
-    t0 = time.monotonic()
     assert rt.sweep(batch=3) == 7
-    assert time.monotonic() - t0 < 30
     assert rt.sweep(batch=3) == 0
 
 
