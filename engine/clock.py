@@ -54,6 +54,31 @@ def install_fake(start: datetime) -> FakeClock:
     return clock
 
 
+def install_shift(delta: timedelta) -> None:
+    """Run `delta` ahead of (or behind) real time and keep ticking: for a separate test process
+    (a scheduler, a web server) that must see a timer as due without anyone sleeping."""
+    set_source(lambda: datetime.now(UTC) + delta)
+
+
+def parse_shift(text: str) -> timedelta:
+    """`+P2D` / `-PT3H` (an ISO 8601 duration from now) or an ISO time such as
+    `2030-01-02T08:00:00+08:00` (the clock then starts there), as the shift from real time."""
+    value = text.strip()
+    sign = -1 if value.startswith("-") else 1
+    body = value.lstrip("+-")
+    if body[:1].upper() == "P":
+        try:
+            parsed = _spiff_timer.TimerEventDefinition.parse_iso_duration(body.upper())
+        except Exception as e:  # noqa: BLE001 - Spiff raises bare exceptions for bad text
+            raise ValueError(f"not an ISO 8601 duration: {text!r}") from e
+        real = datetime.now(UTC)
+        return sign * (_spiff_timer.TimerEventDefinition.get_timedelta_from_start(parsed, real))
+    when = datetime.fromisoformat(value)
+    if when.tzinfo is None:
+        raise ValueError(f"the test clock needs a time with an offset: {text!r}")
+    return when - datetime.now(UTC)
+
+
 class _ClockDatetime(datetime):
     @classmethod
     def now(cls, tz=None):  # type: ignore[override]

@@ -1,31 +1,53 @@
-"""Thin Flask UI: the app factory, blueprints and the CLI entry. No SpiffWorkflow here."""
+"""Thin Flask UI: the app factory, blueprints and the CLI entry. No SpiffWorkflow here.
+
+The factory never starts the timer scheduler: the development server (`gridflow serve`) starts
+one in its own process, production runs `gridflow scheduler` beside gunicorn.
+"""
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import secrets
+import time
 from pathlib import Path
 
-from flask import Flask, jsonify
+from flask import Flask, g, jsonify, request
+from flask_compress import Compress
 
-from grid.config import Settings
+from grid.config import ConfigError, Settings
+
+log = logging.getLogger("gridflow.web")
+STATIC_MAX_AGE = 365 * 24 * 3600  # a year: versioned static URLs never change content
+STATIC_CACHE = f"public, max-age={STATIC_MAX_AGE}, immutable"
 
 
 def create_app(settings: Settings | None = None, services=None, **overrides) -> Flask:
-    """Application factory: one app per settings object; the scheduler is started by `gridflow serve`."""
+    """Application factory: one app per settings object. A production app with an unsafe
+    configuration (no secret key, debug on, insecure cookies behind TLS) refuses to start."""
     from grid.services import Services
 
     settings = settings or Settings()
+    if settings.production:
+        settings.require_safe()
     app = Flask(__name__, instance_path=str(Path(settings.database_url.split("///")[-1]).parent)
                 if settings.database_url.startswith("sqlite") else None)
     app.config.update(
         SECRET_KEY=settings.secret_key or _secret_key(app),
+        SESSION_COOKIE_NAME="gridflow_session",  # web/ui's setdefault cannot beat Flask's own default
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        REMEMBER_COOKIE_SECURE=settings.secure_cookies,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        GRIDFLOW_SESSION_LIFETIME=settings.session_lifetime,
         MAX_CONTENT_LENGTH=25 * 1024 * 1024,
+        DEBUG=settings.debug,
     )
     app.config.update(overrides)
     svc = services or Services.build(settings)
     app.extensions["gridflow"] = svc
+    Compress(app)  # registered first, so its after_request runs last, on the final body
 
     @app.get("/healthz")
     def healthz():
@@ -33,7 +55,7 @@ def create_app(settings: Settings | None = None, services=None, **overrides) -> 
 
     import importlib
 
-    for name in ("ui", "admin", "registry_ui"):  # blueprints: staff UI, version admin, grid registry
+    for name in ("ui", "admin", "registry"):  # blueprints: staff UI, version admin, grid registry
         try:
             module = importlib.import_module(f"web.{name}")
         except ModuleNotFoundError as e:
@@ -41,16 +63,78 @@ def create_app(settings: Settings | None = None, services=None, **overrides) -> 
                 raise
             continue
         module.register(app)
+    _static_versions(app)
+    app.after_request(_user_for_access_log)
+    if settings.proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)
     return app
 
 
+def _static_versions(app: Flask) -> None:
+    """url_for('static', filename=...) gains ?v=<content hash>; a request for the current hash is
+    cached for a year (immutable), so a changed file gets a new URL instead of a stale cache."""
+    folder = Path(app.static_folder or "")
+    hashes: dict[str, tuple[int, str]] = {}
+
+    def version(filename: str) -> str | None:
+        path = folder / filename
+        try:
+            stamp = path.stat().st_mtime_ns
+        except OSError:
+            return None
+        known = hashes.get(filename)
+        if known is None or known[0] != stamp:
+            known = (stamp, hashlib.sha256(path.read_bytes()).hexdigest()[:12])
+            hashes[filename] = known
+        return known[1]
+
+    @app.url_defaults
+    def _add_version(endpoint: str, values: dict) -> None:
+        if endpoint == "static" and "filename" in values and "v" not in values:
+            v = version(values["filename"])
+            if v:
+                values["v"] = v
+
+    @app.after_request
+    def _static_cache(resp):
+        if request.endpoint == "static" and resp.status_code == 200:
+            v = request.args.get("v")
+            if v and v == version((request.view_args or {}).get("filename", "")):
+                resp.headers["Cache-Control"] = STATIC_CACHE
+                resp.headers.pop("Expires", None)
+        return resp
+
+
+def _user_for_access_log(resp):
+    """Put the signed-in staff id where gunicorn's access log finds it (`%({gridflow.user}e)s`).
+    Reads only a user this request already loaded: static files cost no session lookup."""
+    user = g.get("_login_user")
+    uid = getattr(user, "id", None)
+    if uid is not None:
+        request.environ["gridflow.user"] = str(uid)
+    return resp
+
+
 def _secret_key(app: Flask) -> str:
-    """A per-installation random key kept in the instance folder (never a hard-coded default)."""
+    """A per-installation random key kept in the instance folder (never a hard-coded default).
+
+    Created with O_CREAT|O_EXCL, then read back: when several workers start at once exactly one
+    writes the key and every one of them uses that key (no check-then-write race)."""
     path = Path(app.instance_path) / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
     os.makedirs(app.instance_path, exist_ok=True)
-    key = secrets.token_hex(32)
-    path.write_text(key)
-    path.chmod(0o600)
-    return key
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    for _ in range(50):  # the winner writes right after creating; wait for its bytes, bounded
+        key = path.read_text().strip()
+        if key:
+            return key
+        time.sleep(0.05)
+    raise ConfigError(f"{path} is empty: delete it (a new key is generated) or set GRIDFLOW_SECRET_KEY")

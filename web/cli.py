@@ -1,14 +1,17 @@
-"""The `gridflow` command: database, deploy, versions, timers, demo and server."""
+"""The `gridflow` command: database, deploy, versions, timers, demo, server, scheduler and config check."""
 from __future__ import annotations
 
-import logging
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
 
-from grid.config import Settings
+from grid.config import ConfigError, Settings, install_test_clock
 
+from .logs import configure_logging
 from .progress import Progress
 
 
@@ -25,12 +28,17 @@ def _services(ctx: click.Context):
 @click.pass_context
 def main(ctx: click.Context, database: str | None) -> None:
     """Gridflow: BPMN case management for grid-based community governance."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("spiff", "alembic", "apscheduler.executors", "werkzeug"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     if database:
-        import os
         os.environ["GRIDFLOW_DATABASE_URL"] = database
+    if ctx.invoked_subcommand == "check-config":  # it reports bad values itself
+        ctx.obj = None
+        return
+    try:
+        settings = Settings()
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from None
+    configure_logging(settings)
+    install_test_clock(settings)
     ctx.obj = None
 
 
@@ -114,13 +122,45 @@ def sweep(ctx) -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1")
-@click.option("--port", default=5000, type=int)
-@click.option("--scheduler/--no-scheduler", default=True, help="run the timer sweep in this process")
+@click.option("--host", default=None, help="address to listen on (default 127.0.0.1)")
+@click.option("--port", default=None, type=int, help="port (default 5000; with --production GRIDFLOW_BIND or 8000)")
+@click.option("--scheduler/--no-scheduler", default=True, help="run the timer sweep in this process (dev server)")
+@click.option("--production", is_flag=True, help="run gunicorn with web/gunicorn_conf.py (no scheduler)")
 @click.pass_context
-def serve(ctx, host, port, scheduler) -> None:
-    """Run the web server (and the timer scheduler)."""
-    _serve(_services(ctx), host, port, scheduler)
+def serve(ctx, host, port, scheduler, production) -> None:
+    """Run the web server: the development server (with the timer scheduler), or gunicorn."""
+    if production:
+        _exec_gunicorn(host, port)
+    _serve(_services(ctx), host or "127.0.0.1", port or 5000, scheduler)
+
+
+def _exec_gunicorn(host: str | None, port: int | None) -> None:
+    """Replace this process by gunicorn, so signals (TERM, HUP) reach its master directly."""
+    os.environ.setdefault("GRIDFLOW_ENV", "production")
+    try:
+        Settings().require_safe()
+    except ConfigError as e:
+        click.echo(f"refusing to start: {e}", err=True)
+        sys.exit(1)
+    conf = Path(__file__).with_name("gunicorn_conf.py")
+    args = [sys.executable, "-m", "gunicorn", "-c", str(conf)]
+    if host or port:
+        args += ["--bind", f"{host or '127.0.0.1'}:{port or 8000}"]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [*args, "web.wsgi:app"])
+
+
+def _dev_request_handler():
+    from werkzeug.serving import WSGIRequestHandler
+
+    class Handler(WSGIRequestHandler):
+        """The development server without its version in the Server header."""
+
+        def version_string(self) -> str:
+            return "gridflow"
+
+    return Handler
 
 
 def _serve(svc, host: str, port: int, scheduler: bool) -> None:
@@ -132,10 +172,54 @@ def _serve(svc, host: str, port: int, scheduler: bool) -> None:
     sched = start_scheduler(svc.runtime, svc.settings.sweep_seconds) if scheduler else None
     click.echo(f"Gridflow on http://{host}:{port}/ ({svc.db.dialect}; scheduler {'on' if sched else 'off'})")
     try:
-        app.run(host=host, port=port, threaded=True, use_reloader=False)
+        app.run(host=host, port=port, threaded=True, use_reloader=False, debug=svc.settings.debug,
+                request_handler=_dev_request_handler())
     finally:
         if sched:
             sched.shutdown(wait=False)
+
+
+@main.command("scheduler")
+@click.pass_context
+def scheduler_cmd(ctx) -> None:
+    """Run the timer sweep (and other periodic jobs) without serving HTTP, until SIGTERM or Ctrl-C.
+    Several copies may run on PostgreSQL: each due timer is claimed by one of them."""
+    from engine.scheduler import run_until_stopped
+
+    svc = _services(ctx)
+    stop = threading.Event()
+
+    def _stop(signum, _frame) -> None:
+        click.echo(f"scheduler: {signal.Signals(signum).name} received, stopping", err=True)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    click.echo(f"scheduler on {svc.db.dialect}: timer sweep every {svc.settings.sweep_seconds:g}s", err=True)
+    run_until_stopped(svc.runtime, stop, svc.settings.sweep_seconds)
+    svc.db.dispose()
+
+
+@main.command("check-config")
+def check_config() -> None:
+    """Print the configuration: what is set, what is missing, what is unsafe. Exits 1 when a
+    production configuration is unsafe (or a value cannot be read)."""
+    try:
+        settings = Settings()
+    except ConfigError as e:
+        click.echo(f"unsafe: {e}")
+        sys.exit(1)
+    click.echo(f"environment: {settings.env}")
+    for name, value, is_set in settings.describe():
+        click.echo(f"  {name:<30} {value}{'' if is_set else '  (default)'}")
+    findings = settings.findings()
+    for level, message in findings:
+        click.echo(f"{level}: {message}")
+    unsafe = [m for level, m in findings if level == "unsafe"]
+    if unsafe:
+        click.echo(f"{len(unsafe)} unsafe setting(s): this configuration must not run in production")
+        sys.exit(1)
+    click.echo("ok" + ("" if settings.production else " (checked as a non-production configuration)"))
 
 
 @main.command()
