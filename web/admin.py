@@ -13,6 +13,8 @@ from engine import versions as v
 from engine.errors import Conflict, DeployError, EngineError, NotFound
 from engine.migration import Migrator, Selection, compare
 from grid.org import accounts
+from web.ui import safe_next
+from web.ui.forms import has_control
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 PAGE = 200
@@ -53,6 +55,13 @@ def _migrator() -> Migrator:
     if m is None:  # one per app: it caches the spec diffs between version pairs
         m = current_app.extensions["gridflow_migrator"] = Migrator(_services().runtime)
     return m
+
+
+def _next(default: str) -> str:
+    """Where to go back to: the posted `next` if it is a path on this site (see `safe_next`; CR/LF
+    and other control characters are refused too, they would break the header), else `default`."""
+    target = request.form.get("next")
+    return safe_next(None if has_control(target, single_line=True) else target, default)
 
 
 def _unit_names(codes: list[str]) -> dict[str, str]:
@@ -129,7 +138,7 @@ def activate(process_id: str, number: int):
         flash(_("%(v)s is now active: new cases use it.", v=label), "success")
     except EngineError as e:
         flash(str(e), "error")
-    return redirect(request.form.get("next") or url_for("admin.versions"))
+    return redirect(_next("admin.versions"))
 
 
 @bp.post("/versions/<process_id>/<int:number>/retire")
@@ -270,7 +279,7 @@ def revert(instance_id: int):
         flash(_("Case %(i)s is back on its previous version.", i=instance_id), "success")
     except EngineError as e:
         flash(_("Not reverted: %(e)s", e=e), "error")
-    return redirect(request.form.get("next") or url_for("admin.migrations"))
+    return redirect(_next("admin.migrations"))
 
 
 @bp.get("/audit")

@@ -371,20 +371,29 @@ def case_detail(svc, staff_id: str, case_id: int) -> dict[str, Any]:
 def search_archive(svc, staff_id: str, text: str | None = None, category: str | None = None,
                    unit: str | None = None, date_from: datetime | None = None, date_to: datetime | None = None,
                    page: int = 1, per_page: int = 20) -> dict:
-    """Closed cases in the person's jurisdiction, newest first, paginated."""
+    """Closed cases in the person's jurisdiction, newest first, paginated.
+
+    `text` matches literally: LIKE's % _ and \\ are escaped, so `%` finds only cases that contain
+    a '%'. NUL (which PostgreSQL refuses in a parameter, and no stored text holds) is dropped
+    from `text`; a category or unit holding one matches nothing.
+    """
+    empty = {"items": [], "total": 0, "page": page, "pages": 0}
+    if any("\x00" in (v or "") for v in (category, unit)):
+        return empty
+    text = (text or "").replace("\x00", "")
     with svc.db.read() as s:
         paths = org.jurisdiction_paths(s, staff_id)
         q = select(DisputeCase).where(DisputeCase.status == "archived", org.paths_condition(paths, DisputeCase.unit_path))
         if text:
-            like = f"%{text}%"
-            q = q.where(or_(DisputeCase.description.like(like), DisputeCase.case_no.like(like),
-                            DisputeCase.location_text.like(like)))
+            q = q.where(or_(DisputeCase.description.contains(text, autoescape=True),
+                            DisputeCase.case_no.contains(text, autoescape=True),
+                            DisputeCase.location_text.contains(text, autoescape=True)))
         if category:
             q = q.where(DisputeCase.category == category)
         if unit:
             u = s.get(OrgUnit, unit)
             if u is None:
-                return {"items": [], "total": 0, "page": page, "pages": 0}
+                return empty
             q = q.where(org.paths_condition([u.path], DisputeCase.unit_path))
         if date_from:
             q = q.where(DisputeCase.archived_at >= date_from)

@@ -7,6 +7,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 METHOD = "scrypt"
 DEMO_PASSWORD = "gridflow-demo"
+_KNOWN_METHODS = ("scrypt", "pbkdf2")  # what werkzeug's check_password_hash can verify
 
 
 def hash_password(password: str) -> str:
@@ -16,14 +17,26 @@ def hash_password(password: str) -> str:
     return generate_password_hash(password, method=METHOD)
 
 
-def verify_password(password_hash: str, password: str) -> bool:
-    """True when `password` matches the stored hash; False for empty or malformed input."""
-    if not password_hash or not password:
+def _usable(password_hash: str | None) -> bool:
+    """Whether werkzeug can verify against this hash (a known method and salt$hash parts)."""
+    if not password_hash or password_hash.count("$") < 2:
         return False
+    return password_hash.split("$", 1)[0].split(":", 1)[0] in _KNOWN_METHODS
+
+
+def verify_password(password_hash: str | None, password: str | None) -> bool:
+    """True when `password` matches the stored hash.
+
+    Always does exactly one hash verification, also for a missing account (None), an empty
+    password or a garbled hash (then against a dummy hash, and the answer is False): every
+    failed login costs the same, so response times do not tell which usernames exist.
+    """
+    real = _usable(password_hash)
     try:
-        return check_password_hash(password_hash, password)
-    except ValueError:  # unknown method or garbled hash
+        ok = check_password_hash(password_hash if real else _dummy_hash(), password or "")
+    except ValueError:  # a hash with parameters werkzeug refuses: rare, and no secret in it
         return False
+    return ok and real and bool(password)
 
 
 @lru_cache(maxsize=1)
@@ -41,7 +54,3 @@ def demo_password_hash() -> str:
 def _dummy_hash() -> str:
     return hash_password("no-such-user")
 
-
-def burn_time(password: str) -> None:
-    """Spend about as long as one verification, so unknown usernames are not faster to reject."""
-    verify_password(_dummy_hash(), password or "x")

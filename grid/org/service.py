@@ -19,12 +19,16 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 from engine import clock
 from grid.org.models import LEVELS, ROLE_LEVELS, ROLES, OrgUnit, Staff, StaffRole
-from grid.org.passwords import burn_time, hash_password, verify_password
+from grid.org.passwords import hash_password, verify_password
 
 ESCALATION_LEVELS = ["village", "township", "county", "city"]
-LOCK_AFTER = 5  # failed attempts in a row before the account locks
-LOCK_BASE = timedelta(minutes=15)  # first lock; doubles with every further 5 failures
-LOCK_MAX = timedelta(hours=24)
+# Per-account throttle, not a lockout: after LOCK_AFTER failures in a row the account refuses
+# sign-ins for LOCK_BASE, doubling with every further LOCK_AFTER failures but never longer than
+# LOCK_MAX, so anyone who can send wrong passwords can delay the owner, never shut her out for
+# long; an administrator can lift it at once with `unlock`. Per-client limits are Flask-Limiter's.
+LOCK_AFTER = 5
+LOCK_BASE = timedelta(minutes=15)
+LOCK_MAX = timedelta(hours=1)
 
 _PATH_RE = re.compile(r"^(?:\d+/)+$")
 
@@ -378,23 +382,32 @@ def locked_for(staff: Staff, now: datetime) -> timedelta | None:
     return None
 
 
+def _plain_username(username: str) -> bool:
+    """Whether a username can be looked up at all: no NUL or other control characters (which
+    no account has, and which PostgreSQL refuses in a query parameter)."""
+    return not any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in username)
+
+
 def authenticate(s: Session, username: str, password: str, now: datetime) -> Staff | None:
     """Check a login; returns the person or None.
 
-    After LOCK_AFTER failures in a row the account locks for 15 minutes, doubling with every
-    further LOCK_AFTER failures (capped at 24 h). While locked every attempt is refused
-    without checking the password or counting. Success resets the counter. Changes the
-    Staff row, so run it in a write session.
+    Every attempt costs exactly one password-hash verification and gives the same None,
+    whether the username is unknown, the account disabled or throttled, or the password
+    empty or wrong: neither timing nor answer tells which usernames exist. After LOCK_AFTER
+    failures in a row the account is throttled (see LOCK_BASE, LOCK_MAX); attempts while
+    throttled are refused, even with the right password, and not counted. Success resets the
+    counter. Changes the Staff row, so run it in a write session.
     """
     if now.tzinfo is None:
         raise ValueError("authenticate needs an aware datetime")
-    staff = staff_by_username(s, username or "")
-    if staff is None or not staff.active:
-        burn_time(password)
+    username = username or ""
+    staff = staff_by_username(s, username) if _plain_username(username) else None
+    if staff is not None and not staff.active:
+        staff = None
+    ok = verify_password(staff.password_hash if staff is not None else None, password)
+    if staff is None or locked_for(staff, now):
         return None
-    if locked_for(staff, now):
-        return None
-    if verify_password(staff.password_hash, password):
+    if ok:
         staff.failed_logins = 0
         staff.locked_until = None
         s.flush()
@@ -402,9 +415,20 @@ def authenticate(s: Session, username: str, password: str, now: datetime) -> Sta
     staff.failed_logins = (staff.failed_logins or 0) + 1
     if staff.failed_logins % LOCK_AFTER == 0:
         rounds = staff.failed_logins // LOCK_AFTER
-        staff.locked_until = now + min(LOCK_BASE * 2 ** (rounds - 1), LOCK_MAX)
+        staff.locked_until = now + min(LOCK_BASE * 2 ** min(rounds - 1, 16), LOCK_MAX)
     s.flush()
     return None
+
+
+def unlock(s: Session, staff_id: str) -> None:
+    """Lift a sign-in throttle and reset the failure count (an administrator's action, e.g.
+    when someone keeps a colleague's account throttled with wrong passwords)."""
+    staff = s.get(Staff, staff_id)
+    if staff is None:
+        raise OrgError(f"unknown staff {staff_id}")
+    staff.failed_logins = 0
+    staff.locked_until = None
+    s.flush()
 
 
 def set_password(s: Session, staff_id: str, password: str) -> None:

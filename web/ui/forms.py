@@ -9,6 +9,8 @@ it required when the condition holds; the server validates the whole schema eith
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,6 +27,10 @@ FILE_WIDGETS = ("photo", "file")
 WIDGETS = {"text", "textarea", "number", "select", "radio", "checkboxes", "switch", "datetime", "date", "photo", "file",
            "staff", "geo", "rows", "group"}
 ALIASES = {"parties": "rows"}  # parties [{name, phone}] is a list of rows
+# Control characters (C0 but tab, LF and CR; DEL; C1): no one types them, PostgreSQL refuses NUL
+# in text, and they garble exports and logs. Refused, never silently stripped.
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # for single-line values such as a redirect target
 
 
 @dataclass
@@ -151,6 +157,35 @@ def _enum_titles(node: dict, values: list, lang: str) -> list[str]:
 
 
 # ---- reading a submission --------------------------------------------------------------------
+def has_control(text: str | None, single_line: bool = False) -> bool:
+    """Whether a submitted text holds a control character other than tab, LF or CR (or any
+    control character at all, with `single_line`)."""
+    return bool(text) and (ANY_CONTROL if single_line else CONTROL).search(text) is not None
+
+
+def control_errors(fields: list[Field], form: MultiDict) -> dict[str, list[str]]:
+    """{input name: [message]} for every posted value holding a control character; values that
+    belong to no field (hidden inputs, unknown names) are reported under '' for the page top."""
+    names = _input_names(fields)
+    out: dict[str, list[str]] = {}
+    for key, value in form.items(multi=True):
+        if has_control(value) or has_control(key):
+            name = key if (key in names or key.split(".", 1)[0] in names) and not has_control(key) else ""
+            msgs = out.setdefault(name, [])
+            if not msgs:
+                msgs.append(_("The format is not valid."))
+    return out
+
+
+def _input_names(fields: list[Field]) -> set[str]:
+    out = set()
+    for f in fields:
+        out.add(f.name)
+        if f.widget in ("geo", "group"):
+            out |= _input_names(f.children)
+    return out
+
+
 def _coerce(node: dict, raw: str) -> Any:
     """A typed value from one text input; '' means absent. Unparseable numbers stay strings so
     that validation reports them."""
@@ -166,6 +201,8 @@ def _coerce(node: dict, raw: str) -> Any:
         try:
             n = float(raw)
         except ValueError:
+            return raw
+        if not math.isfinite(n):  # 'nan', 'inf': no bound compares false against them
             return raw
         if t == "integer" and n.is_integer():
             return int(n)
@@ -254,10 +291,11 @@ class Submission:
 def read(svc, staff_id: str, fields: list[Field], form: MultiDict, files: MultiDict,
          case_id: int | None = None) -> Submission:
     """Read a posted form: typed data, raw values, uploads stored (unlinked, owned by the person,
-    so they survive a failed validation), and upload errors per field."""
+    so they survive a failed validation), and upload errors per field. Text with control
+    characters is an error of its field (so the caller answers 422 and stores nothing)."""
     data, raw = collect(fields, form)
     stored: dict[str, list[attachments.StoredFile]] = {}
-    errors: dict[str, list[str]] = {}
+    errors: dict[str, list[str]] = control_errors(fields, form)
     new: list[str] = []
     for f in fields:
         if f.widget not in FILE_WIDGETS:

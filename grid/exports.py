@@ -1,0 +1,21 @@
+"""Cell values for spreadsheet exports (CSV, XLSX) that a spreadsheet will not run as formulas.
+
+A resident named `=HYPERLINK("http://evil.example","点击")` would otherwise become a live
+formula when an official opens the export. Following the OWASP "CSV injection" guidance, a
+text cell that begins with = + - @ or a tab or carriage return gets a leading single quote, so
+the spreadsheet shows the text as typed. Numbers, dates and other non-text values pass as they
+are (a negative number is data, not a formula).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_formula(value: Any) -> Any:
+    """The value to write into an export cell: text that a spreadsheet would read as a formula
+    is prefixed with "'"; anything else (None, numbers, dates, other text) is returned as is."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
