@@ -7,10 +7,10 @@ Steps, each in a fresh child process so that its peak memory (ru_maxrss) is its 
   setup     a scratch SQLite database (or PostgreSQL with --pg): migrate, deploy, the full demo city
             (about 9,700 grids, no households)
   generate  a CSV of N synthetic residents spread over every grid (valid, unique ID numbers)
-  import    `grid.registry_import.import_file` on it: rows/s and peak memory (both passes, one transaction)
+  import    `grid.registry.writer.import_file` on it: rows/s and peak memory (both passes, one transaction)
   reimport  the same file again: every row found unchanged, nothing written
   mygrid    a fresh grid with 500 households (and 20 flagged residents with running visit schedules):
-            `grid.registry.grid_overview` and the whole /registry/grid/<code> page through Flask, median of 20
+            `grid.registry.pages.grid_overview` and the whole /registry/grid/<code> page through Flask, median of 20
 With --tracemalloc the import runs once more on the first 100,000 rows under tracemalloc, for the peak
 of Python allocations (tracemalloc slows Python down, so the timed run goes without it).
 """
@@ -67,11 +67,11 @@ def _wrap(q, fn, args) -> None:
 
 def _services(url: str):
     from grid.config import Settings
-    from grid.registry import service as registry
+    from grid.registry import visits
     from grid.services import Services
 
     svc = Services.build(Settings(database_url=url, workflows=ROOT / "workflows", forms=ROOT / "forms"))
-    registry.install(svc)
+    visits.install(svc)
     return svc
 
 
@@ -92,7 +92,7 @@ def step_setup(url: str) -> dict:
 
 def step_generate(url: str, path: str, rows: int) -> dict:
     from grid.registry import demo as registry_demo
-    from grid.registry.importer import COLUMNS
+    from grid.registry.reader import COLUMNS
 
     t0 = time.perf_counter()
     svc = _services(url)
@@ -131,7 +131,7 @@ def step_generate(url: str, path: str, rows: int) -> dict:
 
 
 def step_import(url: str, path: str, trace: bool = False) -> dict:
-    from grid.registry import importer as registry_import
+    from grid.registry import writer
 
     svc = _services(url)
     if trace:
@@ -147,7 +147,7 @@ def step_import(url: str, path: str, trace: bool = False) -> dict:
             print(f"  import: {done:,}/{total:,} {note}", file=sys.stderr, flush=True)
 
     t0 = time.perf_counter()
-    res = registry_import.import_file(svc, path, actor="bench", progress=progress)
+    res = writer.import_file(svc, path, actor="bench", progress=progress)
     seconds = time.perf_counter() - t0
     out = {"ok": res.ok, "rows": res.rows, "seconds": round(seconds, 2), "rows_per_s": round(res.rows / seconds),
            "counts": res.counts, "errors": [str(e) for e in res.errors[:5]]}
@@ -172,7 +172,8 @@ def step_mygrid(url: str, households: int, flags: int, runs: int) -> dict:
     from grid.org import demo
     from grid.org import service as org
     from grid.registry import demo as registry_demo
-    from grid.registry import service as registry
+    from grid.registry import pages as registry_pages
+    from grid.registry import visits
     from grid.registry.models import Resident
     from web import create_app
 
@@ -193,13 +194,13 @@ def step_mygrid(url: str, households: int, flags: int, runs: int) -> dict:
     cats = ["elderly_alone", "community_correction", "disabled", "released", "mental_disorder"]
     t1 = time.perf_counter()
     for i, rid in enumerate(ids):
-        registry.flag(svc, gw, rid, cats[i % len(cats)], ("high", "medium", "low")[i % 3])
+        visits.flag(svc, gw, rid, cats[i % len(cats)], ("high", "medium", "low")[i % 3])
     flag_s = time.perf_counter() - t1
 
     service = []
     for _ in range(runs):
         t = time.perf_counter()
-        view = registry.grid_overview(svc, gw, MY_GRID)
+        view = registry_pages.grid_overview(svc, gw, MY_GRID)
         service.append(time.perf_counter() - t)
     svc.settings.secret_key = "bench"
     app = create_app(svc.settings, services=svc, TESTING=True)

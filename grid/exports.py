@@ -19,3 +19,10 @@ def escape_formula(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return value
+
+
+def unescape_formula(text: str) -> str:
+    """The inverse on import: a cell our export escaped ("'=…") reads back as typed ("=…")."""
+    if text.startswith("'") and text[1:2] and text[1:2] in FORMULA_STARTS:
+        return text[1:]
+    return text

@@ -33,9 +33,9 @@ class Services:
             cases = None
         if cases is not None:
             cases.install(svc)
-        from grid.registry import service as registry
+        from grid.registry import visits
 
-        registry.install(svc)
+        visits.install(svc)
         return svc
 
     def health(self) -> dict:

@@ -9,7 +9,7 @@ from engine.models import WorkItem
 from grid.org import demo
 from grid.org import service as org
 from grid.org.models import Staff
-from grid.registry import service as registry
+from grid.registry import households, rules
 
 SEED_GRID = demo.SEED_GRID  # 檀溪社区 第十五网格 (jiangranran)
 OTHER_GRID = demo.SEED_VILLAGE + "001"  # 檀溪社区 第一网格, same village (grid head qiuyun)
@@ -34,18 +34,18 @@ def first_with_role(svc, unit: str, role: str) -> str:
 def make_id(region: str, born: date, seq: int) -> str:
     """A valid 18-character ID number (seq odd = male)."""
     first = f"{region}{born:%Y%m%d}{seq:03d}"
-    return first + registry.id_check_char(first)
+    return first + rules.id_check_char(first)
 
 
 def household(svc, actor: str | None, grid: str, address: str, door: str = "101", **kw) -> int:
-    bid = registry.add_building(svc, actor, grid, address, kw.get("lat"), kw.get("lng"))
-    return registry.add_household(svc, actor, bid, door)
+    bid = households.add_building(svc, actor, grid, address, kw.get("lat"), kw.get("lng"))
+    return households.add_household(svc, actor, bid, door)
 
 
 def person(svc, actor, household_id: int, name: str, born: date, seq: int, relation: str = "head",
            phone: str | None = "13800001234") -> int:
-    return registry.move_in(svc, actor, household_id, name=name, id_number=make_id("420602", born, seq),
-                            relation=relation, phone=phone)
+    return households.move_in(svc, actor, household_id, name=name, id_number=make_id("420602", born, seq),
+                              relation=relation, phone=phone)
 
 
 def open_items(svc, instance_id: int, task: str | None = None) -> list[WorkItem]:

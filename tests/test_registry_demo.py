@@ -8,12 +8,12 @@ from sqlalchemy import func, select
 
 from grid.org import demo
 from grid.registry import demo as registry_demo
-from grid.registry import service as registry
+from grid.registry import rules, visits
 from grid.registry.models import Building, Resident, SpecialFlag
 
 
 def test_the_small_demo_city_gets_households(fake_clock, svc):
-    registry.install(svc)
+    visits.install(svc)
     counts = registry_demo.fill(svc, "small")
     assert counts["created"] and counts["flags"] == 10 and counts["flags_active"] == 10
     assert counts["households"] == 15 * 12 + 40 and counts["residents"] > 2 * counts["households"]
@@ -24,7 +24,7 @@ def test_the_small_demo_city_gets_households(fake_clock, svc):
         heads = s.scalar(select(func.count()).select_from(Resident).where(Resident.relation == "head"))
         flags = list(s.scalars(select(SpecialFlag)))
     assert len(ids) == len(set(ids)) == counts["residents"]
-    assert all(registry.id_problem(i) is None for i in ids)
+    assert all(rules.id_problem(i) is None for i in ids)
     assert heads == counts["households"]
     assert {f.grid_code[:12] for f in flags} == {demo.SEED_VILLAGE} and all(f.instance_id for f in flags)
     assert registry_demo.fill(svc, "small")["created"] is False

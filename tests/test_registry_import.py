@@ -11,8 +11,9 @@ from openpyxl import Workbook, load_workbook
 from sqlalchemy import func, select
 
 from grid.errors import Forbidden
-from grid.registry import importer as registry_import
-from grid.registry import service as registry
+from grid.registry import export as registry_export
+from grid.registry import households, visits, writer
+from grid.registry import pages as registry_pages
 from grid.registry.models import Building, Household, ImportBatch, Resident, ResidentEvent, SpecialFlag
 
 from .registry_helpers import FAR_GRID, OTHER_GRID, SEED_GRID, make_id, open_items, sid
@@ -35,7 +36,7 @@ ROWS = [
 
 @pytest.fixture
 def reg(fake_clock, svc):
-    registry.install(svc)
+    visits.install(svc)
     return svc
 
 
@@ -67,8 +68,8 @@ def counts(svc) -> tuple[int, int, int]:
 
 def test_a_csv_import_creates_buildings_households_and_residents(reg, tmp_path, fake_clock):
     seen = []
-    res = registry_import.import_file(reg, write_csv(tmp_path / "grid.csv", ROWS), actor="tester",
-                                      progress=lambda d, t, n: seen.append((d, t, n)))
+    res = writer.import_file(reg, write_csv(tmp_path / "grid.csv", ROWS), actor="tester",
+                             progress=lambda d, t, n: seen.append((d, t, n)))
     assert res.ok, res.errors
     assert res.rows == 6 and res.counts == {"buildings_created": 2, "buildings_updated": 0, "households_created": 3,
                                             "residents_created": 4, "residents_updated": 0, "residents_unchanged": 0}
@@ -81,7 +82,7 @@ def test_a_csv_import_creates_buildings_households_and_residents(reg, tmp_path, 
         assert (r.name, r.sex, r.birth_date, r.relation, r.status, r.phone, r.created_batch_id) == (
             "李秀英", "F", date(1972, 3, 8), "spouse", "living", None, res.batch_id)
         assert r.created_at == r.updated_at == fake_clock.current
-    view = registry.grid_overview(reg, sid(reg, "jiangranran"), SEED_GRID)
+    view = registry_pages.grid_overview(reg, sid(reg, "jiangranran"), SEED_GRID)
     (bv,) = view.buildings
     assert [(h.door_no, h.head.name if h.head else None, len(h.members)) for h in bv.households] == [
         ("1-101", "张建国", 3), ("2-301", "王桂英", 1), ("3-502", None, 0)]
@@ -90,8 +91,8 @@ def test_a_csv_import_creates_buildings_households_and_residents(reg, tmp_path, 
 
 def test_importing_the_same_file_twice_creates_no_duplicates(reg, tmp_path):
     path = write_csv(tmp_path / "grid.csv", ROWS)
-    first = registry_import.import_file(reg, path)
-    again = registry_import.import_file(reg, path)
+    first = writer.import_file(reg, path)
+    again = writer.import_file(reg, path)
     assert first.ok and again.ok
     assert again.counts == {"buildings_created": 0, "buildings_updated": 0, "households_created": 0,
                             "residents_created": 0, "residents_updated": 0, "residents_unchanged": 4}
@@ -99,7 +100,7 @@ def test_importing_the_same_file_twice_creates_no_duplicates(reg, tmp_path):
     with reg.db.read() as s:
         assert s.scalar(select(func.count()).select_from(ResidentEvent)) == 0
         assert [b.status for b in s.scalars(select(ImportBatch).order_by(ImportBatch.id))] == ["done", "done"]
-    xlsx = registry_import.import_file(reg, write_xlsx(tmp_path / "grid.xlsx", ROWS))  # the same data as XLSX
+    xlsx = writer.import_file(reg, write_xlsx(tmp_path / "grid.xlsx", ROWS))  # the same data as XLSX
     assert xlsx.ok and xlsx.counts["residents_unchanged"] == 4 and counts(reg) == (2, 3, 4)
 
 
@@ -111,7 +112,7 @@ def test_a_bad_row_imports_nothing_and_is_named(reg, tmp_path):
     rows.append(["999", "无此地", "", "", "1", "某", make_id("420602", date(1990, 1, 1), 1), "", "", "", "户主", ""])
     rows.append([SEED_GRID, "檀溪路2号", "", "", "1", "某某", make_id("420602", date(1990, 1, 1), 3), "123", "",
                  "", "朋友", "离开"])  # line 10: phone, relation, status
-    res = registry_import.import_file(reg, write_csv(tmp_path / "bad.csv", rows))
+    res = writer.import_file(reg, write_csv(tmp_path / "bad.csv", rows))
     assert not res.ok
     got = [(e.line, e.column, e.reason) for e in res.errors]
     assert got == [
@@ -133,29 +134,29 @@ def test_a_bad_row_imports_nothing_and_is_named(reg, tmp_path):
 
 
 def test_errors_only_the_database_can_tell_also_import_nothing(reg, tmp_path):
-    assert registry_import.import_file(reg, write_csv(tmp_path / "a.csv", ROWS[:2])).ok
+    assert writer.import_file(reg, write_csv(tmp_path / "a.csv", ROWS[:2])).ok
     rows = [[SEED_GRID, "檀溪路1号1栋", "", "", "1-101", "新户主", make_id("420602", date(1980, 1, 1), 5), "", "", "",
              "户主", ""],  # the household already has a head
             [SEED_GRID, "檀溪路7号", "", "", "1", "某", make_id("420602", date(1980, 1, 1), 7), "", "", "", "户主", ""]]
-    res = registry_import.import_file(reg, write_csv(tmp_path / "b.csv", rows))
+    res = writer.import_file(reg, write_csv(tmp_path / "b.csv", rows))
     assert not res.ok
     assert [(e.line, e.column) for e in res.errors] == [(2, "与户主关系")]
     assert "already has a head" in res.errors[0].reason
     assert counts(reg) == (1, 1, 2)
     moved = [[OTHER_GRID, "檀溪路1号1栋", "", "", "1", "张建国", A, "", "", "", "户主", ""]]
-    res = registry_import.import_file(reg, write_csv(tmp_path / "c.csv", moved))
+    res = writer.import_file(reg, write_csv(tmp_path / "c.csv", moved))
     assert [(e.line, e.column, e.reason) for e in res.errors] == [
         (2, "网格编码", f"this address is registered in grid {SEED_GRID}")]
 
 
 def test_a_changed_file_updates_and_records_each_change(reg, tmp_path):
-    assert registry_import.import_file(reg, write_csv(tmp_path / "a.csv", ROWS)).ok
+    assert writer.import_file(reg, write_csv(tmp_path / "a.csv", ROWS)).ok
     rows = [list(r) for r in ROWS]
     rows[0][7] = "13900000000"  # a new phone
     rows[3][11] = "死亡"  # died
     rows[2][4] = "3-502"  # the son moved into the empty household
     rows[2][10] = "户主"
-    res = registry_import.import_file(reg, write_csv(tmp_path / "b.csv", rows), actor="clerk")
+    res = writer.import_file(reg, write_csv(tmp_path / "b.csv", rows), actor="clerk")
     assert res.ok, res.errors
     assert res.counts["residents_updated"] == 3 and res.counts["residents_unchanged"] == 1
     with reg.db.read() as s:
@@ -170,21 +171,21 @@ def test_a_changed_file_updates_and_records_each_change(reg, tmp_path):
 def test_rights_and_the_grid_option(reg, tmp_path):
     gw = sid(reg, "jiangranran")
     path = write_csv(tmp_path / "grid.csv", ROWS)
-    res = registry_import.import_file(reg, path, staff_id=gw)
+    res = writer.import_file(reg, path, staff_id=gw)
     assert [(e.line, e.reason) for e in res.errors] == [(7, "you may not change this grid")]
     assert counts(reg) == (0, 0, 0)
-    res = registry_import.import_file(reg, write_csv(tmp_path / "mine.csv", ROWS[:5]), staff_id=gw)
+    res = writer.import_file(reg, write_csv(tmp_path / "mine.csv", ROWS[:5]), staff_id=gw)
     assert res.ok and counts(reg) == (1, 3, 4)
     with pytest.raises(Forbidden):
-        registry_import.import_file(reg, path, staff_id=gw, grid_code=FAR_GRID)
+        writer.import_file(reg, path, staff_id=gw, grid_code=FAR_GRID)
     no_grid = [r[1:] for r in ROWS[:2]]
-    res = registry_import.import_file(reg, write_csv(tmp_path / "g.csv", [["檀溪路5号", "", "", "1"]],
+    res = writer.import_file(reg, write_csv(tmp_path / "g.csv", [["檀溪路5号", "", "", "1"]],
                                                      header=["楼栋地址", "纬度", "经度", "门牌号"]),
                                       grid_code=SEED_GRID)
     assert res.ok and res.counts["buildings_created"] == 1
-    res = registry_import.import_file(reg, write_csv(tmp_path / "h.csv", [ROWS[5]]), grid_code=SEED_GRID)
+    res = writer.import_file(reg, write_csv(tmp_path / "h.csv", [ROWS[5]]), grid_code=SEED_GRID)
     assert [(e.line, e.column) for e in res.errors] == [(2, "网格编码")]
-    res = registry_import.import_file(reg, write_csv(tmp_path / "i.csv", no_grid, header=HEADER[1:]))
+    res = writer.import_file(reg, write_csv(tmp_path / "i.csv", no_grid, header=HEADER[1:]))
     assert [(e.line, e.column, e.reason) for e in res.errors] == [(1, "网格编码", "missing column")]
 
 
@@ -192,54 +193,54 @@ def test_headers_encodings_and_xlsx_pitfalls(reg, tmp_path):
     english = ["grid_code", "address", "lat", "lng", "door_no", "name", "id_number", "phone", "birth_date", "sex",
                "relation", "status"]
     rows = [[SEED_GRID, "檀溪路1号1栋", "", "", "1-101", "张建国", A, "", "", "M", "head", "living"]]
-    assert registry_import.import_file(reg, write_csv(tmp_path / "en.csv", rows, header=english)).ok
+    assert writer.import_file(reg, write_csv(tmp_path / "en.csv", rows, header=english)).ok
     gbk = write_csv(tmp_path / "gbk.csv", [[SEED_GRID, "檀溪路1号1栋", "", "", "1-101", "李秀英", B, "", "", "女", "配偶",
                                              "在住"]], encoding="gb18030")
-    assert registry_import.import_file(reg, gbk).ok and counts(reg)[2] == 2
-    res = registry_import.import_file(reg, write_csv(tmp_path / "x.csv", rows, header=HEADER[:-1] + ["备注"]))
+    assert writer.import_file(reg, gbk).ok and counts(reg)[2] == 2
+    res = writer.import_file(reg, write_csv(tmp_path / "x.csv", rows, header=HEADER[:-1] + ["备注"]))
     assert [(e.line, e.column) for e in res.errors] == [(1, "备注")]
-    res = registry_import.import_file(reg, write_xlsx(tmp_path / "num.xlsx", ROWS[:1], numeric_ids=True))
+    res = writer.import_file(reg, write_xlsx(tmp_path / "num.xlsx", ROWS[:1], numeric_ids=True))
     assert [(e.line, e.column) for e in res.errors] == [(2, "身份证号")]
     assert "format the column as text" in res.errors[0].reason
     empty = tmp_path / "empty.csv"
     empty.write_text("")
-    assert not registry_import.import_file(reg, empty).ok
-    check = registry_import.import_file(reg, write_csv(tmp_path / "dry.csv", ROWS), dry_run=True)
+    assert not writer.import_file(reg, empty).ok
+    check = writer.import_file(reg, write_csv(tmp_path / "dry.csv", ROWS), dry_run=True)
     assert check.ok and check.dry_run and check.counts["residents_created"] == 2 and counts(reg) == (1, 1, 2)
 
 
 def test_export_round_trip(reg, tmp_path):
-    assert registry_import.import_file(reg, write_csv(tmp_path / "a.csv", ROWS)).ok
+    assert writer.import_file(reg, write_csv(tmp_path / "a.csv", ROWS)).ok
     gw = sid(reg, "jiangranran")
-    registry.register_death(reg, gw, _rid(reg, D))
+    households.register_death(reg, gw, _rid(reg, D))
     out = tmp_path / "out.csv"
-    n = registry_import.export_file(reg, out, "csv")
+    n = registry_export.export_file(reg, out, "csv")
     assert n == 6
     text = out.read_text(encoding="utf-8-sig")
     rows = list(csv.reader(io.StringIO(text)))
     assert rows[0] == HEADER and rows[1][1] == "檀溪路9号" and rows[5][5:] == ["王桂英", D, "", "1948-01-02", "女", "户主", "死亡"]
-    again = registry_import.import_file(reg, out)
+    again = writer.import_file(reg, out)
     assert again.ok and again.counts["residents_unchanged"] == 4 and again.counts["residents_updated"] == 0
     xlsx = tmp_path / "out.xlsx"
-    assert registry_import.export_file(reg, xlsx, "xlsx", staff_id=gw, grid_code=SEED_GRID) == 5
+    assert registry_export.export_file(reg, xlsx, "xlsx", staff_id=gw, grid_code=SEED_GRID) == 5
     ws = load_workbook(xlsx, read_only=True).worksheets[0]
     cells = [list(r) for r in ws.iter_rows(values_only=True)]
     assert cells[1][6] == A and isinstance(cells[1][6], str)
-    assert registry_import.import_file(reg, xlsx).counts["residents_unchanged"] == 4
+    assert writer.import_file(reg, xlsx).counts["residents_unchanged"] == 4
     with pytest.raises(Forbidden):
-        registry_import.export_file(reg, tmp_path / "no.csv", staff_id=gw, grid_code=OTHER_GRID)
+        registry_export.export_file(reg, tmp_path / "no.csv", staff_id=gw, grid_code=OTHER_GRID)
     with reg.db.read() as s:
         assert s.scalar(select(func.count()).select_from(ImportBatch).where(ImportBatch.status == "exported")) == 2
 
 
 def test_an_import_that_moves_or_ends_a_flagged_person_tells_the_schedule(reg, tmp_path):
-    assert registry_import.import_file(reg, write_csv(tmp_path / "a.csv", ROWS)).ok
+    assert writer.import_file(reg, write_csv(tmp_path / "a.csv", ROWS)).ok
     gw = sid(reg, "jiangranran")
-    fid = registry.flag(reg, gw, _rid(reg, A), "released", "medium")
-    fid2 = registry.flag(reg, gw, _rid(reg, D), "elderly_alone", "high")
+    fid = visits.flag(reg, gw, _rid(reg, A), "released", "medium")
+    fid2 = visits.flag(reg, gw, _rid(reg, D), "elderly_alone", "high")
     rows = [[OTHER_GRID, "檀溪路9号", "", "", "1", "张建国", A, "", "", "", "户主", ""],
             [SEED_GRID, "檀溪路1号1栋", "", "", "2-301", "王桂英", D, "", "", "", "户主", "迁出"]]
-    res = registry_import.import_file(reg, write_csv(tmp_path / "b.csv", rows))
+    res = writer.import_file(reg, write_csv(tmp_path / "b.csv", rows))
     assert res.ok, res.errors
     with reg.db.read() as s:
         f, f2 = s.get(SpecialFlag, fid), s.get(SpecialFlag, fid2)

@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 
 from grid.org.passwords import DEMO_PASSWORD
 from grid.registry import demo as registry_demo
-from grid.registry import importer as registry_import
+from grid.registry import households, reader, visits
 from grid.registry import models as registry_models
-from grid.registry import service as registry
+from grid.registry import pages as registry_pages
 from grid.registry.models import Resident, RevealLog, SpecialFlag
 
 from .registry_helpers import SEED_GRID, household, make_id, sid, staff_name
@@ -47,8 +47,8 @@ def town(fake_clock, app):
     svc = app.extensions["gridflow"]
     gw = sid(svc, "jiangranran")
     hid = household(svc, gw, SEED_GRID, "檀溪路1号1栋", "1-101")
-    rid = registry.move_in(svc, gw, hid, name="张建国", id_number=make_id("420602", date(1970, 5, 1), 11),
-                           relation="head", phone="13812341234")
+    rid = households.move_in(svc, gw, hid, name="张建国", id_number=make_id("420602", date(1970, 5, 1), 11),
+                             relation="head", phone="13812341234")
     return {"svc": svc, "gw": gw, "hid": hid, "rid": rid, "idn": make_id("420602", date(1970, 5, 1), 11)}
 
 
@@ -135,9 +135,9 @@ def test_life_events_and_flags_through_the_pages(app, town):
 
 
 def _wait(job_id: str) -> None:
-    from web import registry_ui
+    from web.registry import import_export
 
-    registry_ui._jobs[job_id].thread.join(timeout=60)
+    import_export._jobs[job_id].thread.join(timeout=60)
 
 
 def test_import_page_with_progress_and_errors(app, town, tmp_path):
@@ -185,9 +185,23 @@ def test_export_and_party_search(app, town):
     assert login(app, "gw.420602003005001").get("/registry/api/residents?q=张").get_json() == []
 
 
+def test_the_resident_page_lists_their_cases(app, town):
+    """The web layer puts the registry's page and the cases naming the resident together."""
+    from grid.cases import service as cases
+
+    svc, gw = town["svc"], town["gw"]
+    data = {"category": "neighbour", "description": "楼上漏水到楼下，协商未果", "location": {"text": "檀溪路1号1栋"},
+            "parties": [registry_pages.party(svc, gw, town["rid"]), {"name": "楼上住户"}], "settled_on_spot": False}
+    c = cases.report(svc, gw, data)
+    other = cases.report(svc, gw, {**data, "parties": [{"name": "别人"}]})
+    page = login(app, "jiangranran").get(f"/registry/resident/{town['rid']}").get_data(as_text=True)
+    assert f'href="/cases/{c.id}"' in page and c.case_no in page
+    assert other.case_no not in page and f'href="/cases/{other.id}"' not in page
+
+
 def test_visit_tasks_say_whom_to_visit(app, town):
     svc = town["svc"]
-    registry.flag(svc, town["gw"], town["rid"], "elderly_alone", "medium")
+    visits.flag(svc, town["gw"], town["rid"], "elderly_alone", "medium")
     c = login(app, "jiangranran")
     inbox = c.get("/").get_data(as_text=True)
     assert "走访对象" in inbox and "张建国" in inbox and f"/registry/resident/{town['rid']}" in inbox
@@ -213,7 +227,7 @@ def test_registry_templates_have_no_literal_text(path):
 
 
 def test_every_registry_code_has_words():
-    from web import registry_ui as ui
+    from web.registry import words as ui
 
     assert set(ui.CATEGORY_NAMES) == set(registry_models.CATEGORIES)
     assert set(ui.RISK_NAMES) == set(registry_models.RISK_LEVELS)
@@ -246,7 +260,7 @@ def test_the_registry_in_english(app, fake_clock):
     gw = sid(svc, "jiangranran")
     c = in_english(app, "jiangranran")
     page = c.get(f"/registry/grid/{SEED_GRID}").get_data(as_text=True)
-    v = registry.grid_overview(svc, gw, SEED_GRID)
+    v = registry_pages.grid_overview(svc, gw, SEED_GRID)
     data = {v.name, v.village_name, *(d["name"] for d in v.due_visits)}
     for b in v.buildings:
         data |= {b.address, *(h.door_no for h in b.households), *(m.name for h in b.households for m in h.members)}
@@ -254,7 +268,7 @@ def test_the_registry_in_english(app, fake_clock):
     assert "Visits due" in page and "Buildings and households" in page and "Head of household" in page
     assert "Residents living here" in page and any(w in page for w in ("High risk", "Medium risk", "Low risk"))
     flagged = {f["category"] for b in v.buildings for h in b.households for m in h.members for f in m.flags}
-    from web.registry_ui import CATEGORY_NAMES
+    from web.registry.words import CATEGORY_NAMES
 
     assert flagged and all(str(CATEGORY_NAMES[k]) in page for k in flagged)
     assert "待走访" not in page and "户主" not in page and registry_models.CATEGORIES[next(iter(flagged))] not in page
@@ -263,7 +277,7 @@ def test_the_registry_in_english(app, fake_clock):
     assert "Results" in index and "My grids" in index and "查找结果" not in index
     imp = c.get("/registry/import").get_data(as_text=True)
     assert "Import and export" in imp and "Upload and import" in imp
-    names = {label for _key, label in registry_import.COLUMNS} | {x for g in registry.my_grids(svc, gw) for x in g}
+    names = {label for _key, label in reader.COLUMNS} | {x for g in registry_pages.my_grids(svc, gw) for x in g}
     assert chinese_left(imp, names) == []
 
 

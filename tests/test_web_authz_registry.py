@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
-from grid.registry import service as registry
+from grid.registry import visits
 from grid.registry.models import Building, Household, Resident, ResidentEvent, RevealLog, SpecialFlag
 from tests.registry_helpers import SEED_GRID, household, make_id, person, sid
 from tests.web_helpers import csrf, login, make_app, rule_url
@@ -30,7 +30,7 @@ def world(svc, fake_clock):
     gw = sid(svc, "jiangranran")
     hid = household(svc, gw, SEED_GRID, "檀溪路1号1栋", "1-101")
     rid = person(svc, gw, hid, "张建国", date(1970, 5, 1), 11, "head", phone="13812341234")
-    fid = registry.flag(svc, gw, rid, "released", "low")
+    fid = visits.flag(svc, gw, rid, "released", "low")
     with svc.db.read() as s:
         bid = s.get(Household, hid).building_id
     return {"household_id": hid, "resident_id": rid, "flag_id": fid, "building_id": bid, "code": SEED_GRID,

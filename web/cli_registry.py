@@ -16,13 +16,13 @@ from .progress import Progress
 
 def _svc(ctx: click.Context):
     from grid.config import Settings
-    from grid.registry import service as registry
+    from grid.registry import visits
     from grid.services import Services
 
     root = ctx.find_root()
     if root.obj is None:
         root.obj = Services.build(Settings())
-    registry.install(root.obj)
+    visits.install(root.obj)
     return root.obj
 
 
@@ -41,12 +41,12 @@ def register(main: click.Group) -> None:
     def import_cmd(ctx, file: Path, grid_code, actor, dry_run, max_errors) -> None:
         """Import a CSV or XLSX file of buildings, households and residents. Every row is checked
         first; a file with any error imports nothing and lists each bad row."""
-        from grid.registry import importer as registry_import
+        from grid.registry import writer
 
         svc = _svc(ctx)
         try:
-            res = registry_import.import_file(svc, file, actor=actor, grid_code=grid_code, dry_run=dry_run,
-                                              progress=Progress("import"), max_errors=max_errors)
+            res = writer.import_file(svc, file, actor=actor, grid_code=grid_code, dry_run=dry_run,
+                                     progress=Progress("import"), max_errors=max_errors)
         except ValueError as e:
             raise click.UsageError(str(e)) from e
         if not res.ok:
@@ -68,15 +68,15 @@ def register(main: click.Group) -> None:
     @click.pass_context
     def export_cmd(ctx, file: Path, grid_code, fmt, actor) -> None:
         """Export the registry (or one grid) in the import format, unmasked. The export is recorded."""
-        from grid.registry import importer as registry_import
+        from grid.registry import export
 
         svc = _svc(ctx)
         fmt = fmt or (file.suffix.lstrip(".").lower() or "csv")
         if fmt not in ("csv", "xlsx"):
             raise click.UsageError("the file must end in .csv or .xlsx (or give --format)")
         bar = Progress("export")
-        n = registry_import.export_file(svc, file, fmt, grid_code=grid_code, actor=actor,
-                                        progress=lambda d, t, note="": bar(d, max(t, d), note))
+        n = export.export_file(svc, file, fmt, grid_code=grid_code, actor=actor,
+                               progress=lambda d, t, note="": bar(d, max(t, d), note))
         click.echo(f"{file}: {n} row(s)")
 
     @registry_group.command("demo")

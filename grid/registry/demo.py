@@ -4,7 +4,7 @@ plus a few special-population flags (with running visit schedules) in the seed v
 Deterministic for a seed: each grid draws from its own random stream (seed and grid code), so
 the result does not depend on the order of grids or on the size of the rest of the city.
 ID numbers are valid (region = the county code, check digit computed) and unique; names and
-phones are synthetic. Bulk inserts, one transaction; flags afterwards through `grid.registry`.
+phones are synthetic. Bulk inserts, one transaction; flags afterwards through `grid.registry.visits`.
 
     fill(svc, size="small")  # the test city: 16 grids, ~12 households each (the seed grid 40)
     fill(svc, size="full")   # the whole city: 15-35 households per grid (the seed grid 120)
@@ -24,7 +24,7 @@ from engine.errors import EngineError
 from grid.org import demo
 from grid.org import service as org
 from grid.org.models import OrgUnit
-from grid.registry import service as registry
+from grid.registry import rules, visits
 from grid.registry.models import Building, Household, Resident, SpecialFlag
 
 ROADS = ("檀溪路", "长虹路", "胜利街", "春园路", "人民路", "解放路", "建设路", "汉江路", "新华路", "光明路",
@@ -63,7 +63,7 @@ class People:
         if n >= 500:  # 500 men and 500 women per region and day; then borrow the neighbouring day
             return self.id_number(rng, region, born - timedelta(days=1), male)
         first = f"{region}{born:%Y%m%d}{n * 2 + (1 if male else 0):03d}"
-        return first + registry.id_check_char(first)
+        return first + rules.id_check_char(first)
 
     def born(self, rng: random.Random, age: int) -> date:
         d = self.today - timedelta(days=age * 365 + rng.randint(0, 364))
@@ -189,7 +189,7 @@ def insert_grids(s: Session, plan: list[tuple[GridInfo, int]], seed: int, people
     """Insert buildings, households and residents for (grid, number of households) pairs; returns
     the number of residents. Ids are read back by natural key (RETURNING with many rows goes row by
     row on SQLite)."""
-    from grid.registry.importer import resident_insert
+    from grid.registry.writer import resident_insert
 
     b_rows, h_plan = [], []
     for g, n in plan:
@@ -250,7 +250,7 @@ def _seed_flags(svc) -> int:
     from engine.models import ProcessDefinition
 
     with svc.db.read() as s:
-        if s.get(ProcessDefinition, registry.PROCESS_ID) is None:
+        if s.get(ProcessDefinition, visits.PROCESS_ID) is None:
             return 0
         grids = [g.code for g in org.children(s, demo.SEED_VILLAGE) if g.level == "grid"]
         plan = []
@@ -268,7 +268,7 @@ def _seed_flags(svc) -> int:
     n = 0
     for actor, rid, category, risk in plan:
         try:
-            registry.flag(svc, actor, rid, category, risk, note="demo")
+            visits.flag(svc, actor, rid, category, risk, note="demo")
             n += 1
         except EngineError:
             continue
@@ -286,7 +286,7 @@ def _pick(s: Session, grid: str, category: str, taken: set[int]) -> int | None:
         sizes[r.household_id] = sizes.get(r.household_id, 0) + 1
 
     def years(r) -> int:
-        return registry.age(r.birth_date, today) or 0
+        return rules.age(r.birth_date, today) or 0
 
     tests = {
         "elderly_alone": lambda r: years(r) >= 65 and sizes[r.household_id] <= 2,

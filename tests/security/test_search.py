@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy.exc import DataError
 
 from grid.cases import service as cases
 from tests.web_helpers import login, make_app, report_case, staff_id
@@ -46,9 +45,6 @@ def test_nul_in_archive_search_is_not_a_500(app, svc):
     assert _found(client, **{"from": "2026\x00"}) == [plain.case_no]
 
 
-@pytest.mark.xfail(raises=DataError, strict=False,
-                   reason="PostgreSQL: grid/registry/service.py search passes NUL to the query; the registry "
-                          "code is being moved, so the fix (refuse/strip NUL in q and grid_code) waits for it")
 def test_nul_in_registry_search_is_not_a_500(app):
     client = login(app, "jiangranran")
     for url in ["/registry/?q=%E5%BC%A0%00", "/registry/api/residents?q=%E5%BC%A0%00",

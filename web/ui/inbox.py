@@ -7,8 +7,8 @@ from flask_login import current_user
 
 from grid.cases import service as cases
 from grid.org import accounts
-from grid.registry import service as registry
-from web.registry_ui import word as registry_word  # noqa: E402
+from grid.registry import visits as registry_visits
+from web.registry.words import word as registry_word
 
 from . import due_text, form_labels, page_arg, services
 from .labels import lang
@@ -32,7 +32,7 @@ def index():
                       offset=(page - 1) * PER_PAGE)
     labels = form_labels()
     units = accounts.unit_names(svc, [r.unit_id for r in box["items"]])
-    visits = registry.visit_context(svc, [r.instance_id for r in box["items"] if r.case_id is None])
+    visits = registry_visits.visit_context(svc, [r.instance_id for r in box["items"] if r.case_id is None])
     # by_state is already limited to the chosen category
     shown_total = sum(box["by_state"].values()) if state is None else box["by_state"].get(state, 0)
     pages = max(1, (shown_total + PER_PAGE - 1) // PER_PAGE)

@@ -14,8 +14,8 @@ from engine import form_validation
 from engine.errors import Conflict, InvalidData
 from grid.cases import attachments, pages
 from grid.cases import service as cases
-from grid.registry import service as registry
-from web.registry_ui import word as registry_word  # noqa: E402
+from grid.registry import visits as registry_visits
+from web.registry.words import word as registry_word
 
 from . import due_text, form_labels, forms, services
 from .cases import case_context
@@ -31,7 +31,7 @@ def _render(svc, page: pages.TaskPage, state: forms.FormState, status: int = 200
     if page.case:
         ctx.update(case_context(svc, pages.case_page(svc, current_user.id, page.case.id)))
     else:
-        ctx["visit"] = registry.visit_context(svc, [page.item.instance_id]).get(page.item.instance_id)
+        ctx["visit"] = registry_visits.visit_context(svc, [page.item.instance_id]).get(page.item.instance_id)
         ctx["visit_word"] = registry_word
     return render_template("tasks/task.html", t=page, fields=fields, state=state, notice=notice,
                            lock_version=page.lock_version if lock_version is None else lock_version,

@@ -1,91 +1,40 @@
-"""CSV and XLSX import and export of the grid registry: buildings, households and residents.
-
-One row per resident (the building and household columns repeat); a row with only the building
-columns registers an empty building, one with the household columns too an empty household.
-Columns (a header row; Chinese or English names, any order; `grid_code` may be left out when
-the import names the grid):
-
-    网格编码 grid_code · 楼栋地址 address · 纬度 lat · 经度 lng · 门牌号 door_no · 姓名 name ·
-    身份证号 id_number · 联系电话 phone · 出生日期 birth_date · 性别 sex · 与户主关系 relation · 状态 status
+"""Importing a registry file: two passes, and the bulk writer of the second.
 
 Natural keys make a re-import idempotent: a building is its address, a household its building
 and door number, a resident the ID number. Unchanged rows do nothing; a changed resident is
 updated and the change recorded as a `ResidentEvent` (transfer, death, move out/in or update).
 
-Two passes: the first validates every row (formats, ID check digits, duplicates in the file,
-addresses against the database, the importer's rights); the second writes everything in ONE
-transaction and checks what only the database can tell (a second household head, a person
-registered in a grid the importer may not change). Any error anywhere rolls everything back:
-the result lists each bad row with its line, column and reason, and nothing is imported.
+Two passes: the first validates every row (`grid.registry.reader`: formats, ID check digits),
+duplicates in the file, addresses against the database and the importer's rights; the second
+writes everything in ONE transaction and checks what only the database can tell (a second
+household head, a person registered in a grid the importer may not change). Any error anywhere
+rolls everything back: the result lists each bad row with its line, column and reason, and
+nothing is imported.
 """
 from __future__ import annotations
 
-import codecs
-import csv
-import hashlib
-import io
-import logging
 import marshal
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from sqlalchemy import String, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from engine import clock
+from grid.errors import Forbidden
 from grid.org.models import OrgUnit
-from grid.registry import service as registry
-from grid.registry.models import (
-    RELATIONS,
-    SEXES,
-    STATUSES,
-    Building,
-    Household,
-    ImportBatch,
-    Resident,
-    ResidentEvent,
-)
+from grid.registry import reader, rules, visits
+from grid.registry.models import Building, Household, ImportBatch, Resident, ResidentEvent
+from grid.registry.reader import LABELS, Progress, RowError
 
-log = logging.getLogger("gridflow.registry.import")
-
-COLUMNS = [
-    ("grid_code", "网格编码"), ("address", "楼栋地址"), ("lat", "纬度"), ("lng", "经度"), ("door_no", "门牌号"),
-    ("name", "姓名"), ("id_number", "身份证号"), ("phone", "联系电话"), ("birth_date", "出生日期"),
-    ("sex", "性别"), ("relation", "与户主关系"), ("status", "状态"),
-]
-LABELS = dict(COLUMNS)
-ALIASES = {
-    "身份证号码": "id_number", "公民身份号码": "id_number", "手机号": "phone", "手机号码": "phone", "电话": "phone",
-    "地址": "address", "门牌": "door_no", "房号": "door_no", "网格": "grid_code", "关系": "relation",
-    "居住状态": "status", "出生年月": "birth_date",
-}
-FIELDS = [k for k, _label in COLUMNS]
 CHUNK = 2000
 SQLITE_CACHE_KIB = 128 * 1024  # the page cache of the importing connection (SQLite's default is 2 MB)
 MAX_ERRORS = 1000
-_STATUS_IN = {**{v: k for k, v in STATUSES.items()}, **{k: k for k in STATUSES}, "迁入": "living", "现住": "living"}
-_SEX_IN = {**{v: k for k, v in SEXES.items()}, **{k: k for k in SEXES}, "m": "M", "f": "F", "male": "M",
-           "female": "F"}
-_REL_IN = {**{v: k for k, v in RELATIONS.items()}, **{k: k for k in RELATIONS}, "本人": "head", "子": "child",
-           "女": "child", "儿子": "child", "女儿": "child", "妻": "spouse", "夫": "spouse", "父亲": "parent",
-           "母亲": "parent", "孙子": "grandchild", "孙女": "grandchild"}
-_NUMBER = "\x00number:"  # marks an ID number that Excel stored as a number
-
-
-@dataclass
-class RowError:
-    line: int
-    column: str  # as the file names it (or the Chinese label)
-    reason: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}, {self.column}: {self.reason}"
 
 
 @dataclass
@@ -110,224 +59,6 @@ class _Reject(Exception):
     pass
 
 
-Progress = Callable[[int, int, str], None]
-
-
-# ---- reading ------------------------------------------------------------------------------------
-def _format(name: str, fmt: str | None) -> str:
-    fmt = (fmt or Path(name).suffix.lstrip(".")).lower()
-    if fmt not in ("csv", "xlsx"):
-        raise ValueError(f"unknown format {fmt!r}: use .csv or .xlsx")
-    return fmt
-
-
-def _encoding(path: Path) -> str:
-    with open(path, "rb") as f:
-        head = f.read(1 << 20)
-    if head.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
-        return "utf-8"
-    except UnicodeDecodeError:
-        return "gb18030"  # what Excel on a Chinese Windows writes
-
-
-def _count_rows(path: Path, fmt: str) -> int:
-    if fmt == "csv":
-        n = 0
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 22):
-                n += chunk.count(b"\n")
-        return max(n - 1, 0)
-    from openpyxl import load_workbook
-
-    wb = load_workbook(path, read_only=True)
-    try:
-        return max((wb.worksheets[0].max_row or 1) - 1, 0)
-    finally:
-        wb.close()
-
-
-def _cell(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, datetime):
-        return v.date().isoformat()
-    if isinstance(v, date):
-        return v.isoformat()
-    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
-        return str(int(v))
-    return str(v).strip()
-
-
-def _read(path: Path, fmt: str) -> Iterator[tuple[int, list[str]]]:
-    """(line number, cells) for every row, the header first."""
-    if fmt == "csv":
-        with open(path, encoding=_encoding(path), newline="") as f:
-            first = f.readline()
-            f.seek(0)
-            delimiter = "\t" if first.count("\t") > first.count(",") else ","
-            reader = csv.reader(f, delimiter=delimiter)
-            for cells in reader:
-                yield reader.line_num, [c.strip() for c in cells]
-        return
-    from openpyxl import load_workbook
-
-    wb = load_workbook(path, read_only=True, data_only=True)
-    try:
-        ws = wb.worksheets[0]
-        header: list[str] | None = None
-        id_col = None
-        for i, row in enumerate(ws.iter_rows(values_only=True), 1):
-            cells = [_cell(v) for v in row]
-            if header is None:
-                header = cells
-                keys = [_header_key(h) for h in header]
-                id_col = keys.index("id_number") if "id_number" in keys else None
-            elif id_col is not None and id_col < len(row) and isinstance(row[id_col], (int, float)):
-                cells[id_col] = _NUMBER + cells[id_col]
-            yield i, cells
-    finally:
-        wb.close()
-
-
-def _header_key(h: str) -> str | None:
-    h = (h or "").strip().lstrip("\ufeff")
-    if h in LABELS:
-        return h
-    low = h.lower()
-    if low in LABELS:
-        return low
-    for key, label in COLUMNS:
-        if h == label:
-            return key
-    return ALIASES.get(h)
-
-
-# ---- validation ---------------------------------------------------------------------------------
-class _Validator:
-    """Checks one row at a time; remembers what cross-row checks need."""
-
-    def __init__(self, grids: dict[str, str], editable: set[str] | None, default_grid: str | None):
-        self.grids = grids  # code -> level, for every unit
-        self.editable = editable
-        self.default_grid = default_grid
-        self.today = clock.local(clock.now()).date()
-        self.count = 0  # errors reported so far
-
-    def prepare(self, cols: dict[str, int]) -> None:
-        self.idx = [cols.get(k) for k in FIELDS]
-
-    def row(self, cells: list[str], line: int, err: Callable[[int, str, str], None]):
-        """A normalised record, or None after reporting its errors. Cells come stripped."""
-        n = len(cells)
-        grid, address, lat_s, lng_s, door, name, idn, phone, born, sex, relation, status = [
-            cells[i] if i is not None and i < n else "" for i in self.idx]
-        n0 = self.count
-        grid = grid or (self.default_grid or "")
-        if not grid:
-            self.e(err, line, "grid_code", "required")
-        elif self.grids.get(grid) != "grid":
-            self.e(err, line, "grid_code", "no such grid" if grid not in self.grids else "not a grid")
-        elif self.default_grid and grid != self.default_grid:
-            self.e(err, line, "grid_code", f"this import is for grid {self.default_grid}")
-        elif self.editable is not None and grid not in self.editable:
-            self.e(err, line, "grid_code", "you may not change this grid")
-        if not address:
-            self.e(err, line, "address", "required")
-        elif len(address) > 200:
-            self.e(err, line, "address", "longer than 200 characters")
-        lat = self.coord(err, line, "lat", lat_s, 90) if lat_s else None
-        lng = self.coord(err, line, "lng", lng_s, 180) if lng_s else None
-        if len(door) > 20:
-            self.e(err, line, "door_no", "longer than 20 characters")
-        rec = None
-        if name or idn or phone or born or sex or relation or status:
-            if not door:
-                self.e(err, line, "door_no", "required for a resident")
-            rec = self.person(name, idn, phone, born, sex, relation, status, line, err)
-        if self.count != n0:
-            return None
-        return (grid, address, lat, lng, door, rec)
-
-    def e(self, err, line: int, col: str, reason: str) -> None:
-        self.count += 1
-        err(line, col, reason)
-
-    def coord(self, err, line: int, col: str, raw: str, limit: float) -> float | None:
-        if not raw:
-            return None
-        try:
-            v = float(raw)
-        except ValueError:
-            self.e(err, line, col, "not a number")
-            return None
-        if not -limit <= v <= limit:
-            self.e(err, line, col, f"must be between -{limit:g} and {limit:g}")
-            return None
-        return v
-
-    def person(self, name, idn, phone, born_s, sex_s, rel_s, status_s, line: int, err) -> tuple | None:
-        n0 = self.count
-        if not name:
-            self.e(err, line, "name", "required")
-        elif len(name) > 50:
-            self.e(err, line, "name", "longer than 50 characters")
-        idn = idn.upper()
-        if not idn:
-            self.e(err, line, "id_number", "required (the ID number identifies the person on re-import)")
-        elif idn.startswith(_NUMBER.upper()):
-            self.e(err, line, "id_number", "stored as a number, which loses digits: format the column as text")
-            idn = ""
-        else:
-            problem = registry.id_problem(idn, self.today)
-            if problem:
-                self.e(err, line, "id_number", problem)
-                idn = ""
-        if phone and registry.phone_problem(phone):
-            self.e(err, line, "phone", registry.phone_problem(phone))
-        born = None
-        if born_s:
-            raw = born_s.replace("/", "-").replace(".", "-")
-            try:
-                born = date.fromisoformat(raw) if len(raw) == 10 else datetime.strptime(raw, "%Y%m%d").date()
-            except ValueError:
-                self.e(err, line, "birth_date", "not a date (YYYY-MM-DD)")
-        sex = None
-        if sex_s:
-            sex = _SEX_IN.get(sex_s) or _SEX_IN.get(sex_s.lower())
-            if sex is None:
-                self.e(err, line, "sex", "男 or 女 (M or F)")
-        if idn:
-            id_born = date(int(idn[6:10]), int(idn[10:12]), int(idn[12:14]))
-            if born is None:
-                born = id_born
-            elif born != id_born:
-                self.e(err, line, "birth_date", "does not match the ID number")
-            id_sex = "M" if int(idn[16]) % 2 else "F"
-            if sex is None:
-                sex = id_sex
-            elif sex != id_sex:
-                self.e(err, line, "sex", "does not match the ID number")
-        relation = _REL_IN.get(rel_s) if rel_s else None
-        if not rel_s:
-            self.e(err, line, "relation", "required (户主, 配偶, 子女 ...)")
-        elif relation is None:
-            self.e(err, line, "relation", "unknown; use one of " + "、".join(RELATIONS.values()))
-        status = _STATUS_IN.get(status_s or "living")
-        if status is None:
-            self.e(err, line, "status", "在住, 迁出 or 死亡")
-        if self.count != n0:
-            return None
-        return (name, idn, phone or None, born, sex, relation, status)
-
-
-def _id_key(idn: str) -> int:
-    """An ID number as a compact int (for the duplicate check of a million rows)."""
-    return int(idn[:17]) * 11 + (10 if idn[17] == "X" else int(idn[17]))
-
-
 # ---- import -------------------------------------------------------------------------------------
 def import_file(svc, path: str | os.PathLike, *, staff_id: str | None = None, actor: str | None = None,
                 grid_code: str | None = None, fmt: str | None = None, filename: str | None = None,
@@ -339,10 +70,10 @@ def import_file(svc, path: str | os.PathLike, *, staff_id: str | None = None, ac
     started = time.perf_counter()
     path = Path(path)
     name = filename or path.name
-    fmt = _format(name, fmt)
+    fmt = reader.file_format(name, fmt)
     actor = actor or staff_id or "cli"
-    sha = _sha256(path)
-    total = _count_rows(path, fmt)
+    sha = reader.file_sha256(path)
+    total = reader.count_rows(path, fmt)
     errors: list[RowError] = []
     err_count = 0
 
@@ -354,15 +85,13 @@ def import_file(svc, path: str | os.PathLike, *, staff_id: str | None = None, ac
 
     with svc.db.read() as s:
         grids = dict(s.execute(select(OrgUnit.code, OrgUnit.level)).all())
-        editable = registry.editable_grids(s, staff_id)
+        editable = rules.editable_grids(s, staff_id)
         if grid_code is not None:
             if grids.get(grid_code) != "grid":
                 raise ValueError(f"no grid {grid_code}")
             if editable is not None and grid_code not in editable:
-                from grid.errors import Forbidden
-
                 raise Forbidden("you may not change this grid")
-    validator = _Validator(grids, editable, grid_code)
+    validator = reader.Validator(grids, editable, grid_code)
 
     # ---- pass 1: every row on its own, plus duplicates and building consistency in the file
     header_names: dict[str, str] = {}
@@ -373,12 +102,12 @@ def import_file(svc, path: str | os.PathLike, *, staff_id: str | None = None, ac
     rows = 0
     spool = tempfile.TemporaryFile(prefix="gridflow-import-")  # the valid rows, for pass 2
     buf: list[tuple] = []
-    rows_iter = _read(path, fmt)
+    rows_iter = reader.read_rows(path, fmt)
     header = next(rows_iter, None)
     if header is None:
         err(1, "file", "the file is empty")
     else:
-        cols = _columns(header[1], header_names, err, need_grid=grid_code is None)
+        cols = reader.map_columns(header[1], header_names, err, need_grid=grid_code is None)
         validator.prepare(cols)
     if err_count:
         spool.close()
@@ -404,7 +133,7 @@ def import_file(svc, path: str | os.PathLike, *, staff_id: str | None = None, ac
                         elif abs(b[i] - v) > 1e-9:
                             err(line, col, f"differs from line {b[3]}")
             if person is not None:
-                k = _id_key(person[1])
+                k = reader.id_key(person[1])
                 first = ids.get(k)
                 if first is not None:
                     err(line, "id_number", f"the same ID number is on line {first}")
@@ -463,6 +192,7 @@ def _spool_read(f) -> list[tuple] | None:
 
 
 def counts_template() -> dict[str, int]:
+    """The counters an import reports, all zero."""
     return {"buildings_created": 0, "buildings_updated": 0, "households_created": 0, "residents_created": 0,
             "residents_updated": 0, "residents_unchanged": 0}
 
@@ -508,37 +238,10 @@ def _write(svc, spool, bad, buildings, ids, counts, m, err, errors, err_count, p
     if progress:
         progress(total * 2, total * 2, "done")
     if after_commit["moved"]:
-        registry.reassign_visits(svc, sorted(after_commit["moved"]), staff_id)
+        visits.reassign_visits(svc, sorted(after_commit["moved"]), staff_id)
     if after_commit["ended"]:
-        registry.end_flags(svc, sorted(after_commit["ended"]), staff_id, "changed by import")
+        visits.end_flags(svc, sorted(after_commit["ended"]), staff_id, "changed by import")
     return ImportResult(True, rows, batch_id, counts, [], 0, seconds=time.perf_counter() - started)
-
-
-def _columns(cells: list[str], names: dict[str, str], err, need_grid: bool) -> dict[str, int]:
-    cols: dict[str, int] = {}
-    for i, h in enumerate(cells):
-        if not h:
-            continue
-        key = _header_key(h)
-        if key is None:
-            err(1, h, "unknown column; expected " + "、".join(label for _k, label in COLUMNS))
-        elif key in cols:
-            err(1, h, "the column appears twice")
-        else:
-            cols[key] = i
-            names[key] = h.lstrip("\ufeff")
-    for key in ("grid_code", "address") if need_grid else ("address",):
-        if key not in cols:
-            err(1, LABELS[key], "missing column")
-    return cols
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _rejected(svc, name, sha, fmt, actor, grid_code, t0, rows, errors, err_count, started) -> ImportResult:
@@ -698,14 +401,14 @@ class _Writer:
         self.s.execute(update(Resident).where(Resident.id == old.id).values(**changes, updated_at=self.now))
         self.s.execute(ResidentEvent.__table__.insert(), [{
             "resident_id": old.id, "household_id": hid, "grid_code": grid, "kind": kind,
-            "occurred_on": None, "at": self.now, "actor": self.actor, "before": registry._jsonable(before),
-            "after": registry._jsonable({**changes, "import_batch": self.batch_id}),
+            "occurred_on": None, "at": self.now, "actor": self.actor, "before": rules.jsonable(before),
+            "after": rules.jsonable({**changes, "import_batch": self.batch_id}),
             "note": f"import #{self.batch_id}, line {line}"}])
         self.counts["residents_updated"] += 1
         if kind in ("death", "move_out"):
             self.after["ended"].add(old.id)
         elif "grid_code" in changes and st_new == "living":
-            registry._move_flags(self.s, old.id, grid)
+            visits.move_flags(self.s, old.id, grid)
             self.after["moved"].add(old.id)
 
     def check_heads(self) -> None:
@@ -722,86 +425,14 @@ class _Writer:
         for hid, idn in rows:
             seen.setdefault(hid, []).append(idn)
         for idns in seen.values():
-            lines = sorted(self.ids[_id_key(i)] for i in idns if i and _id_key(i) in self.ids)
+            lines = sorted(self.ids[reader.id_key(i)] for i in idns if i and reader.id_key(i) in self.ids)
             for line in lines[1:] or lines:
                 self.err(line, "relation", "the household already has a head" + (
                     f" (line {lines[0]})" if len(lines) > 1 else " in the registry"))
 
 
-# ---- export -------------------------------------------------------------------------------------
-def export_rows(svc, staff_id: str | None = None, grid_code: str | None = None) -> Iterator[list]:
-    """The registry as rows in the import format (header first), unmasked: only for people who may
-    change these grids (or the system)."""
-    with svc.db.read() as s:
-        q = (select(Building.grid_code, Building.address, Building.lat, Building.lng, Household.door_no,
-                    Resident.name, Resident.id_number, Resident.phone, Resident.birth_date, Resident.sex,
-                    Resident.relation, Resident.status)
-             .select_from(Building)
-             .outerjoin(Household, Household.building_id == Building.id)
-             .outerjoin(Resident, Resident.household_id == Household.id))
-        if grid_code:
-            if not registry.may_edit(s, staff_id, grid_code):
-                from grid.errors import Forbidden
-
-                raise Forbidden("only the grid worker or grid head may export this grid")
-            q = q.where(Building.grid_code == grid_code)
-        elif staff_id is not None:
-            q = q.where(Building.grid_code.in_(sorted(registry.editable_grids(s, staff_id) or [])))
-        q = q.order_by(Building.grid_code, Building.address, Household.door_no, Resident.id)
-        yield [label for _k, label in COLUMNS]
-        for row in s.execute(q.execution_options(yield_per=5000)):
-            grid, address, lat, lng, door, name, idn, phone, born, sex, rel, status = row
-            yield [grid, address, "" if lat is None else lat, "" if lng is None else lng, door or "", name or "",
-                   idn or "", phone or "", born.isoformat() if born else "", SEXES.get(sex, sex or ""),
-                   RELATIONS.get(rel, rel or ""), STATUSES.get(status, status or "")]
-
-
-def export_file(svc, out: str | os.PathLike | IO, fmt: str = "csv", *, staff_id: str | None = None,
-                grid_code: str | None = None, actor: str | None = None,
-                progress: Progress | None = None) -> int:
-    """Write the export to a path or a binary stream; returns the number of data rows. Recorded as a
-    registry_import row with status 'exported' (who exported what, when)."""
-    t0 = clock.now()
-    rows = export_rows(svc, staff_id, grid_code)
-    n = 0
-    own = not hasattr(out, "write")
-    stream = open(out, "wb") if own else out  # noqa: SIM115
-    try:
-        if fmt == "csv":
-            text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="", write_through=True)
-            writer = csv.writer(text)
-            for row in rows:
-                writer.writerow(row)
-                n += 1
-                if progress and n % 10000 == 0:
-                    progress(n, 0, "exporting")
-            text.flush()
-            text.detach()
-        elif fmt == "xlsx":
-            from openpyxl import Workbook
-
-            wb = Workbook(write_only=True)
-            ws = wb.create_sheet("registry")
-            for row in rows:
-                ws.append(row)
-                n += 1
-            wb.save(stream)
-        else:
-            raise ValueError(f"unknown format {fmt!r}")
-    finally:
-        if own:
-            stream.close()
-    n = max(n - 1, 0)
-    with svc.db.write() as s:
-        s.add(ImportBatch(filename=f"export{'-' + grid_code if grid_code else ''}.{fmt}", sha256="-", format=fmt,
-                          actor=actor or staff_id or "cli", grid_code=grid_code, started_at=t0,
-                          finished_at=clock.now(), status="exported", rows=n, counts={"exported": n}, errors=[]))
-    if progress:
-        progress(n, n, "done")
-    return n
-
-
 def batches(svc, limit: int = 20, actor: str | None = None) -> list[ImportBatch]:
+    """The latest imports and exports (of `actor`, if given), newest first."""
     with svc.db.read() as s:
         q = select(ImportBatch).order_by(ImportBatch.id.desc()).limit(limit)
         if actor:
