@@ -21,7 +21,8 @@ from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import clock, sandbox, xmlsafe
+from . import clock, modeler_compat, sandbox, xmlsafe
+from . import problems as texts
 from .errors import DeployError, Problem, ScriptError
 from .models import ProcessDefinition, ProcessVersion
 from .serializer import SERIALIZER
@@ -66,6 +67,7 @@ class ParsedBundle:
     forms: dict[str, dict]
     locations: dict[str, tuple[str, int]]  # element id -> (file, line)
     names: dict[str, str]  # process id -> name
+    element_names: dict[str, str] = field(default_factory=dict)  # element id -> name on the diagram
 
 
 @dataclass
@@ -89,10 +91,12 @@ def register_validator(fn: Validator) -> None:
     _validators.append(fn)
 
 
-def _element_lines(root: etree._Element, filename: str, out: dict) -> None:
+def _element_lines(root: etree._Element, filename: str, out: dict, tags: dict | None = None) -> None:
     for el in root.iter():
         if isinstance(el.tag, str) and el.get("id"):
             out.setdefault(el.get("id"), (filename, el.sourceline))
+            if tags is not None:
+                tags.setdefault(el.get("id"), etree.QName(el).localname)
 
 
 def _element_at(root: etree._Element, line: int | None) -> str | None:
@@ -112,13 +116,20 @@ def parse_bundle(bundle: Bundle, extra: bool = True) -> ParsedBundle:
     problems: list[Problem] = []
     roots: dict[str, etree._Element] = {}
     locations: dict[str, tuple[str, int]] = {}
+    tags: dict[str, str] = {}
+    enames: dict[str, str] = {}
     for name, content in list(bundle.bpmn.items()) + list(bundle.dmn.items()):
         try:
             roots[name] = xmlsafe.parse(content, name)
         except xmlsafe.XmlRefused as e:
             problems += e.problems
             continue
-        _element_lines(roots[name], name, locations)
+        _element_lines(roots[name], name, locations, tags)
+        enames.update({k: v for k, v in modeler_compat.names_of(roots[name]).items() if k not in enames})
+        if name in bundle.bpmn:
+            # 0. what other modelers write (camunda: properties), and what Spiff would only KeyError on
+            problems += modeler_compat.normalise(roots[name], name, set(bundle.forms))
+            problems += modeler_compat.check_structure(roots[name], name)
     if not bundle.bpmn:
         problems.append(Problem("(bundle)", "no BPMN files found"))
     # 1. XML Schema (the BPMN XSDs SpiffWorkflow ships, plus its extension schema)
@@ -129,25 +140,27 @@ def parse_bundle(bundle: Bundle, extra: bool = True) -> ParsedBundle:
             continue
         if not schema.validate(root):
             for err in schema.error_log:
-                problems.append(Problem(name, f"XML Schema: {err.message}", err.line, _element_at(root, err.line)))
+                el = _element_at(root, err.line)
+                problems.append(texts.from_xsd(name, err.message, err.line, el, enames.get(el)))
     if problems:
         raise DeployError(problems)
+    ctx = (locations, tags, enames, roots)
     # 2. SpiffWorkflow parsing
     parser = SpiffBpmnParser(validator=VALIDATOR)
     for name in bundle.bpmn:
         try:
             parser.add_bpmn_xml(roots[name], filename=name)
         except ValidationException as e:
-            problems.append(_from_validation(e, name, locations))
+            problems.append(_from_validation(e, name, ctx))
         except Exception as e:  # noqa: BLE001 - report anything the parser chokes on
-            problems.append(Problem(name, f"cannot parse: {e}"))
+            problems.append(_first_process(name, roots[name], texts.make("parser", name, detail=f"cannot parse: {e}")))
     for name in bundle.dmn:
         try:
             parser.add_dmn_xml(roots[name], filename=name)
         except ValidationException as e:
-            problems.append(_from_validation(e, name, locations))
+            problems.append(_from_validation(e, name, ctx))
         except Exception as e:  # noqa: BLE001
-            problems.append(Problem(name, f"cannot parse DMN: {e}"))
+            problems.append(texts.make("parser", name, 1, detail=f"cannot parse DMN: {e}"))
     if problems:
         raise DeployError(problems)
     forms: dict[str, dict] = {}
@@ -171,11 +184,12 @@ def parse_bundle(bundle: Bundle, extra: bool = True) -> ParsedBundle:
             names[pid] = spec.description or pid
         except SpiffWorkflowException as e:
             if "was not found" in str(e):
-                problems.append(_missing_call(str(e), roots, pid, locations))
+                problems.append(_missing_call(str(e), roots, pid, locations, enames))
             elif isinstance(e, ValidationException):
-                problems.append(_from_validation(e, locations.get(pid, ("?", 0))[0], locations))
+                problems.append(_from_validation(e, locations.get(pid, ("?", 0))[0], ctx))
             else:
-                problems.append(Problem(locations.get(pid, ("?", 0))[0], str(e), element=pid))
+                file, line = locations.get(pid, ("?", None))
+                problems.append(texts.make("parser", file, line, pid, enames.get(pid), detail=str(e)))
     seen: set[tuple[str, str]] = set()
     for spec, subs in specs.values():
         for pspec in [spec, *subs.values()]:
@@ -184,8 +198,8 @@ def parse_bundle(bundle: Bundle, extra: bool = True) -> ParsedBundle:
                 if key in seen:
                     continue
                 seen.add(key)
-                problems += _check_task_spec(ts, bundle, forms, locations)
-    parsed = ParsedBundle(parser, process_ids, specs, forms, locations, names)
+                problems += _check_task_spec(ts, bundle, forms, locations, enames)
+    parsed = ParsedBundle(parser, process_ids, specs, forms, locations, names, enames)
     if extra and not problems:
         for v in _validators:
             problems += list(v(bundle, parsed))
@@ -194,26 +208,52 @@ def parse_bundle(bundle: Bundle, extra: bool = True) -> ParsedBundle:
     return parsed
 
 
-def _missing_call(message: str, roots: dict, pid: str, locations: dict) -> Problem:
+def _missing_call(message: str, roots: dict, pid: str, locations: dict, enames: dict) -> Problem:
     """Locate the call activity whose calledElement does not resolve."""
     m = re.search(r"process '([^']+)' was not found", message)
     if m:
         for name, root in roots.items():
             for el in root.iter(f"{{{BPMN_NS}}}callActivity"):
                 if el.get("calledElement") == m.group(1):
-                    return Problem(name, f"call activity calls {m.group(1)!r}, which no deployed file defines"
-                                   f" ({message.split('?')[0]}?)", el.sourceline, el.get("id"))
-    return Problem(locations.get(pid, ("?", 0))[0], message, element=pid)
+                    return texts.make("call_missing", name, el.sourceline, el.get("id"), el.get("name"),
+                                      called=m.group(1))
+    file, line = locations.get(pid, ("?", None))
+    return texts.make("parser", file, line, pid, enames.get(pid), detail=message)
 
 
-def _from_validation(e: ValidationException, default_file: str, locations: dict) -> Problem:
+def _first_process(name: str, root: etree._Element, p: Problem) -> Problem:
+    """Place a file-level problem on the file's first process, so it always names an element."""
+    proc = root.find(f"{{{BPMN_NS}}}process")
+    el = proc if proc is not None else root
+    p.line, p.element, p.name = p.line or el.sourceline, p.element or el.get("id"), p.name or el.get("name")
+    return p
+
+
+def _from_validation(e: ValidationException, default_file: str, ctx: tuple) -> Problem:
+    locations, tags, enames, roots = ctx
     element = getattr(e, "id", None) or None
     file = getattr(e, "file_name", None) or default_file
     line = getattr(e, "line_number", None) or None
+    msg = str(e).split("\n")[0]
+    store = re.search(r"Data Store with name (.*) has no implementation", msg)
+    if store and not element and file in roots:
+        element = _data_store_ref(roots[file], store.group(1))
     if element and not line and element in locations:
         file, line = locations[element]
-    msg = str(e).split("\n")[0]
-    return Problem(file, msg, line if isinstance(line, int) else None, element)
+    p = texts.from_spiff(msg, file, line if isinstance(line, int) else None, element,
+                         enames.get(element), tags.get(element))
+    return _first_process(file, roots[file], p) if file in roots and not (p.line and p.element) else p
+
+
+def _data_store_ref(root: etree._Element, name: str) -> str | None:
+    """The data store reference (else the data store) SpiffWorkflow names only by the store's name."""
+    for store in root.iter(f"{{{BPMN_NS}}}dataStore"):
+        if store.get("name") == name:
+            for ref in root.iter(f"{{{BPMN_NS}}}dataStoreReference"):
+                if ref.get("dataStoreRef") == store.get("id"):
+                    return ref.get("id")
+            return store.get("id")
+    return None
 
 
 def _where(ts, locations) -> tuple[str, int | None, str]:
@@ -222,13 +262,13 @@ def _where(ts, locations) -> tuple[str, int | None, str]:
     return file, line, bid
 
 
-def _check_task_spec(ts, bundle: Bundle, forms: dict, locations: dict) -> list[Problem]:
+def _check_task_spec(ts, bundle: Bundle, forms: dict, locations: dict, enames: dict) -> list[Problem]:
     out: list[Problem] = []
     props = (getattr(ts, "extensions", None) or {}).get("properties", {}) or {}
     form = props.get("form")
     if form and ts.bpmn_id and form not in bundle.forms:
         file, line, bid = _where(ts, locations)
-        out.append(Problem(file, f"form file forms/{form} does not exist", line, bid))
+        out.append(texts.make("form_missing", file, line, bid, enames.get(bid), form=form))
     if ts.manual and ts.bpmn_id:
         file, line, bid = _where(ts, locations)
         for key in ("unit", "user", "roleExpression"):

@@ -31,10 +31,32 @@ class DeployError(EngineError):
 
 
 class Problem:
-    """One validation finding, located by file, line and element id."""
+    """One validation finding, located by file, line and element id.
 
-    def __init__(self, file: str, message: str, line: int | None = None, element: str | None = None):
-        self.file, self.message, self.line, self.element = file, message, line, element
+    A coded problem (see `engine.problems`) also carries `code` and `args`, the element's
+    `name`, the finding in English and Chinese (`en`, `zh`) and what to do instead
+    (`hint_en`, `hint_zh`); its `message` then joins all four, so every caller that shows
+    `message` or `str(problem)` shows the whole designer-facing text.
+    """
+
+    def __init__(self, file: str, message: str, line: int | None = None, element: str | None = None, *,
+                 code: str | None = None, args: dict | None = None, name: str | None = None,
+                 zh: str | None = None, hint_en: str | None = None, hint_zh: str | None = None):
+        self.file, self.line, self.element = file, line, element
+        self.code, self.args, self.name = code, dict(args or {}), name
+        self.en, self.zh, self.hint_en, self.hint_zh = message, zh, hint_en, hint_zh
+        parts = [message]
+        if zh:
+            parts.append(f"（{zh}）")
+        if hint_en or hint_zh:
+            parts.append(" What to do: " + " / ".join(h for h in (hint_en, hint_zh) if h))
+        self.message = "".join(parts[:2]) + "".join(parts[2:])
+
+    def text(self, lang: str = "en") -> str:
+        """The finding and what to do, in one language ("en" or "zh")."""
+        if lang.startswith("zh") and self.zh:
+            return self.zh + (f" 怎么办：{self.hint_zh}" if self.hint_zh else "")
+        return self.en + (f" What to do: {self.hint_en}" if self.hint_en else "")
 
     def __str__(self) -> str:
         where = self.file
@@ -42,6 +64,8 @@ class Problem:
             where += f":{self.line}"
         if self.element:
             where += f" [{self.element}]"
+        if self.name:
+            where += f" {self.name}"
         return f"{where}: {self.message}"
 
     def __repr__(self) -> str:
