@@ -13,8 +13,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from engine.db import Base, Database, make_engine
-
-from .conftest import _pg_base_url
+from tests.conftest import _pg_base_url
 
 PG_URL = _pg_base_url()
 BACKENDS = [

@@ -1,4 +1,5 @@
-"""The signed-in person: their account with active roles, sign-in, language; names for display."""
+"""The signed-in person: their account with active roles, sign-in (audited), password change,
+language; names for display."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,10 +8,12 @@ from sqlalchemy import select
 
 from engine import clock
 from engine.errors import InvalidData, NotFound
+from grid.org import audit, sessions
 from grid.org import service as org
 from grid.org.models import OrgUnit, Staff, StaffRole
 
 LOCALES = ("zh_CN", "en")
+PASSWORD_MIN = 8
 
 
 @dataclass(frozen=True)
@@ -52,11 +55,69 @@ def account(svc, staff_id: str) -> Account | None:
                    tuple(RoleView(*r) for r in rows))
 
 
-def sign_in(svc, username: str, password: str) -> str | None:
-    """Check a login (with the lockout of `org.authenticate`); the staff id, or None."""
+def _plain(text: str) -> bool:
+    return not any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in text)
+
+
+def sign_in(svc, username: str, password: str, *, ip: str | None = None) -> str | None:
+    """Check a login (with the throttle of `org.authenticate`); the staff id, or None.
+
+    Every outcome goes to the security audit log in the same transaction: success, failure
+    (the account named when it exists; an unknown username is not written, it may be a
+    mistyped password) or an attempt while throttled."""
+    username, now = username or "", clock.now()
     with svc.db.write() as s:
-        st = org.authenticate(s, username or "", password or "", clock.now())
-        return st.id if st is not None else None
+        known = org.staff_by_username(s, username) if username and _plain(username) else None
+        throttled = known is not None and known.active and org.locked_for(known, now) is not None
+        st = org.authenticate(s, username, password or "", now)
+        if st is not None:
+            audit.record(s, audit.SIGN_IN, actor=st.id, subject=st.id, ip=ip, at=now)
+            return st.id
+        if throttled:
+            audit.record(s, audit.THROTTLED, subject=known.id, ip=ip, at=now,
+                         detail={"username": known.username, "locked_until": known.locked_until.isoformat()})
+        elif known is None:
+            audit.record(s, audit.SIGN_IN_FAILURE, ip=ip, at=now, detail={"reason": "unknown_user"})
+        else:
+            detail = {"username": known.username, "reason": "wrong_password" if known.active else "inactive"}
+            if known.active:
+                detail["failures"] = known.failed_logins or 0
+                if known.locked_until is not None and known.locked_until > now:
+                    detail["throttled_until"] = known.locked_until.isoformat()
+            audit.record(s, audit.SIGN_IN_FAILURE, subject=known.id, ip=ip, at=now, detail=detail)
+        return None
+
+
+def change_password(svc, staff_id: str, current: str, new: str, confirm: str | None = None, *,
+                    keep_session: int | None = None, ip: str | None = None) -> int:
+    """Change one's own password: the current one is checked like a sign-in (a wrong one counts
+    towards the throttle, so a borrowed session cannot guess it); then every other session of the
+    person ends. Returns how many sessions were ended. Raises InvalidData with the field at fault."""
+    def invalid(path: str, message: str):
+        return InvalidData(message, [{"path": path, "message": message, "validator": "password"}])
+
+    new = new or ""
+    if confirm is not None and new != confirm:
+        raise invalid("confirm", "the two new passwords differ")
+    if len(new) < PASSWORD_MIN or not _plain(new) or not new.strip():
+        raise invalid("new_password", f"at least {PASSWORD_MIN} characters, no control characters")
+    now = clock.now()
+    with svc.db.write() as s:
+        st = s.get(Staff, staff_id)
+        if st is None or not st.active:
+            raise NotFound("no such account")
+        if new == st.username:
+            raise invalid("new_password", "the password may not be the username")
+        ok = _plain(current or "") and org.authenticate(s, st.username, current or "", now) is not None
+        if not ok:
+            audit.record(s, audit.PASSWORD_CHANGE_FAILURE, actor=staff_id, subject=staff_id, ip=ip, at=now,
+                         detail={"reason": "wrong_current_password"})
+    if not ok:  # committed: the failure counts and is logged
+        raise invalid("current_password", "the current password is wrong")
+    with svc.db.write() as s:
+        org.set_password(s, staff_id, new)
+        audit.record(s, audit.PASSWORD_CHANGE, actor=staff_id, subject=staff_id, ip=ip, at=now)
+        return sessions.end_all_in(s, staff_id, "password_change", actor=staff_id, keep=keep_session)
 
 
 def set_locale(svc, staff_id: str, locale: str) -> None:

@@ -1,4 +1,5 @@
-"""Organisation tables: the unit tree (city → county → township → village → grid), staff, roles.
+"""Organisation tables: the unit tree (city → county → township → village → grid), staff, roles,
+web sign-in sessions and the security audit log.
 
 `OrgUnit.path` is a materialised path of codes, each followed by '/', ending with the
 unit's own code: a county reads '420600000000/420602000000/'. "X and everything below
@@ -9,10 +10,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import Boolean, Date, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.db import Base, UTCDateTime
+from engine.models import JSONType
 
 LEVELS = ("city", "county", "township", "village", "grid")
 """Unit levels from the top; `OrgUnit.depth` is the 1-based position in this tuple."""
@@ -90,3 +92,47 @@ class StaffRole(Base):
     def __repr__(self) -> str:
         state = "" if self.active else " ended"
         return f"StaffRole({self.staff_id} {self.role}@{self.unit_code}{state})"
+
+
+class WebSession(Base):
+    """A browser session kept on the server (see grid.org.sessions): the cookie holds only a random
+    token and this row only its SHA-256, so ending a session (deleting the row) ends it on every
+    node at once. Anonymous sessions (the sign-in form's CSRF token) have no staff_id."""
+
+    __tablename__ = "web_session"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    staff_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"), index=True)
+    data: Mapped[str] = mapped_column(Text, default="{}")  # Flask's tagged JSON of the session dict
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    ip: Mapped[str | None] = mapped_column(String(64))
+
+    def __repr__(self) -> str:
+        return f"WebSession({self.id} {self.staff_id or 'anonymous'})"
+
+
+class SecurityEvent(Base):
+    """One entry of the append-only security audit log (see grid.org.audit): sign-ins, failures,
+    sign-outs, password changes, sessions ended. No foreign keys: an entry outlives what it names.
+    `detail` never holds passwords, ID numbers or phone numbers."""
+
+    __tablename__ = "security_event"
+    __table_args__ = (
+        Index("ix_security_event_kind_at", "kind", "at"),
+        Index("ix_security_event_actor_at", "actor_staff_id", "at"),
+        Index("ix_security_event_subject_at", "subject_staff_id", "at"),
+        Index("ix_security_event_unit_at", "unit_code", "at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    actor_staff_id: Mapped[str | None] = mapped_column(String(20))
+    subject_staff_id: Mapped[str | None] = mapped_column(String(20))
+    unit_code: Mapped[str | None] = mapped_column(String(20))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict] = mapped_column(JSONType, default=dict)
+
+    def __repr__(self) -> str:
+        return f"SecurityEvent({self.id} {self.kind} {self.at:%Y-%m-%d %H:%M})"

@@ -1,8 +1,10 @@
 """The staff web app: sign-in, inbox, task forms, reporting, case pages, archive, attachments.
 
-`register(app)` wires Flask-Login, CSRF protection (every POST in the app), Flask-Babel
-(the user's language, zh_CN by default; Asia/Shanghai time), session expiry (absolute and
-idle), security headers and error pages, then registers the blueprints. Other blueprints
+`register(app)` wires server-side sessions (`DbSessionInterface`: the `gridflow_session` cookie
+holds only a random token; data, idle and absolute expiry live in the database, see
+grid.org.sessions), Flask-Login, CSRF protection (every POST in the app), Flask-Babel (the
+user's language, zh_CN by default; Asia/Shanghai time), the audit log's client address,
+security headers and error pages, then registers the blueprints. Other blueprints
 extend `base.html` (blocks `title`, `content`) and may import `services()` from here.
 """
 from __future__ import annotations
@@ -13,11 +15,13 @@ from urllib.parse import urlsplit
 
 from babel import support
 from flask import Flask, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask.sessions import SessionInterface, SessionMixin, session_json_serializer
 from flask_babel import Babel, Domain, format_timedelta, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import LoginManager, UserMixin, current_user, logout_user
+from flask_login import LoginManager, UserMixin, current_user, user_logged_out
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.datastructures import CallbackDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import NotFound as HTTPNotFound
 
@@ -25,7 +29,7 @@ from engine import clock
 from engine.errors import Conflict, InvalidData, NotFound
 from grid.cases import labels as case_labels
 from grid.errors import Forbidden
-from grid.org import accounts
+from grid.org import accounts, audit, sessions
 
 from . import labels
 
@@ -145,6 +149,106 @@ def routed(path: str) -> bool:
         return False
 
 
+class ServerSession(CallbackDict, SessionMixin):
+    """The session dict of one request; `token` is the cookie value (None until stored), `owner`
+    the staff id it was stored under, `row_id` its table id (for "this session" on the settings
+    page); `expired` says a signed-in session just ran out."""
+
+    def __init__(self, initial=None, *, token: str | None = None, loaded: sessions.Loaded | None = None,
+                 expired: bool = False, static: bool = False):
+        def on_update(self_):
+            self_.modified = True
+
+        super().__init__(initial, on_update)
+        self.token = token
+        self.row_id = loaded.id if loaded else None
+        self.owner = loaded.staff_id if loaded else None
+        self.last_seen = loaded.last_seen if loaded else None
+        self.expired = expired
+        self.static = static
+        self.modified = False
+
+
+def session_limits(app: Flask) -> sessions.Limits:
+    return sessions.Limits(app.config["GRIDFLOW_IDLE_TIMEOUT"], app.config["PERMANENT_SESSION_LIFETIME"])
+
+
+class DbSessionInterface(SessionInterface):
+    """Sessions in the database (grid.org.sessions), so ending one works at once on every node.
+
+    The id changes whenever the signed-in person does (sign-in, sign-out): the old row is
+    deleted and a new token issued, so a token known before sign-in is worthless after it.
+    Static files skip the session entirely."""
+
+    serializer = session_json_serializer
+
+    def open_session(self, app: Flask, request) -> ServerSession:
+        if app.static_url_path and request.path.startswith(app.static_url_path + "/"):
+            return ServerSession(static=True)
+        token = request.cookies.get(self.get_cookie_name(app))
+        if not token or len(token) > 128:
+            return ServerSession()
+        loaded, expired = sessions.load(app.extensions["gridflow"], token, limits=session_limits(app))
+        if loaded is None:
+            return ServerSession(expired=expired)
+        try:
+            data = self.serializer.loads(loaded.data)
+        except ValueError:
+            data = {}
+        return ServerSession(data, token=token, loaded=loaded)
+
+    def _cookie(self, app: Flask, response, token: str | None, session: ServerSession) -> None:
+        name, domain, path = self.get_cookie_name(app), self.get_cookie_domain(app), self.get_cookie_path(app)
+        secure, samesite = self.get_cookie_secure(app), self.get_cookie_samesite(app)
+        httponly, partitioned = self.get_cookie_httponly(app), self.get_cookie_partitioned(app)
+        if token is None:
+            response.delete_cookie(name, domain=domain, path=path, secure=secure, httponly=httponly,
+                                   samesite=samesite, partitioned=partitioned)
+        else:
+            response.set_cookie(name, token, expires=self.get_expiration_time(app, session), httponly=httponly,
+                                domain=domain, path=path, secure=secure, samesite=samesite, partitioned=partitioned)
+        response.vary.add("Cookie")
+
+    def save_session(self, app: Flask, session: ServerSession, response) -> None:
+        if session.static:
+            return
+        svc = app.extensions["gridflow"]
+        identity = session.get("_user_id")
+        if session.token is not None and identity != session.owner:  # signed in, out, or as someone else
+            sessions.end_token(svc, session.token)
+            session.token = None
+        if session.token is None:
+            if not session:
+                if request.cookies.get(self.get_cookie_name(app)):
+                    self._cookie(app, response, None, session)
+                return
+            token = sessions.create(svc, identity, data=self.serializer.dumps(dict(session)),
+                                    user_agent=request.user_agent.string, ip=request.remote_addr,
+                                    limits=session_limits(app))
+            self._cookie(app, response, token, session)
+            return
+        now = clock.now()
+        data = self.serializer.dumps(dict(session)) if session.modified else None
+        if data is not None or session.last_seen is None or now - session.last_seen >= sessions.TOUCH_EVERY:
+            if not sessions.touch(svc, session.token, data=data, now=now):  # ended meanwhile
+                self._cookie(app, response, None, session)
+
+
+def _signed_out(sender, user=None, **_kw) -> None:
+    """Flask-Login's sign-out signal: the audit log's sign-out entry."""
+    svc = getattr(sender, "extensions", {}).get("gridflow")
+    if svc is not None and getattr(user, "is_authenticated", False):
+        audit.log(svc, audit.SIGN_OUT, actor=user.id, subject=user.id)
+
+
+user_logged_out.connect(_signed_out)
+
+
+def current_session_id() -> int | None:
+    """The table id of this request's session (None before it is stored)."""
+    return getattr(session, "row_id", None)
+
+
 def register(app: Flask) -> None:
     svc = app.extensions.get("gridflow")
     minutes = getattr(getattr(svc, "settings", None), "session_idle_minutes", None)
@@ -157,6 +261,7 @@ def register(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_TIMEZONE", "Asia/Shanghai")
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(app.root_path + "/translations"))
     app.config.setdefault("SESSION_COOKIE_NAME", "gridflow_session")
+    app.session_interface = DbSessionInterface()
 
     csrf.init_app(app)
     babel.init_app(app, locale_selector=_locale, timezone_selector=lambda: "Asia/Shanghai")
@@ -166,6 +271,8 @@ def register(app: Flask) -> None:
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
 
+    app.before_request(_origin)
+    app.teardown_request(_origin_done)
     app.before_request(_guard)
     app.after_request(_headers)
     labels.install(app)
@@ -183,26 +290,33 @@ def register(app: Flask) -> None:
         return {"routed": routed, "now_utc": clock.now()}
 
 
+def _origin():
+    """The client address for audit entries written while serving this request."""
+    g.gridflow_audit_origin = audit.origin.set(request.remote_addr)
+
+
+def _origin_done(_exc=None):
+    token = g.pop("gridflow_audit_origin", None)
+    if token is not None:
+        try:
+            audit.origin.reset(token)
+        except ValueError:  # set in another context (cannot happen with sync views): leave it
+            pass
+
+
 def _guard():
-    """Sign-in required everywhere but the login page; absolute and idle session expiry."""
+    """Sign-in required everywhere but the login page. Idle and absolute expiry are the session
+    store's (an expired session is gone before this runs); here we only say why."""
     endpoint = request.endpoint or ""
     if endpoint in PUBLIC_ENDPOINTS or endpoint.startswith("static"):
         return None
-    if not current_user.is_authenticated:
-        return login_manager.unauthorized()
-    now = clock.now().timestamp()
-    started, seen = session.get("t0"), session.get("seen")
-    lifetime = current_app.config["PERMANENT_SESSION_LIFETIME"]
-    idle = current_app.config["GRIDFLOW_IDLE_TIMEOUT"]
-    if started is None or seen is None or now - started > lifetime.total_seconds() or now - seen > idle.total_seconds():
-        logout_user()
-        session.clear()
+    if current_user.is_authenticated:
+        return None
+    if getattr(session, "expired", False):
         flash(_("Your session has expired. Please sign in again."), "info")
         back = request.full_path.rstrip("?") if request.method == "GET" else None
         return redirect(url_for("auth.login", next=back))
-    if now - seen > 30:
-        session["seen"] = now
-    return None
+    return login_manager.unauthorized()
 
 
 def _headers(resp):

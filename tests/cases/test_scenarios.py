@@ -13,7 +13,7 @@ from sqlalchemy import select
 from engine.models import ProcessVersion
 from grid.cases.scenario import Runner, prepare
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted((ROOT / "workflows" / "scenarios").glob("*.yaml"))
 
 

@@ -28,24 +28,11 @@ from engine.versions import (
 )
 from grid.org import service as org
 from grid.org.models import StaffRole
-
-from .versions_helpers import ROOT, START, V2, Cases, deploy_v2, v2_bundle, v3_bundle, version_of
+from tests.versions_helpers import ROOT, START, V2, deploy_v2, v2_bundle, v3_bundle, version_of
 
 COUNTY_XC = "420602000000"  # 襄城区, where 江冉冉 reports
 COUNTY_FC = "420606000000"  # 樊城区
 FC_GRID_WORKER = "gw.420606001001001"
-
-
-@pytest.fixture
-def fake():
-    c = clock.install_fake(START)
-    yield c
-    clock.set_source(None)
-
-
-@pytest.fixture
-def world(fake, svc):
-    return Cases(svc, fake)
 
 
 def _path(svc, code: str) -> str:

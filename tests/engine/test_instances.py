@@ -10,8 +10,7 @@ from sqlalchemy import select
 from engine.errors import Conflict, InvalidData
 from engine.models import Instance, InstanceEvent, WorkItem
 from engine.runtime import Runtime
-
-from .engine_helpers import deploy_fixture, open_items
+from tests.engine_helpers import deploy_fixture, open_items
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ from sqlalchemy import func, select, update
 from engine.errors import Conflict
 from engine.models import Instance, InstanceEvent, WorkItem
 from engine.runtime import Runtime
-
-from .engine_helpers import deploy_fixture, open_items
+from tests.engine_helpers import deploy_fixture, open_items
 
 
 def _race(rt: Runtime, iid: int, guid: str, n: int) -> list[str]:

@@ -24,8 +24,7 @@ from grid.org import demo
 from grid.registry import households, visits
 from grid.registry import pages as registry_pages
 from grid.registry.models import CATEGORIES, RISK_LEVELS, ResidentEvent, SpecialFlag
-
-from .registry_helpers import (
+from tests.registry_helpers import (
     FAR_GRID,
     OTHER_GRID,
     SEED_GRID,
@@ -38,7 +37,7 @@ from .registry_helpers import (
 
 VISIT = {"met": True, "condition": "stable", "notes": "在家，情绪稳定", "follow_up": False, "open_case": False}
 DAY = timedelta(days=1)
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

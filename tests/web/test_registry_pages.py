@@ -18,9 +18,8 @@ from grid.registry import households, reader, visits
 from grid.registry import models as registry_models
 from grid.registry import pages as registry_pages
 from grid.registry.models import Resident, RevealLog, SpecialFlag
-
-from .registry_helpers import SEED_GRID, household, make_id, sid, staff_name
-from .test_web_i18n import _visible_text
+from tests.registry_helpers import SEED_GRID, household, make_id, sid, staff_name
+from tests.web.test_i18n import _visible_text
 
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -212,7 +211,7 @@ def test_visit_tasks_say_whom_to_visit(app, town):
 
 # ---- language ------------------------------------------------------------------------------------
 CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]+")
-TEMPLATES = sorted((Path(__file__).resolve().parents[1] / "web" / "templates" / "registry").glob("*.html"))
+TEMPLATES = sorted((Path(__file__).resolve().parents[2] / "web" / "templates" / "registry").glob("*.html"))
 
 
 @pytest.mark.parametrize("path", TEMPLATES, ids=[p.name for p in TEMPLATES])

@@ -30,7 +30,7 @@ from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.util.task import TaskState
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"
 FORMS = ROOT / "forms"
 BPMN_FILES = [WORKFLOWS / "dispute_case.bpmn", WORKFLOWS / "handle_level.bpmn"]

@@ -13,8 +13,7 @@ from engine import clock
 from engine.models import Instance, InstanceEvent
 from engine.runtime import Runtime
 from engine.scheduler import start_scheduler
-
-from .engine_helpers import deploy_fixture, open_items, sweep_worker
+from tests.engine_helpers import deploy_fixture, open_items, sweep_worker
 
 
 @pytest.fixture

@@ -17,8 +17,7 @@ from engine.runtime import Runtime
 from engine.version_models import MigrationRecord
 from engine.versions import activate, deploy_bundle
 from grid.cases.models import CaseRecord
-
-from .versions_helpers import (
+from tests.versions_helpers import (
     REPORTER,
     START,
     TOWNSHIP_DISP,
@@ -27,7 +26,6 @@ from .versions_helpers import (
     V2,
     VILLAGE_HEAD,
     VILLAGE_MED,
-    Cases,
     clocks,
     deploy_v2,
     events,
@@ -35,18 +33,6 @@ from .versions_helpers import (
 )
 
 AGREEMENT = {"agreement_no": "TX-2026-001", "terms": "楼上住户加装接水管，赔偿楼下200元", "signed": True}
-
-
-@pytest.fixture
-def fake():
-    c = clock.install_fake(START)
-    yield c
-    clock.set_source(None)
-
-
-@pytest.fixture
-def world(fake, svc):
-    return Cases(svc, fake)
 
 
 def _snapshot(svc, instance_id: int) -> dict:
@@ -394,7 +380,7 @@ def test_selection_by_task_and_ids_and_compare(world, svc, fake):
 
 def test_fixture_v2_is_the_workflows_plus_the_documented_changes():
     """Guard: tests/fixtures/v2 must stay a copy of workflows/ with only the v2 edits."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     assert (V2 / "workflows" / "dispute_case.bpmn").read_bytes() == (root / "workflows" / "dispute_case.bpmn").read_bytes()
     for f in (root / "forms").glob("*.json"):
         if (V2 / "forms" / f.name).exists():

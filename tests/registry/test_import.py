@@ -15,8 +15,7 @@ from grid.registry import export as registry_export
 from grid.registry import households, visits, writer
 from grid.registry import pages as registry_pages
 from grid.registry.models import Building, Household, ImportBatch, Resident, ResidentEvent, SpecialFlag
-
-from .registry_helpers import FAR_GRID, OTHER_GRID, SEED_GRID, make_id, open_items, sid
+from tests.registry_helpers import FAR_GRID, OTHER_GRID, SEED_GRID, make_id, open_items, sid
 
 HEADER = ["网格编码", "楼栋地址", "纬度", "经度", "门牌号", "姓名", "身份证号", "联系电话", "出生日期", "性别",
           "与户主关系", "状态"]

@@ -8,8 +8,7 @@ from engine.deploy import Bundle, deploy
 from engine.errors import DeployError
 from engine.models import ProcessDefinition, ProcessVersion
 from engine.runtime import Runtime
-
-from .engine_helpers import FIXTURES, deploy_fixture
+from tests.engine_helpers import FIXTURES, deploy_fixture
 
 FOUR = (FIXTURES / "four_tasks.bpmn").read_bytes()
 SMALL_FORM = (FIXTURES / "forms" / "small.json").read_bytes()

@@ -10,8 +10,7 @@ from grid.org import demo
 from grid.org import service as org
 from grid.org.models import OrgUnit, Staff, StaffRole
 from grid.org.passwords import DEMO_PASSWORD, hash_password, verify_password
-
-from .db_helpers import BACKENDS, fresh_db
+from tests.db_helpers import BACKENDS, fresh_db
 
 NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 

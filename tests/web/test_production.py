@@ -35,10 +35,9 @@ from engine.models import Instance, InstanceEvent
 from engine.runtime import Runtime
 from grid.config import ConfigError, Settings
 from grid.org.passwords import DEMO_PASSWORD
+from tests.engine_helpers import deploy_fixture
 
-from .engine_helpers import deploy_fixture
-
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GRIDFLOW = [str(Path(sys.executable).with_name("gridflow"))]  # the installed console script
 KEY = secrets.token_hex(32)
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')

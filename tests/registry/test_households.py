@@ -16,8 +16,7 @@ from grid.org import demo
 from grid.registry import households, rules, visits
 from grid.registry import pages as registry_pages
 from grid.registry.models import Household, Resident, ResidentEvent, RevealLog, SpecialFlag
-
-from .registry_helpers import (
+from tests.registry_helpers import (
     FAR_GRID,
     OTHER_GRID,
     SEED_GRID,
