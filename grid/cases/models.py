@@ -5,9 +5,9 @@ listener in `grid.cases`, inside the same transaction as each engine step.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Date, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -86,3 +86,22 @@ class Attachment(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     storage_key: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class IndicatorRollup(Base):
+    """Running totals for indicators (grid/cases/indicators.yaml), added to by the step listener
+    in the step's own transaction, so a dashboard sums a few rows instead of scanning cases.
+
+    One row per (unit, Beijing day, category, level, measure). `level` is "" when the event has
+    none (a report, a case settled on the spot). Values are integers (counts, working minutes), so
+    sums are exact and a rebuild from the records compares equal.
+    """
+
+    __tablename__ = "indicator_rollup"
+    __table_args__ = (Index("ix_indicator_rollup_day_unit", "day", "unit_code"),)
+    unit_code: Mapped[str] = mapped_column(String(20), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    category: Mapped[str] = mapped_column(String(20), primary_key=True)
+    level: Mapped[str] = mapped_column(String(20), primary_key=True)
+    measure: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -14,10 +14,12 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from engine import clock
+from engine.calendar import WorkCalendar
 from engine.deploy import register_validator
 from engine.errors import InvalidData, NotFound
 from engine.models import Instance, WorkItem
 from engine.runtime import Assignment, Step, TaskContext, default_assigner
+from grid.cases import rollup
 from grid.cases.models import CASE_LEVELS, CaseRecord, DisputeCase
 from grid.errors import Forbidden
 from grid.org import service as org
@@ -48,6 +50,19 @@ def on_step(s: Session, step: Step) -> None:
         return
     now = clock.now()
     actor = step.actor
+    cal = step.calendar or WorkCalendar()
+    st = rollup.state_for(s, c, {_RECORD_KIND.get(e["kind"], e["kind"]) for e in step.emitted})
+    totals: list[rollup.Row] = []
+    if any(e.get("kind") == "started" for e in step.events):
+        totals.append(rollup.reported(c))
+
+    def record(kind: str, level: str | None, unit: str | None, data: dict) -> None:
+        """A case record, and what it adds to the indicator rollup (same transaction)."""
+        level, unit = level or c.current_level, unit or c.current_unit
+        s.add(CaseRecord(case_id=c.id, kind=kind, level=level, unit_code=unit, at=now,
+                         actor=actor if actor else "timer", data=data))
+        totals.extend(rollup.contributions(st, cal, kind, level, unit, now, data))
+
     for ev in step.emitted:
         kind, d = ev["kind"], ev["data"]
         level, unit = d.get("level"), d.get("unit")
@@ -71,18 +86,20 @@ def on_step(s: Session, step: Step) -> None:
             c.status, c.result, c.archived_at = "archived", d.get("result"), now
             c.duplicate_of = d.get("duplicate_of") or c.duplicate_of
             c.disposition = d.get("disposition") or c.disposition
-        s.add(CaseRecord(case_id=c.id, kind=_RECORD_KIND.get(kind, kind), level=level or c.current_level,
-                         unit_code=unit or c.current_unit, at=now,
-                         actor=actor if actor else "timer", data=d))
+        record(_RECORD_KIND.get(kind, kind), level, unit, d)
     if step.status == "failed":
         c.status = "failed"
     elif step.status == "cancelled":
+        if c.status in ("open", "failed"):
+            record("cancelled", None, None, {})  # counted: the case left the 在办 stock
         c.status = "cancelled"
     elif step.status == "running" and c.status == "failed":
         c.status = "open"
     elif step.status == "completed" and c.status == "open":
+        record("archived", None, None, {"result": None})  # ended without saying how
         c.status, c.archived_at = "archived", now
     c.updated_at = now
+    rollup.add(s, totals)
 
 
 _RECORD_KIND = {"supervision_opened": "supervision", "urged": "urge", "escalated": "escalation"}
@@ -420,8 +437,10 @@ def urge(svc, staff_id: str, case_id: int, comment: str) -> str:
         complete_task(svc, staff_id, open_sup[0].task_guid, {"comment": comment})
         return "completed"
     with svc.db.write() as s:
-        s.add(CaseRecord(case_id=c.id, kind="urge", level=c.current_level, unit_code=c.current_unit, at=clock.now(),
-                         actor=staff_id, data={"comment": comment}))
+        rec = CaseRecord(case_id=c.id, kind="urge", level=c.current_level, unit_code=c.current_unit, at=clock.now(),
+                         actor=staff_id, data={"comment": comment})
+        s.add(rec)
+        rollup.add_outside_step(s, c, svc.runtime.calendar, rec)
         svc.runtime.annotate(c.instance_id, "urged", {"level": c.current_level, "unit": c.current_unit,
                                                       "comment": comment}, actor=staff_id, session=s)
     return "recorded"

@@ -1,0 +1,213 @@
+"""Indicators (考核指标) for a unit's subtree over a period, read from the rollup, never from the cases.
+
+The definitions live in grid/cases/indicators.yaml (formulas, Chinese and English names), so
+designers read and change them in one place; this module evaluates them. A page view costs two
+grouped queries on indicator_rollup, whatever the number of cases.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from engine.errors import InvalidData, NotFound
+from grid.cases.models import IndicatorRollup
+from grid.cases.rollup import BUCKETS, MINUTES_PER_DAY
+from grid.errors import Forbidden
+from grid.org import service as org
+from grid.org.models import OrgUnit
+
+DEFINITIONS = Path(__file__).with_name("indicators.yaml")
+KINDS = ("count", "stock", "sum", "rate", "duration")
+PERIODS = ("day", "week", "month", "quarter", "year")
+
+
+@dataclass(frozen=True)
+class Indicator:
+    key: str
+    zh: str
+    en: str
+    kind: str
+    better: str = "higher"
+    standard: str | None = None
+    spec: dict = field(default_factory=dict, compare=False)
+
+    def terms(self, name: str) -> list[str]:
+        """The `+`-joined names of one formula part (e.g. `closed + in_progress`)."""
+        return [t.strip() for t in str(self.spec.get(name) or "").split("+") if t.strip()]
+
+
+@lru_cache(maxsize=4)
+def _load(path: str) -> tuple[dict[str, dict], tuple[Indicator, ...]]:
+    doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    measures = doc.get("measures") or {}
+    found: list[Indicator] = []
+    keys: set[str] = set()
+    for raw in doc.get("indicators") or []:
+        ind = Indicator(key=raw["key"], zh=raw["zh"], en=raw["en"], kind=raw["kind"],
+                        better=raw.get("better", "higher"), standard=raw.get("standard"), spec=raw)
+        if ind.kind not in KINDS or ind.key in keys:
+            raise ValueError(f"{path}: indicator {ind.key!r}: bad kind or repeated key")
+        used = {"count": ["sum"], "stock": ["plus", "minus"], "duration": []}.get(ind.kind, [])
+        for part in used:
+            bad = [m for m in ind.terms(part) if m not in measures]
+            if bad:
+                raise ValueError(f"{path}: indicator {ind.key!r} names unknown measures {bad}")
+        for part in {"sum": ["terms"], "rate": ["numerator", "denominator"]}.get(ind.kind, []):
+            bad = [k for k in ind.terms(part) if k not in keys]
+            if bad:
+                raise ValueError(f"{path}: indicator {ind.key!r} needs {bad} defined above it")
+        keys.add(ind.key)
+        found.append(ind)
+    return measures, tuple(found)
+
+
+def definitions(path: Path = DEFINITIONS) -> tuple[Indicator, ...]:
+    """Every indicator, in the order of the definitions file."""
+    return _load(str(path))[1]
+
+
+def definition(key: str) -> Indicator:
+    for ind in definitions():
+        if ind.key == key:
+            return ind
+    raise NotFound(f"no indicator {key!r}")
+
+
+def period(kind: str, ref: date) -> tuple[date, date]:
+    """The first and last day (both included) of the day/week/month/quarter/year holding `ref`."""
+    if kind == "day":
+        return ref, ref
+    if kind == "week":
+        start = ref - timedelta(days=ref.weekday())
+        return start, start + timedelta(days=6)
+    if kind in ("month", "quarter", "year"):
+        first_month = {"month": ref.month, "quarter": 3 * ((ref.month - 1) // 3) + 1, "year": 1}[kind]
+        start = date(ref.year, first_month, 1)
+        months = {"month": 1, "quarter": 3, "year": 12}[kind]
+        y, m = divmod(first_month - 1 + months, 12)
+        return start, date(ref.year + y, m + 1, 1) - timedelta(days=1)
+    raise InvalidData(f"unknown period {kind!r}", [{"path": "period", "message": f"one of {', '.join(PERIODS)}"}])
+
+
+# ---- evaluation ------------------------------------------------------------------------------
+def _flows(s: Session, path: str, start: date, end: date) -> dict[tuple[str, str], int]:
+    """(measure, level) -> sum over the subtree and the days of the period."""
+    q = (select(IndicatorRollup.measure, IndicatorRollup.level, func.sum(IndicatorRollup.value))
+         .join(OrgUnit, OrgUnit.code == IndicatorRollup.unit_code)
+         .where(org.paths_condition([path], OrgUnit.path), IndicatorRollup.day >= start, IndicatorRollup.day <= end)
+         .group_by(IndicatorRollup.measure, IndicatorRollup.level))
+    return {(m, lv): int(v or 0) for m, lv, v in s.execute(q)}
+
+
+def _stocks(s: Session, path: str, end: date, measures: set[str]) -> dict[str, int]:
+    if not measures:
+        return {}
+    q = (select(IndicatorRollup.measure, func.sum(IndicatorRollup.value))
+         .join(OrgUnit, OrgUnit.code == IndicatorRollup.unit_code)
+         .where(org.paths_condition([path], OrgUnit.path), IndicatorRollup.day <= end,
+                IndicatorRollup.measure.in_(sorted(measures)))
+         .group_by(IndicatorRollup.measure))
+    return {m: int(v or 0) for m, v in s.execute(q)}
+
+
+def _duration(flows: dict[tuple[str, str], int], measure: str, level: str | None) -> dict[str, Any]:
+    def total(name: str) -> int:
+        return sum(v for (m, lv), v in flows.items() if m == name and (level is None or lv == level))
+
+    n = total(measure)
+    out: dict[str, Any] = {"count": n, "avg_days": None, "p90_days": None}
+    if not n:
+        return out
+    out["avg_days"] = total(f"{measure}_minutes") / n / MINUTES_PER_DAY
+    rank, seen = math.ceil(0.9 * n), 0  # nearest rank; the answer is the bucket's upper bound
+    for bound in BUCKETS:
+        seen += total(f"{measure}_le_{bound}")
+        if seen >= rank:
+            out["p90_days"] = bound
+            break
+    return out
+
+
+def evaluate(s: Session, path: str, start: date, end: date) -> dict[str, Any]:
+    """Every indicator for the subtree under `path`, over [start, end] (Beijing days)."""
+    if end < start:
+        raise InvalidData("the period ends before it starts", [{"path": "end", "message": "before start"}])
+    inds = definitions()
+    flows = _flows(s, path, start, end)
+    stock_measures = {m for i in inds if i.kind == "stock" for m in i.terms("plus") + i.terms("minus")}
+    stocks = _stocks(s, path, end, stock_measures)
+
+    def flow(measure: str) -> int:
+        return sum(v for (m, _lv), v in flows.items() if m == measure)
+
+    values: dict[str, Any] = {}
+    for ind in inds:
+        if ind.kind == "count":
+            values[ind.key] = sum(flow(m) for m in ind.terms("sum"))
+        elif ind.kind == "stock":
+            values[ind.key] = (sum(stocks.get(m, 0) for m in ind.terms("plus"))
+                               - sum(stocks.get(m, 0) for m in ind.terms("minus")))
+        elif ind.kind == "sum":
+            values[ind.key] = sum(values[k] for k in ind.terms("terms"))
+        elif ind.kind == "rate":
+            num = sum(values[k] for k in ind.terms("numerator"))
+            den = sum(values[k] for k in ind.terms("denominator"))
+            values[ind.key] = num / den if den else None
+        else:  # duration: overall and per level
+            measure = ind.spec["measure"]
+            levels = sorted({lv for (m, lv) in flows if m == measure})
+            values[ind.key] = {"all": _duration(flows, measure, None),
+                               **{lv or "-": _duration(flows, measure, lv) for lv in levels}}
+    return values
+
+
+def _visible_unit(s: Session, staff_id: str, unit_code: str) -> OrgUnit:
+    unit = org.get_unit(s, unit_code)
+    if unit is None:
+        raise NotFound(f"no unit with code {unit_code}")
+    if not any(unit.path.startswith(p) for p in org.jurisdiction_paths(s, staff_id)):
+        raise Forbidden("this unit is outside your jurisdiction")
+    return unit
+
+
+def indicators(svc, staff_id: str, unit_code: str, start: date, end: date) -> dict[str, Any]:
+    """Every indicator for a unit and its subtree over [start, end], if the person's jurisdiction
+    covers the unit: counts are ints, rates floats (None when nothing to divide), durations dicts
+    per level ("all" overall) with count, avg_days and p90_days (a bucket bound)."""
+    with svc.db.read() as s:
+        unit = _visible_unit(s, staff_id, unit_code)
+        return evaluate(s, unit.path, start, end)
+
+
+def _rank_value(ind: Indicator, value: Any) -> float | None:
+    if ind.kind == "duration":
+        return (value or {}).get("all", {}).get("avg_days")
+    return value
+
+
+def ranking(svc, staff_id: str, parent_code: str, indicator: str, start: date, end: date) -> list[dict[str, Any]]:
+    """The parent's children ranked by one indicator, best first (`better` in the definitions);
+    units with no value (nothing to divide) come last. Each row: rank, unit_code, name, value."""
+    ind = definition(indicator)
+    with svc.db.read() as s:
+        _visible_unit(s, staff_id, parent_code)
+        rows = [{"unit_code": u.code, "name": u.name, "value": evaluate(s, u.path, start, end)[ind.key]}
+                for u in org.children(s, parent_code)]
+    sign = -1 if ind.better == "higher" else 1
+
+    def order(r: dict) -> tuple:
+        v = _rank_value(ind, r["value"])
+        return (v is None, sign * v if v is not None else 0, r["unit_code"])
+
+    rows.sort(key=order)
+    for i, r in enumerate(rows, 1):
+        r["rank"] = i
+    return rows
