@@ -1,64 +1,97 @@
 """The restricted script environment for scripts, gateway conditions and timer expressions.
 
-Code is compiled with RestrictedPython's compiler (not just its globals), so underscore
-names, imports and dunder walks are refused at compile time, and attribute/item/iteration
-access goes through guards. A line-event budget stops runaway loops; `range` is capped.
+Two layers. RestrictedPython (sandbox_policy) refuses imports, underscore names and dunder walks at
+compile time and guards attribute/item access, sizes and loops. The operating system
+(sandbox_pool) bounds what the guards cannot: every script or expression that calls something,
+loops or may amplify runs in a worker process with a memory and a CPU-time limit; an overrun
+stops the worker and raises ScriptLimitExceeded, which the runtime records as an incident like
+any script error.
+
+Trivially bounded code stays in process, because a worker round trip costs more than most
+expressions (bench/sandbox_bench.py): names, literals, comparisons, `and`/`or`/`not`,
+subscripts, `+ - / //`, `len()` and the bounded helpers (`emit`, `now`), and in scripts plain
+assignments and `if`. Such code does at most (source size) x (data size) work, so no limit is needed.
 """
 from __future__ import annotations
 
-import ast
-import builtins
 import contextvars
+import logging
 import sys
-import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
-from RestrictedPython import (
-    RestrictingNodeTransformer,
-    compile_restricted_eval,
-    compile_restricted_exec,
-    safe_builtins,
-)
-from RestrictedPython.Eval import default_guarded_getitem, default_guarded_getiter
-from RestrictedPython.Guards import full_write_guard, guarded_iter_unpack_sequence, safer_getattr
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
 
-from . import clock
+from . import clock, sandbox_pool
 from .errors import ScriptError
+from .sandbox_policy import (  # noqa: F401 - re-exported: the sandbox's public limits and errors
+    MAX_BITS,
+    MAX_ITEMS,
+    MAX_LINES,
+    MAX_RANGE,
+    MAX_SECONDS,
+    ScriptBudgetExceeded,
+    Unit,
+    compile_unit,
+)
+from .sandbox_policy import run as _run_here
+from .sandbox_pool import ScriptLimitExceeded  # noqa: F401 - re-exported
+from .sandbox_wire import Unsendable, encode
 
-MAX_LINES = 200_000
-MAX_SECONDS = 2.0
-MAX_RANGE = 100_000
-MAX_ITEMS = 1_000_000  # longest string/list a script may build by repetition
-MAX_BITS = 100_000  # largest integer a script may build by ** or <<
+log = logging.getLogger("gridflow.sandbox")
 
 # Helpers visible to every script and expression; the domain may register more.
 _helpers: dict[str, Callable[..., Any]] = {}
+_refs: dict[str, tuple[str, str]] = {}  # helper -> (module, qualname): how a worker imports it
+_bounded: set[str] = {"len"}  # names whose call is cheap whatever the arguments: may run in process
+_local: set[str] = set()  # helpers that must run in this process (guards only, no OS limits)
+_ENGINE_HELPERS = {"emit", "now"}  # need nothing from the step but what the worker already has
 # The step being run: emitted events go here.
 current_step: contextvars.ContextVar[Any] = contextvars.ContextVar("gridflow_step", default=None)
 
 
-class ScriptBudgetExceeded(ScriptError):
-    pass
+def register_helper(name: str, fn: Callable[..., Any], *, bounded: bool = False, in_process: bool = False) -> None:
+    """Expose `fn` to BPMN scripts and expressions under `name`.
 
-
-def register_helper(name: str, fn: Callable[..., Any]) -> None:
-    """Expose `fn` to BPMN scripts and expressions under `name`."""
+    A helper runs where the script runs: usually in a sandbox worker, which imports it by module
+    and name, gets the current time (`clock.now()` there is the parent's now) and sees a stand-in
+    for `current_step` with `calendar`, `current_task`, `instance_id`, `process_id`,
+    `business_key` and `emit()`. `bounded=True` says a call costs little whatever its arguments
+    (trivial code calling it may then stay in process). `in_process=True` (or a helper that cannot be
+    imported by name, such as a closure) keeps every script that names it in this process, with
+    the RestrictedPython guards but without the OS limits: use it only for helpers that need more
+    of the parent than that.
+    """
     if name.startswith("_"):
         raise ValueError("helper names may not start with an underscore")
     _helpers[name] = fn
+    _refs.pop(name, None)
+    _bounded.discard(name)
+    _local.discard(name)
+    ref = _ref(fn)
+    if in_process or ref is None:
+        if not in_process:
+            log.warning("sandbox helper %s cannot be imported by a worker; scripts naming it run in process", name)
+        _local.add(name)
+    else:
+        _refs[name] = ref
+    if bounded:
+        _bounded.add(name)
+
+
+def _ref(fn) -> tuple[str, str] | None:
+    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
+    if not module or not qualname or module == "__main__" or "<" in qualname:
+        return None
+    obj = sys.modules.get(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+    return (module, qualname) if obj is fn else None
 
 
 def helpers() -> dict[str, Callable[..., Any]]:
     return dict(_helpers)
-
-
-def _capped_range(*args):
-    r = range(*args)
-    if len(r) > MAX_RANGE:
-        raise ScriptBudgetExceeded(f"range() of {len(r)} items exceeds the limit of {MAX_RANGE}")
-    return r
 
 
 def _emit(kind: str, **data: Any) -> None:
@@ -72,169 +105,111 @@ def _now() -> str:
     return clock.now().isoformat()
 
 
-register_helper("emit", _emit)
-register_helper("now", _now)
-
-_BUILTINS = dict(
-    safe_builtins,
-    range=_capped_range,
-    sum=sum, len=len, any=any, all=all, min=min, max=max, sorted=sorted, enumerate=enumerate,
-    zip=zip, list=list, dict=dict, set=set, tuple=tuple, reversed=reversed, map=map, filter=filter,
-)
-
-
-def _sized(x) -> bool:
-    return isinstance(x, (str, bytes, list, tuple))
-
-
-def _mul(a, b):
-    if (_sized(a) and isinstance(b, int) and len(a) * b > MAX_ITEMS) or \
-            (_sized(b) and isinstance(a, int) and len(b) * a > MAX_ITEMS):
-        raise ScriptBudgetExceeded(f"a repetition longer than {MAX_ITEMS} items is not allowed")
-    return a * b
-
-
-def _pow(a, b):
-    if isinstance(a, int) and isinstance(b, int) and b > 0 and abs(a) > 1 and a.bit_length() * b > MAX_BITS:
-        raise ScriptBudgetExceeded(f"an integer larger than {MAX_BITS} bits is not allowed")
-    return a ** b
-
-
-def _lshift(a, b):
-    if isinstance(a, int) and isinstance(b, int) and a.bit_length() + b > MAX_BITS:
-        raise ScriptBudgetExceeded(f"an integer larger than {MAX_BITS} bits is not allowed")
-    return a << b
-
-
-_OP_GUARDS = {ast.Mult: "_mul_", ast.Pow: "_pow_", ast.LShift: "_lshift_"}
-
-
-class _Policy(RestrictingNodeTransformer):
-    """RestrictedPython's policy plus size guards on `*`, `**` and `<<` (memory bombs)."""
-
-    def visit_BinOp(self, node):
-        node = self.node_contents_visit(node)
-        guard = _OP_GUARDS.get(type(node.op))
-        if guard is None:
-            return node
-        func = ast.copy_location(ast.Name(guard, ast.Load()), node)
-        call = ast.Call(func=func, args=[node.left, node.right], keywords=[])
-        return ast.fix_missing_locations(ast.copy_location(call, node))
-
-
-def _write_guard(ob):
-    # Allow in-place changes of plain data containers; refuse everything else.
-    if isinstance(ob, (dict, list, set)):
-        return ob
-    return full_write_guard(ob)
-
-
-class _Budget:
-    """A per-thread line counter; active only while restricted code runs."""
-
-    def __init__(self) -> None:
-        self.lines = 0
-        self.deadline = time.monotonic() + MAX_SECONDS
-
-    def tracer(self, frame, event, arg):
-        if frame.f_code.co_filename != "<gridflow-script>":
-            return None
-        return self._local
-
-    def _local(self, frame, event, arg):
-        if event == "line":
-            self.lines += 1
-            if self.lines > MAX_LINES or (self.lines % 1000 == 0 and time.monotonic() > self.deadline):
-                raise ScriptBudgetExceeded(
-                    f"script exceeded its budget ({MAX_LINES} steps or {MAX_SECONDS}s); is there an endless loop?"
-                )
-        return self._local
-
-
-def _run_budgeted(code, glb: dict) -> Any:
-    budget = _Budget()
-    old = sys.gettrace()
-    sys.settrace(budget.tracer)
-    try:
-        return eval(code, glb)  # noqa: S307 - restricted, compiled code only
-    except NameError as e:
-        if e.name and hasattr(builtins, e.name) and e.name not in _BUILTINS:
-            raise ScriptError(f"{e.name}() is not available in the sandbox") from None
-        raise
-    finally:
-        sys.settrace(old)
-
-
-_cache_eval: dict[str, Any] = {}
-_cache_exec: dict[str, Any] = {}
+register_helper("emit", _emit, bounded=True)
+register_helper("now", _now, bounded=True)
 
 
 def _compile(source: str, mode: str):
-    cache = _cache_eval if mode == "eval" else _cache_exec
-    code = cache.get(source)
-    if code is None:
+    """The compiled code, or ScriptError saying why the sandbox refuses it (deploy validation uses this)."""
+    return compile_unit(source, mode).code
+
+
+# ---- where code runs ----------------------------------------------------------------------------
+def runs_in_process(unit: Unit) -> bool:
+    """Whether `unit` runs here: trivially bounded code, or code naming a helper that must."""
+    if sandbox_pool.IN_WORKER:
+        return True
+    if unit.fast and unit.calls <= _bounded:
+        return True
+    return bool(unit.names & _local)
+
+
+_calendars: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _step_info(step, needs_calendar: bool) -> dict | None:
+    if step is None:
+        return None
+    info = {"task": getattr(step, "current_task", None), "instance_id": getattr(step, "instance_id", None),
+            "process_id": getattr(step, "process_id", None), "business_key": getattr(step, "business_key", None),
+            "calendar": None}
+    cal = getattr(step, "calendar", None) if needs_calendar else None
+    if cal is not None:
+        enc = _calendars.get(cal)
+        if enc is None:
+            enc = [sorted(d.isoformat() for d in cal.holidays), sorted(d.isoformat() for d in cal.workdays)]
+            _calendars[cal] = enc
+        info["calendar"] = enc
+    return info
+
+
+def _in_pool(unit: Unit, context: dict, external_context: dict | None) -> Any:
+    """Run in a worker; replay its emitted events on the current step, then return its value or
+    write its changes into `context` (or raise its error, rebuilt)."""
+    step = current_step.get()
+    refs = {n: _refs[n] for n in unit.names if n in _refs}
+    # Restricted code reaches globals only by name (no globals(), vars() or dunders), so the worker
+    # needs just the names the code mentions, and sends back just those and what it assigned.
+    ctx = {k: context[k] for k in unit.names if k in context}
+    ext = {k: external_context[k] for k in unit.names if k in external_context} if external_context else None
+    try:
+        msg = {"mode": unit.mode, "src": unit.source, "ctx": encode(ctx), "ext": encode(ext) if ext else None,
+               "helpers": refs,
+               "step": _step_info(step, any(n not in _ENGINE_HELPERS for n in refs)), "now": clock.now().isoformat()}
+    except (Unsendable, RecursionError) as e:
+        raise ScriptError(f"the task data cannot be passed to the script sandbox: {e}") from None
+    reply = sandbox_pool.get_pool().run(msg)
+    if step is not None:
+        for kind, data in reply.get("emits") or []:
+            step.emit(kind, data)
+    if not reply["ok"]:
+        raise _rebuild(reply["error"])
+    if unit.mode == "eval":
+        return reply["value"]
+    context.update(reply["ctx"])
+    return True
+
+
+_foreign: dict[str, type] = {}
+
+
+def _rebuild(err: dict) -> Exception:
+    """The worker's exception as the same class when this process has it loaded (never imported
+    on the worker's say-so), else as a ScriptError subclass of the same name."""
+    cls = sys.modules.get(err.get("module") or "")
+    for part in (err.get("qualname") or "").split("."):
+        cls = getattr(cls, part, None)
+    if isinstance(cls, type) and issubclass(cls, Exception):
         try:
-            tree = ast.parse(source, mode=mode)
-        except SyntaxError as e:
-            raise ScriptError(f"refused by the sandbox: syntax error: {e.msg} (line {e.lineno})") from None
-        if any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in ast.walk(tree)):
-            raise ScriptError("refused by the sandbox: import is not allowed")
-        fn = compile_restricted_eval if mode == "eval" else compile_restricted_exec
-        res = fn(source, filename="<gridflow-script>", policy=_Policy)
-        if res.errors:
-            raise ScriptError("refused by the sandbox: " + "; ".join(res.errors))
-        code = res.code
-        if len(cache) < 5000:
-            cache[source] = code
-    return code
+            e = cls(*err["args"]) if err.get("args") is not None else cls(err["msg"])
+            if isinstance(e, NameError):
+                e.name = err.get("name")
+            return e
+        except Exception:  # noqa: BLE001 - an exception class with an unusual constructor
+            pass
+    name = str(err.get("type") or "Error")
+    sub = _foreign.get(name)
+    if sub is None:
+        sub = _foreign.setdefault(name, type(name if name.isidentifier() else "Error", (ScriptError,), {}))
+    return sub(err.get("msg") or name)
+
+
+def _dispatch(unit: Unit, context: dict, external_context: dict | None) -> Any:
+    if runs_in_process(unit):
+        return _run_here(unit, context, external_context, _helpers)
+    return _in_pool(unit, context, external_context)
 
 
 class RestrictedEnvironment(TaskDataEnvironment):
-    """A SpiffWorkflow script environment that only runs RestrictedPython-compiled code."""
-
-    def _globals(self, context: dict, external_context: dict | None) -> dict:
-        g = {
-            "__builtins__": _BUILTINS,
-            "_getattr_": safer_getattr,
-            "_getitem_": default_guarded_getitem,
-            "_getiter_": default_guarded_getiter,
-            "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
-            "_write_": _write_guard,
-            "_inplacevar_": _inplacevar,
-            "_mul_": _mul, "_pow_": _pow, "_lshift_": _lshift,
-        }
-        g.update(_helpers)
-        g.update(external_context or {})
-        g.update(context)
-        return g
+    """A SpiffWorkflow script environment that only runs RestrictedPython-compiled code, in process
+    when trivially bounded, else in a limited worker."""
 
     def evaluate(self, expression, context, external_context=None):
-        code = _compile(expression, "eval")
-        return _run_budgeted(code, self._globals(context, external_context))
+        return _dispatch(compile_unit(expression, "eval"), context, external_context)
 
     def execute(self, script, context, external_context=None):
-        code = _compile(script, "exec")
-        g = self._globals(context, external_context)
-        base = dict(_helpers, **(external_context or {}))
-        _run_budgeted(code, g)
-        for k, v in g.items():
-            if k.startswith("_") or callable(v) or (k in base and v is base[k] and k not in context):
-                continue
-            context[k] = v
+        _dispatch(compile_unit(script, "exec"), context, external_context)
         return True
-
-
-_INPLACE = {
-    "+=": lambda a, b: a + b, "-=": lambda a, b: a - b, "*=": _mul,
-    "/=": lambda a, b: a / b, "//=": lambda a, b: a // b, "%=": lambda a, b: a % b,
-}
-
-
-def _inplacevar(op: str, x, y):
-    fn = _INPLACE.get(op)
-    if fn is None:
-        raise ScriptError(f"operator {op} is not allowed")
-    return fn(x, y)
 
 
 class SandboxedScriptEngine(PythonScriptEngine):

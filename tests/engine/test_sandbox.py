@@ -83,3 +83,52 @@ def test_workdays_calendar():
     assert cal.add_workdays(fri, 5).isoformat() == "2020-10-09T10:00:00+08:00"
     assert cal.add_workdays(fri, 6).isoformat() == "2020-10-10T10:00:00+08:00", "Saturday 10 Oct is worked"
     assert not cal.is_workday(date(2020, 10, 11))
+
+
+IN_PROCESS = [  # trivially bounded: no loops, no method calls, nothing that amplifies
+    ("eval", "outcome == 'resolved'"), ("eval", "level_idx < len(levels) - 1"), ("eval", '(level) == ("village")'),
+    ("eval", '"PT1H"'), ("eval", "due_at"), ("eval", "not verification['satisfied']"),
+    ("eval", "outcome in ('cannot_resolve', 'overdue')"), ("eval", "a + b + c"), ("eval", "x[1:3]"),
+    ("exec", "level = levels[level_idx]\ncurrent_unit = level_units[level_idx]"),
+    ("exec", "rework_count = rework_count + 1\nemit('rework', level=level, count=rework_count)"),
+    ("exec", "visit_no += 1\nlast_visit_at = now()\nif visit_no > 3:\n    done = True\nelse:\n    done = False"),
+    ("exec", "mediations = []\nratio = total / count"),
+]
+TO_THE_POOL = [  # anything that calls, loops or may amplify
+    ("eval", "any(m['outcome'] == 'resolved' for m in mediations)"), ("eval", "workdays(3)"),
+    ("eval", "name.upper()"), ("eval", "sorted(x)"), ("eval", "x * 2"), ("eval", "2 ** n"), ("eval", "'%s' % x"),
+    ("eval", "f'{x}'"), ("eval", "[i for i in x]"), ("eval", "(lambda: 1)()"),
+    ("exec", "s = s + s"), ("exec", "y = [x, x]"), ("exec", "d['k'] = d"), ("exec", "for i in range(3):\n    n = i"),
+    ("exec", "while True:\n    pass"), ("exec", "x = days_after(now(), 3)"),
+    ("exec", "now = workdays\nx = now(10)"), ("exec", "try:\n    x = 1\nexcept Exception:\n    x = 2"),
+]
+
+
+@pytest.mark.parametrize("mode,src", IN_PROCESS)
+def test_trivially_bounded_code_stays_in_process(mode, src):
+    assert sandbox.runs_in_process(sandbox.compile_unit(src, mode))
+
+
+@pytest.mark.parametrize("mode,src", TO_THE_POOL)
+def test_everything_else_goes_to_a_worker(mode, src):
+    assert not sandbox.runs_in_process(sandbox.compile_unit(src, mode))
+
+
+def test_the_guards_also_hold_in_process():
+    """Code that must stay in process (a helper registered in_process=True) keeps the size guards."""
+    for src in ["n = pow(3, 200000)", "s = 'ab'.ljust(10**9)", "s = ('a' * 1000).replace('a', 'a' * 2000)",
+                "s = '%*d' % (10**9, 1)", "n = 10**9\ns = f'{1:>{n}}'"]:
+        with pytest.raises(sandbox.ScriptBudgetExceeded):
+            sandbox._run_here(sandbox.compile_unit(src, "exec"), {}, None, {})
+
+
+def test_long_chained_scripts_compile_and_huge_ones_are_refused():
+    """RestrictedPython 9.0 re-positioned whole subtrees, so chained calls compiled in quadratic time
+    (seconds for a page of them); too deep a chain or too long a script is refused, not compiled."""
+    chain = "s = s" + ".replace('a', 'b')" * 50
+    unit = sandbox.compile_unit("\n".join([chain] * 150), "exec")
+    assert not unit.fast
+    with pytest.raises(ScriptError, match="too long"):
+        sandbox.compile_unit("\n".join([chain] * 250), "exec")
+    with pytest.raises(ScriptError, match="nested too deeply"):
+        sandbox.compile_unit("s = s" + ".replace('a', 'b')" * 400, "exec")
