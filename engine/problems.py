@@ -189,3 +189,216 @@ def from_spiff(message: str, file: str, line: int | None, element: str | None, n
         if m:
             return make(code, file, line, element, name, **args(m))
     return make("parser", file, line, element, name, detail=msg)
+
+
+# ---- refusals other modules word in English only: coded here, so deploy keeps its own wording --------
+CATALOGUE.update({
+    "script_refused": (
+        "{label}: refused by the sandbox: {detail}", "{label_zh}被脚本沙箱拒绝：{detail_zh}",
+        "{hint_en}", "{hint_zh}"),
+    "expression_refused": (
+        "{label} {expr!r}: refused by the sandbox: {detail}", "{label_zh} {expr} 被脚本沙箱拒绝：{detail_zh}",
+        "{hint_en}", "{hint_zh}"),
+    "timer_empty": (
+        "timer has no expression", "定时事件没有时间表达式",
+        "Set the timer's Date (timeDate) to a variable such as warn_at, or a quoted literal such as \"PT1H\".",
+        "把定时日期（timeDate）设为变量（如 warn_at）或带引号的字面量（如 \"PT1H\"）。"),
+    "timer_unquoted": (
+        "timer expression {expr} is not quoted: write \"{expr}\" (it is evaluated as Python)",
+        "定时表达式 {expr} 没有加引号：应写成 \"{expr}\"（表达式按 Python 求值）",
+        "Put the literal in double quotes: \"{expr}\"; or use a variable computed before the activity (warn_at, due_at).",
+        "给字面量加上双引号：\"{expr}\"；或使用活动之前计算好的变量（warn_at、due_at）。"),
+    "timer_not_iso": (
+        "timer expression {expr} does not evaluate to an ISO 8601 time: {detail}",
+        "定时表达式 {expr} 的值不是 ISO 8601 时间：{detail}",
+        "Write an ISO 8601 duration (\"PT1H\", \"P3D\"), date-time (\"2026-03-02T09:00:00+08:00\") or cycle (\"R3/PT1H\").",
+        "写成 ISO 8601 时长（\"PT1H\"、\"P3D\"）、日期时间（\"2026-03-02T09:00:00+08:00\"）或循环（\"R3/PT1H\"）。"),
+    "form_json": (
+        "invalid JSON: {detail}", "表单不是合法的 JSON：{detail}",
+        "Fix the JSON syntax at that line (a missing comma or quote, a trailing comma); an editor with JSON checking shows it.",
+        "修正该行的 JSON 语法（缺逗号或引号、多余的结尾逗号）；支持 JSON 检查的编辑器会标出位置。"),
+    "form_schema": (
+        "invalid JSON Schema: {detail}", "表单不是合法的 JSON Schema：{detail}",
+        "Forms are JSON Schema draft 2020-12: check the keyword named here (type, properties, required ...).",
+        "表单必须是 JSON Schema（draft 2020-12）：检查这里提到的关键字（type、properties、required 等）。"),
+    "xml_doctype": (
+        "DOCTYPE and entity declarations are not allowed", "不允许 DOCTYPE 和实体声明",
+        "Delete the <!DOCTYPE ...> / <!ENTITY ...> lines: BPMN and DMN files never need them.",
+        "删除 <!DOCTYPE ...> / <!ENTITY ...> 行：BPMN 和 DMN 文件不需要它们。"),
+    "xml_entity": (
+        "entity references are not allowed", "不允许实体引用",
+        "Write the text itself instead of &name; (only the XML built-ins such as &amp; and &lt; are allowed).",
+        "直接写出文字，不要用 &name;（只允许 &amp;、&lt; 等 XML 内置实体）。"),
+    "xml_malformed": (
+        "not well-formed XML: {detail}", "不是格式正确的 XML：{detail}",
+        "Open and save the file in the modeler again, or fix the tag at that line (unclosed element, stray character).",
+        "在建模工具中重新打开并保存文件，或修正该行的标签（未闭合的元素、多余字符）。"),
+    "no_bpmn": (
+        "no BPMN files found", "没有找到 BPMN 文件",
+        "Point the command at a .bpmn file or a folder holding .bpmn files (default: ./workflows).",
+        "请指定一个 .bpmn 文件或包含 .bpmn 文件的文件夹（默认 ./workflows）。"),
+})
+
+_LABELS_ZH = {"script": "脚本", "preScript": "前置脚本", "postScript": "后置脚本", "condition": "条件表达式",
+              "timer expression": "定时表达式", "'unit' property": "unit 属性",
+              "'user' property": "user 属性", "'roleExpression' property": "roleExpression 属性"}
+_SANDBOX_HINT = ("Scripts and conditions are short Python without imports or names starting with an underscore; "
+                 "use the helpers workdays(n), emit(kind, **data), now() (see " + README + ").",
+                 "脚本和条件是简短的 Python：不能 import、不能用下划线开头的名字；可用 workdays(n)、"
+                 "emit(kind, **data)、now()（见 " + README + "）。")
+# sandbox wording (engine/sandbox*.py, RestrictedPython) -> (zh with {placeholders}, hint en, hint zh)
+SANDBOX_REASONS: list[tuple[str, str, str, str]] = [
+    (r"syntax error: (?P<msg>.*) \(line (?P<line>\d+)\)", "语法错误：{msg}（第 {line} 行）",
+     "Fix the Python syntax at that line of the script (brackets, quotes, a colon, indentation).",
+     "修正脚本该行的 Python 语法（括号、引号、冒号、缩进）。"),
+    (r"import is not allowed", "不允许 import",
+     "Remove the import: use the helpers workdays(n), emit(kind, **data), now() and plain Python.",
+     "删除 import：使用 workdays(n)、emit(kind, **data)、now() 和普通 Python。"),
+    (r"the code is nested too deeply", "代码嵌套过深",
+     "Flatten the expression: compute parts in separate lines of a script task.",
+     "拆开表达式：在脚本任务中分几行计算。"),
+    (r"the code is too long \((?P<n>\d+) syntax nodes, at most (?P<max>\d+)\)",
+     "代码过长（{n} 个语法节点，最多 {max} 个）",
+     "Split the script over several script tasks, or move a big table into a DMN decision.",
+     "把脚本拆成几个脚本任务，或把大表格改为 DMN 决策。"),
+    (r'"(?P<name>_\w*)" is an invalid (variable|attribute) name because it starts with "_"',
+     "“{name}”以下划线开头，不允许使用",
+     "Rename it without the leading underscore (names starting with _ are reserved by the sandbox).",
+     "去掉开头的下划线重新命名（下划线开头的名字由沙箱保留）。"),
+    (r"While statements are not allowed", "不允许 while 循环",
+     "Use a for loop over a bounded list or range(n) instead of while.", "改用对有限列表或 range(n) 的 for 循环。"),
+    (r"(?P<what>.+) statements are not allowed", "不允许 {what} 语句",
+     "Remove the statement; scripts only assign variables, call helpers and use if/for.",
+     "删除该语句；脚本只用于给变量赋值、调用辅助函数以及 if/for。"),
+]
+
+
+def _sandbox_args(detail: str) -> dict:
+    """zh text and hint for one sandbox reason (the generic hint when the wording is unknown)."""
+    parts = [d.strip() for d in detail.split(";") if d.strip()] or [detail]
+    zh, hint = [], None
+    for part in parts:
+        core = re.sub(r"^Line \d+: ", "", part).rstrip(".")
+        for pattern, text_zh, h_en, h_zh in SANDBOX_REASONS:
+            m = re.search(pattern, core)
+            if m:
+                zh.append(text_zh.format(**m.groupdict()))
+                hint = hint or (h_en, h_zh)
+                break
+        else:
+            zh.append(core)
+    hint = hint or _SANDBOX_HINT
+    return {"detail": detail, "detail_zh": "；".join(zh), "hint_en": hint[0], "hint_zh": hint[1]}
+
+
+# the English-only wording of engine/deploy.py, engine/xmlsafe.py and the sandbox -> a code and its args
+_PLAIN: list[tuple[str, str, Callable[[re.Match], dict]]] = [
+    (r"^(?P<label>script|preScript|postScript): refused by the sandbox: (?P<detail>.*)$", "script_refused",
+     lambda m: {"label": m["label"], "label_zh": _LABELS_ZH[m["label"]], **_sandbox_args(m["detail"])}),
+    (r"^timer expression (?P<expr>.+) is not quoted: write ", "timer_unquoted", lambda m: {"expr": m["expr"]}),
+    (r"^timer expression (?P<expr>.+) does not evaluate to an ISO 8601 time: (?P<detail>.*)$", "timer_not_iso",
+     lambda m: {"expr": m["expr"], "detail": m["detail"]}),
+    (r"^(?P<label>condition|timer expression|'(?:unit|user|roleExpression)' property) (?P<expr>'.*'|\".*\"): "
+     r"refused by the sandbox: (?P<detail>.*)$", "expression_refused",
+     lambda m: {"label": m["label"], "label_zh": _LABELS_ZH[m["label"]], "expr": _unrepr(m["expr"]),
+                **_sandbox_args(m["detail"])}),
+    (r"^timer has no expression$", "timer_empty", lambda m: {}),
+    (r"^invalid JSON: (?P<detail>.*)$", "form_json", lambda m: {"detail": m["detail"]}),
+    (r"^invalid JSON Schema: (?P<detail>.*)$", "form_schema", lambda m: {"detail": m["detail"]}),
+    (r"^DOCTYPE and entity declarations are not allowed$", "xml_doctype", lambda m: {}),
+    (r"^entity references are not allowed$", "xml_entity", lambda m: {}),
+    (r"^not well-formed XML: (?P<detail>.*)$", "xml_malformed", lambda m: {"detail": m["detail"]}),
+    (r"^no BPMN files found$", "no_bpmn", lambda m: {}),
+]
+
+
+def _unrepr(text: str) -> str:
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def coded(p: Problem, names: dict[str, str] | None = None) -> Problem:
+    """`p` with a code, Chinese text and a hint when its English wording is known; else `p` itself.
+    deploy.parse_bundle should pass every problem through this before raising DeployError."""
+    if p.code:
+        return p
+    for pattern, code, args in _PLAIN:
+        m = re.search(pattern, p.en or "")
+        if m:
+            name = p.name or (names or {}).get(p.element or "")
+            return make(code, p.file, p.line, p.element, name, **args(m))
+    return p
+
+
+def coded_all(problems: list[Problem], names: dict[str, str] | None = None) -> list[Problem]:
+    """Every problem through `coded` (order kept)."""
+    return [coded(p, names) for p in problems]
+
+
+# ---- the fast path of `gridflow validate`: XML and XML Schema findings before SpiffWorkflow loads -----
+_schema = None
+
+
+def _bpmn_schema():
+    """The XML Schema deploy validates against (SpiffWorkflow's BPMN XSDs plus its extension schema),
+    read from SpiffWorkflow's package folder without importing SpiffWorkflow (a second or so)."""
+    global _schema
+    if _schema is None:
+        import importlib.util
+        import os
+
+        from lxml import etree
+
+        spec = importlib.util.find_spec("SpiffWorkflow")
+        base = list(spec.submodule_search_locations)[0]
+        doc = etree.parse(os.path.join(base, "bpmn", "parser", "schema", "BPMN20.xsd"))
+        doc.getroot().insert(0, etree.Element("{http://www.w3.org/2001/XMLSchema}import",
+                                              namespace="http://spiffworkflow.org/bpmn/schema/1.0/core",
+                                              schemaLocation=os.path.join(base, "spiff", "parser", "schema",
+                                                                          "spiffworkflow.xsd")))
+        _schema = etree.XMLSchema(doc)
+    return _schema
+
+
+def precheck(bpmn: dict[str, bytes], dmn: dict[str, bytes], forms: set[str]) -> list[Problem]:
+    """What deploy's first two steps would refuse (unsafe or malformed XML, other modelers' misuse,
+    the BPMN XML Schema), coded. Empty means: run the full validation."""
+    from . import modeler_compat, xmlsafe
+
+    problems: list[Problem] = []
+    for name, content in list(bpmn.items()) + list(dmn.items()):
+        try:
+            root = xmlsafe.parse(content, name)
+        except xmlsafe.XmlRefused as e:
+            problems += coded_all(e.problems)
+            continue
+        if name not in bpmn:
+            continue
+        names = modeler_compat.names_of(root)
+        problems += modeler_compat.normalise(root, name, forms)
+        problems += modeler_compat.check_structure(root, name)
+        schema = _bpmn_schema()
+        if not schema.validate(root):
+            for err in schema.error_log:
+                el = _element_at(root, err.line)
+                problems.append(from_xsd(name, err.message, err.line, el, names.get(el)))
+    if not bpmn:
+        problems.append(make("no_bpmn", "(bundle)"))
+    return problems
+
+
+def _element_at(root, line: int | None) -> str | None:
+    """The id of the last element with an id that starts at or before `line` (as deploy locates)."""
+    best = None
+    for el in root.iter():
+        if not isinstance(el.tag, str) or el.sourceline is None or line is None:
+            continue
+        if el.sourceline <= line and el.get("id"):
+            best = el.get("id")
+        if el.sourceline > line:
+            break
+    return best

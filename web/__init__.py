@@ -11,11 +11,12 @@ import os
 import secrets
 import time
 from pathlib import Path
-
-from flask import Flask, g, jsonify, request
-from flask_compress import Compress
+from typing import TYPE_CHECKING
 
 from grid.config import ConfigError, Settings
+
+if TYPE_CHECKING:  # Flask is imported by create_app, so `gridflow validate` never loads the web stack
+    from flask import Flask
 
 log = logging.getLogger("gridflow.web")
 STATIC_MAX_AGE = 365 * 24 * 3600  # a year: versioned static URLs never change content
@@ -25,6 +26,9 @@ STATIC_CACHE = f"public, max-age={STATIC_MAX_AGE}, immutable"
 def create_app(settings: Settings | None = None, services=None, **overrides) -> Flask:
     """Application factory: one app per settings object. A production app with an unsafe
     configuration (no secret key, debug on, insecure cookies behind TLS) refuses to start."""
+    from flask import Flask, jsonify
+    from flask_compress import Compress
+
     from grid.services import Services
 
     settings = settings or Settings()
@@ -76,6 +80,8 @@ def create_app(settings: Settings | None = None, services=None, **overrides) -> 
 def _static_versions(app: Flask) -> None:
     """url_for('static', filename=...) gains ?v=<content hash>; a request for the current hash is
     cached for a year (immutable), so a changed file gets a new URL instead of a stale cache."""
+    from flask import request
+
     folder = Path(app.static_folder or "")
     hashes: dict[str, tuple[int, str]] = {}
 
@@ -111,6 +117,8 @@ def _static_versions(app: Flask) -> None:
 def _user_for_access_log(resp):
     """Put the signed-in staff id where gunicorn's access log finds it (`%({gridflow.user}e)s`).
     Reads only a user this request already loaded: static files cost no session lookup."""
+    from flask import g, request
+
     user = g.get("_login_user")
     uid = getattr(user, "id", None)
     if uid is not None:

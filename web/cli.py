@@ -93,24 +93,113 @@ def deploy(ctx, path, forms, tag, actor, no_activate) -> None:
 @main.command()
 @click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
 @click.option("--forms", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              help="json: a list of problems (file, path, line, element, name, code, message, hint) on stdout")
+@click.option("--watch", is_flag=True, help="validate again whenever a file under PATH (or the forms) changes")
 @click.pass_context
-def validate(ctx, path, forms) -> None:
+def validate(ctx, path, forms, fmt, watch) -> None:
     """Check diagrams, forms, timer expressions, DMN coverage and call activities without deploying."""
+    path = path or Settings().workflows
+    if forms is None and path == Settings().workflows:
+        forms = Settings().forms
+    if not watch:
+        problems, summary = _validate_once(ctx, path, forms)
+        _show(problems, summary, path, forms, fmt)
+        sys.exit(1 if problems else 0)
+    try:
+        _watch(ctx, path, forms, fmt)
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+def _files(path: Path, forms: Path | None) -> list[Path]:
+    """The files validation reads, as engine.deploy.Bundle.from_dirs picks them."""
+    files = [path] if path.is_file() else sorted(p for p in path.glob("*") if p.suffix in (".bpmn", ".dmn"))
+    fdir = forms or (path if path.is_dir() else path.parent).parent / "forms"
+    return files + (sorted(fdir.glob("*.json")) if fdir.is_dir() else [])
+
+
+def _validate_once(ctx: click.Context, path: Path, forms: Path | None) -> tuple[list, str | None]:
+    """Problems (coded where their wording is known) and, when there are none, a one-line summary.
+    XML and XML Schema problems are found before SpiffWorkflow and the database layer load."""
+    from engine.problems import coded_all, precheck
+
+    bpmn = {p.name: p.read_bytes() for p in _files(path, forms) if p.suffix == ".bpmn"}
+    dmn = {p.name: p.read_bytes() for p in _files(path, forms) if p.suffix == ".dmn"}
+    form_names = {p.name for p in _files(path, forms) if p.suffix == ".json"}
+    problems = precheck(bpmn, dmn, form_names)
+    if problems:
+        return problems, None
     from engine.deploy import Bundle, parse_bundle
     from engine.errors import DeployError
 
-    svc = _services(ctx)
-    path = path or svc.settings.workflows
-    bundle = Bundle.from_dirs(path, forms or (svc.settings.forms if path == svc.settings.workflows else None))
+    _services(ctx)  # the composition root registers the domain's checks (DMN coverage)
+    bundle = Bundle.from_dirs(path, forms)
     try:
         parsed = parse_bundle(bundle)
     except DeployError as e:
-        click.echo(f"{len(e.problems)} problem(s):", err=True)
-        for p in e.problems:
-            click.echo(f"  {p}", err=True)
-        sys.exit(1)
-    click.echo(f"ok: {len(bundle.bpmn)} BPMN, {len(bundle.dmn)} DMN, {len(bundle.forms)} form(s); "
-               f"processes: {', '.join(parsed.process_ids)}")
+        return coded_all(e.problems, None), None
+    return [], (f"ok: {len(bundle.bpmn)} BPMN, {len(bundle.dmn)} DMN, {len(bundle.forms)} form(s); "
+                f"processes: {', '.join(parsed.process_ids)}")
+
+
+def _problem_json(p, path: Path, forms: Path | None) -> dict:
+    """One problem for an editor: where (bundle name and path on disk), what (code, en/zh), what to do."""
+    where = None
+    if p.file.startswith("forms/"):
+        fdir = forms or (path if path.is_dir() else path.parent).parent / "forms"
+        where = fdir / p.file.removeprefix("forms/")
+    elif p.file != "(bundle)":
+        where = path if path.is_file() else path / p.file
+    return {"file": p.file, "path": str(where) if where else None, "line": p.line, "element": p.element,
+            "name": p.name, "code": p.code, "message": {"en": p.en, "zh": p.zh},
+            "hint": {"en": p.hint_en, "zh": p.hint_zh}}
+
+
+def _show(problems: list, summary: str | None, path: Path, forms: Path | None, fmt: str) -> None:
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps([_problem_json(p, path, forms) for p in problems], ensure_ascii=False))
+        return
+    if not problems:
+        click.echo(summary)
+        return
+    click.echo(f"{len(problems)} problem(s):", err=True)
+    for p in problems:
+        click.echo(f"  {p}", err=True)
+
+
+def _watch(ctx: click.Context, path: Path, forms: Path | None, fmt: str, interval: float = 0.5) -> None:
+    """Validate, then again whenever a file's mtime (or the set of files) changes; polled, no dependency."""
+    import time
+
+    def stamps() -> dict[Path, int]:
+        out = {}
+        for p in _files(path, forms):
+            try:
+                out[p] = p.stat().st_mtime_ns
+            except OSError:
+                pass
+        return out
+
+    seen: dict[Path, int] | None = None
+    while True:
+        now = stamps()
+        if now != seen:
+            seen = now
+            problems, summary = _validate_once(ctx, path, forms)
+            if fmt == "text":
+                click.echo(f"--- {time.strftime('%H:%M:%S')} {path}")
+                if problems:  # in watch mode everything goes to stdout, in order
+                    click.echo(f"{len(problems)} problem(s):")
+                    for p in problems:
+                        click.echo(f"  {p}")
+                else:
+                    click.echo(summary)
+            else:
+                _show(problems, summary, path, forms, fmt)
+        time.sleep(interval)
 
 
 @main.command()

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import click
 
-from engine import clock
-
 from .progress import Progress
 
 
@@ -24,7 +22,12 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 
-from grid.cases.service import unit_scope  # noqa: E402,F401 - re-exported for web.admin
+def unit_scope(svc, unit: str):
+    """grid.cases.service.unit_scope, re-exported for web.admin; imported on use, so that loading
+    the `gridflow` command does not load the domain (`gridflow validate` starts fast)."""
+    from grid.cases.service import unit_scope as scope
+
+    return scope(svc, unit)
 
 
 def _scope(svc, unit: str | None, scope: str | None) -> tuple[str, str | None]:
@@ -47,6 +50,7 @@ def register(main: click.Group) -> None:
     @click.pass_context
     def list_(ctx, process_id) -> None:
         """Versions with tag, hash, who/when, state, active (*), pins and open/closed cases."""
+        from engine import clock
         from engine import versions as v
 
         for r in v.list_versions(_svc(ctx).db, process_id):
@@ -257,12 +261,37 @@ def register(main: click.Group) -> None:
             _fail(f"refused: {e}")
         click.echo(f"instance {iid} is back on version id {rec.from_version_id}")
 
+    @version.command("replay")
+    @click.argument("process_id")
+    @click.option("--to", "to", type=int, required=True, help="the candidate version number")
+    @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), required=True,
+                  help="cases reported on or after this day (Beijing), e.g. 2026-01-01")
+    @click.option("--calendar", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                  help="a candidate work calendar (default: the configured workflows/calendar.yaml)")
+    @click.pass_context
+    def replay(ctx, process_id, to, since, calendar) -> None:
+        """What if: past cases' timing against version --to's time limits, per unit, before activating it."""
+        from engine.calendar import WorkCalendar
+        from engine.errors import EngineError
+        from grid.cases.replay import replay as run_replay
+        from grid.cases.replay import report_lines
+
+        svc = _svc(ctx)
+        try:
+            report = run_replay(svc, process_id, to, since.date(),
+                                calendar=WorkCalendar.load(calendar) if calendar else None)
+        except EngineError as e:
+            _fail(str(e))
+        for line in report_lines(report):
+            click.echo(line)
+
     @version.command("audit")
     @click.argument("process_id", required=False)
     @click.option("--limit", default=50)
     @click.pass_context
     def audit(ctx, process_id, limit) -> None:
         """Who deployed, activated, pinned, retired or migrated what, and when."""
+        from engine import clock
         from engine import versions as v
 
         for e in v.audit(_svc(ctx).db, process_id, limit):
