@@ -8,6 +8,7 @@ SKIP LOCKED, so each timer fires once.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -50,9 +51,18 @@ def _guarded(name: str, fn: Callable[[], object]) -> Callable[[], None]:
     return job
 
 
+def outbox_job(runtime: Runtime, seconds: float | None = None) -> PeriodicJob:
+    """Push due outbox rows to their webhooks (engine.outbox): every GRIDFLOW_OUTBOX_SECONDS (5)."""
+    from . import outbox
+
+    every = seconds or float(os.environ.get("GRIDFLOW_OUTBOX_SECONDS") or 5.0)
+    return ("gridflow-outbox", every, lambda: outbox.deliver_due(runtime.db))
+
+
 def start_scheduler(runtime: Runtime, seconds: float = 5.0, jobs: Iterable[PeriodicJob] = ()) -> BackgroundScheduler:
-    """Start the sweep (first run now) and any further jobs in background threads."""
+    """Start the sweep (first run now), the outbox delivery and any further jobs in background threads."""
     sched = BackgroundScheduler(timezone="UTC")
+    jobs = [outbox_job(runtime), *jobs]
     sched.add_job(_sweep_job(runtime), "interval", seconds=seconds, id="gridflow-timer-sweep", coalesce=True,
                   max_instances=1, next_run_time=datetime.now(UTC))
     for job_id, every, fn in jobs:

@@ -23,6 +23,10 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings | None = None, db: Database | None = None) -> Services:
+        from grid.schema import metadata
+
+        metadata()  # every table known wherever services run
+
         settings = settings or Settings()
         db = db or Database(settings.database_url)
         runtime = Runtime(db, calendar=WorkCalendar.load(settings.calendar))
@@ -33,6 +37,9 @@ class Services:
             cases = None
         if cases is not None:
             cases.install(svc)
+            from grid.cases import feed
+
+            feed.install(svc)  # after the case listener: the feed reads the updated case row
         from grid.registry import visits
 
         visits.install(svc)

@@ -1,15 +1,11 @@
 """Alembic environment: runs against the connection handed in by engine.migrate, or a URL."""
 from alembic import context
 
-import engine.models  # noqa: F401
-import engine.version_models  # noqa: F401
-import grid.cases.models  # noqa: F401  - the domain tables share the history
-import grid.org.models  # noqa: F401
-import grid.registry.models  # noqa: F401
-from engine.db import Base, make_engine
+from engine.db import make_engine
+from grid.schema import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata()  # the engine's and the domain's tables share one history
 
 
 def run() -> None:

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from engine import clock
-from engine.db import Base, Database
+from engine.db import Database
 from engine.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,11 +79,9 @@ def sqlite_template(tmp_path_factory) -> Path:
 
 def _truncate_all(url: str) -> None:
     eng = _admin(url)
-    import engine.version_models  # noqa: F401
-    import grid.cases.models  # noqa: F401
-    import grid.org.models  # noqa: F401  - make sure domain tables are known
-    import grid.registry.models  # noqa: F401
-    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    from grid.schema import metadata
+
+    names = ", ".join(f'"{t.name}"' for t in metadata().sorted_tables)
     with eng.connect() as c:
         c.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     eng.dispose()
