@@ -12,6 +12,7 @@ MODEL_MODULES = (
     "grid.org.models",
     "grid.org.api_clients",
     "grid.cases.models",
+    "grid.cases.notification_models",
     "grid.cases.routing",
     "grid.registry.models",
 )
@@ -24,3 +25,9 @@ def metadata():
     for name in MODEL_MODULES:
         importlib.import_module(name)
     return Base.metadata
+
+
+def managed(name: str | None, type_: str, parent_names: dict) -> bool:
+    """Alembic's `include_name`: leave out what the database makes for itself (SQLite's FTS5
+    shadow tables behind the archive's full-text index), which no model describes."""
+    return not (type_ == "table" and name is not None and name.startswith("case_fts"))

@@ -6,7 +6,10 @@
 - web/ imports neither SpiffWorkflow nor sqlalchemy (routes call service functions);
 - grid/org imports neither grid.cases nor grid.registry;
 - grid/cases does not import grid.registry;
-- grid/registry takes from grid.cases only `report` (a visit opening a dispute case).
+- grid/registry takes from grid.cases only `report` (a visit opening a dispute case);
+- grid/ imports neither web/ nor Flask (the domain does not know it is served over HTTP);
+- web/ opens no database session of its own (`svc.db.read()` / `svc.db.write()`): a session is
+  SQL in everything but the import, so it belongs in a service function.
 
 Imports inside functions count too: a lazy import is still a dependency.
 """
@@ -23,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # (package whose files are checked, forbidden module prefixes, allowed exceptions as (module, name))
 RULES: list[tuple[str, tuple[str, ...], set[tuple[str, str]]]] = [
     ("engine", ("grid", "web"), set()),
+    ("grid", ("web", "flask", "flask_babel", "flask_login", "flask_wtf"), set()),
     ("web", ("SpiffWorkflow", "sqlalchemy"), set()),
     ("grid.org", ("grid.cases", "grid.registry"), set()),
     ("grid.cases", ("grid.registry",), set()),
@@ -79,8 +83,29 @@ def violations(root: Path) -> list[str]:
     return found
 
 
+def sessions_opened(root: Path, package: str = "web") -> list[str]:
+    """Calls of `<something>.db.read()` / `.db.write()` / `.db.engine` under `package`."""
+    found = []
+    for path in sorted((root / package).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if (isinstance(node, ast.Attribute) and node.attr in ("read", "write", "engine")
+                    and isinstance(node.value, ast.Attribute) and node.value.attr == "db"):
+                found.append(f"{path.relative_to(root)}:{node.lineno}: .db.{node.attr} (web must call a service function)")
+    return found
+
+
 def test_no_layer_is_crossed():
     assert violations(ROOT) == []
+
+
+def test_web_opens_no_database_session():
+    assert sessions_opened(ROOT) == []
+
+
+def test_a_session_opened_in_web_is_caught(tmp_path):
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / "bad.py").write_text("def page(svc):\n    with svc.db.read() as s:\n        pass\n")
+    assert len(sessions_opened(tmp_path)) == 1
 
 
 @pytest.mark.parametrize("where, source, rule", [
@@ -93,6 +118,8 @@ def test_no_layer_is_crossed():
     ("grid/cases/bad.py", "from grid.registry.models import Resident\n", "grid.cases must not import grid.registry"),
     ("grid/registry/bad.py", "from grid.cases.models import DisputeCase\n", "grid.registry must not import grid.cases"),
     ("grid/registry/bad.py", "from grid.cases import service\n", "grid.registry must not import grid.cases"),
+    ("grid/cases/bad.py", "from flask import request\n", "grid must not import flask"),
+    ("grid/org/bad.py", "import web.cli\n", "grid must not import web"),
 ])
 def test_a_deliberate_crossing_is_caught(tmp_path, where, source, rule):
     """The checker is not vacuous: each rule fires on a planted violation (relative and lazy imports too)."""

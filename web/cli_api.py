@@ -5,10 +5,10 @@ import click
 
 
 def _svc():
-    from grid.config import Settings
-    from grid.services import Services
+    """The services of the running `gridflow` command (its --database option included)."""
+    from .cli import _services
 
-    return Services.build(Settings())
+    return _services(click.get_current_context())
 
 
 @click.group("api-client")
@@ -62,13 +62,11 @@ def webhook() -> None:
 @click.argument("url")
 @click.option("--personal", is_flag=True, help="send the variant with personal data")
 def add(name: str, url: str, personal: bool) -> None:
-    from engine import outbox
+    from engine import outbox_admin
 
     svc = _svc()
     try:
-        with svc.db.write() as s:
-            h = outbox.add_webhook(s, name, url, personal=personal)
-            hid, secret = h.id, h.secret
+        hid, secret = outbox_admin.add_webhook(svc.db, name, url, personal=personal)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     click.echo(f"webhook {hid} added; signing secret (shown once): {secret}")
@@ -76,24 +74,19 @@ def add(name: str, url: str, personal: bool) -> None:
 
 @webhook.command("list")
 def list_hooks() -> None:
-    from engine import outbox
+    from engine import outbox_admin
 
-    svc = _svc()
-    with svc.db.read() as s:
-        for h in outbox.webhooks(s):
-            dead = len(outbox.dead_letters(s, f"webhook:{h.id}"))
-            click.echo(f"{h.id:>4}  {h.name:<24} {h.url:<50} {'active' if h.active else 'off'}  dead={dead}")
+    for h in outbox_admin.list_webhooks(_svc().db):
+        click.echo(f"{h.id:>4}  {h.name:<24} {h.url:<50} {'active' if h.active else 'off'}  dead={h.dead}")
 
 
 @webhook.command("replay")
 @click.argument("webhook_id", type=int, required=False)
 def replay(webhook_id: int | None) -> None:
     """Queue dead-lettered events again (of one webhook, or all)."""
-    from engine import outbox
+    from engine import outbox_admin
 
-    svc = _svc()
-    with svc.db.write() as s:
-        n = outbox.replay(s, destination=f"webhook:{webhook_id}" if webhook_id else None)
+    n = outbox_admin.replay(_svc().db, webhook_id)
     click.echo(f"{n} event(s) queued again")
 
 

@@ -23,8 +23,7 @@ def register(main: click.Group) -> None:
         from .cli import _services
 
         svc = _services(ctx)
-        with svc.db.write() as s:
-            diffs = rollup.rebuild(s, svc.runtime.calendar, check=check)
+        diffs = rollup.rebuild_all(svc, check=check)
         for (unit, day, category, level, measure), have, want in diffs[:limit]:
             click.echo(f"{unit} {day} {category} {level or '-'} {measure}: stored {have}, records say {want}")
         if len(diffs) > limit:

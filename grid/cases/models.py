@@ -7,13 +7,27 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, BigInteger, Date, Float, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import (
+    DDL,
+    JSON,
+    BigInteger,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    event,
+    false,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.db import Base, UTCDateTime
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+TSVectorType = Text().with_variant(TSVECTOR(), "postgresql")
 
 CATEGORIES = ("neighbour", "property", "municipal", "labour", "family", "land", "other")
 CASE_LEVELS = ("village", "township", "county", "city")
@@ -105,3 +119,62 @@ class IndicatorRollup(Base):
     level: Mapped[str] = mapped_column(String(20), primary_key=True)
     measure: Mapped[str] = mapped_column(String(40), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class CaseLate(Base):
+    """The late list's index (督办/超期 list): one row per open work item of an open case that can
+    become late (it has a warning or a due time), under every ancestor path of the case's grid.
+
+    Kept by the step listener (`grid.cases.service.on_step`), so it holds the open stock only,
+    never history. The late list of a unit reads `scope = the unit's path AND late_at <= now`
+    in `due_key` order from `ix_case_late_scope_due`: an equality, not a prefix range, so no
+    collation (zh_CN ICU or C) changes the plan, and the scan stops after one page.
+    """
+
+    __tablename__ = "case_late"
+    __table_args__ = (Index("ix_case_late_scope_due", "scope", "due_key", "work_item_id", "late_at"),)
+    work_item_id: Mapped[int] = mapped_column(ForeignKey("work_item.id"), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(200), primary_key=True)  # an ancestor path of the grid, or the grid's
+    case_id: Mapped[int] = mapped_column(ForeignKey("dispute_case.id"), index=True)
+    late_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the earlier of warn_at and due_at
+    due_key: Mapped[datetime] = mapped_column(UTCDateTime)  # due_at, or far in the future when it has none
+
+
+class CaseParty(Base):
+    """Which registered residents a case names as parties, written at report time, so a
+    resident's disputes are a primary-key range instead of a scan of every case's parties JSON."""
+
+    __tablename__ = "case_party"
+    resident_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("dispute_case.id"), primary_key=True, index=True)
+
+
+class CaseSearch(Base):
+    """Archive full-text search (see `grid.cases.search`): one row per archived case, `seq`
+    rising in archive order so the newest matches come first without sorting every match.
+
+    On PostgreSQL `tsv` holds the case's bigram tokens behind a GIN index. On SQLite `tsv` stays
+    NULL: the tokens live in the FTS5 table `case_fts` (rowid = `seq`), created by the migration.
+    """
+
+    __tablename__ = "case_search"
+    __table_args__ = (Index("ix_case_search_tsv", "tsv", postgresql_using="gin", sqlite_where=false()),)
+    seq: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("dispute_case.id"), unique=True)
+    tsv: Mapped[str | None] = mapped_column(TSVectorType)
+
+
+FTS_TABLE = "case_fts"
+# contentless (the tokens are recomputed from the case when needed); positions kept for phrases
+FTS_DDL = f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5(tokens, content='', columnsize=0)"
+event.listen(CaseSearch.__table__, "after_create", DDL(FTS_DDL).execute_if(dialect="sqlite"))
+event.listen(CaseSearch.__table__, "before_drop", DDL(f"DROP TABLE IF EXISTS {FTS_TABLE}").execute_if(dialect="sqlite"))
+
+
+@event.listens_for(CaseLate.__table__, "after_create")
+def _late_trigger(target, connection, **kw) -> None:
+    """The trigger that carries work-item time changes into `case_late` (see late_index)."""
+    from grid.cases.late_index import trigger_ddl
+
+    for stmt in trigger_ddl(connection.dialect.name):
+        connection.exec_driver_sql(stmt)

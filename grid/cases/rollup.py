@@ -244,3 +244,9 @@ def rebuild(s: Session, cal: WorkCalendar, check: bool = False) -> list[tuple[Ke
         for i in range(0, len(rows), 500):
             add(s, rows[i:i + 500])
     return diffs
+
+
+def rebuild_all(svc, check: bool = False) -> list[tuple[Key, int, int]]:
+    """`rebuild` in a write transaction of its own: what `gridflow indicators rebuild` calls."""
+    with svc.db.write() as s:
+        return rebuild(s, svc.runtime.calendar, check=check)

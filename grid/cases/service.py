@@ -17,10 +17,10 @@ from engine import clock
 from engine.calendar import WorkCalendar
 from engine.deploy import register_validator
 from engine.errors import InvalidData, NotFound
-from engine.models import Instance, WorkItem
+from engine.models import Instance, InstanceEvent, WorkItem
 from engine.runtime import Assignment, Step, TaskContext, default_assigner
-from grid.cases import rollup
-from grid.cases.models import CASE_LEVELS, CaseRecord, DisputeCase
+from grid.cases import late_index, parties, rollup, search
+from grid.cases.models import CASE_LEVELS, CaseLate, CaseRecord, CaseSearch, DisputeCase
 from grid.errors import Forbidden
 from grid.org import service as org
 from grid.org.models import OrgUnit, Staff, StaffRole
@@ -49,6 +49,7 @@ def on_step(s: Session, step: Step) -> None:
     if c is None:
         return
     now = clock.now()
+    was = c.status
     actor = step.actor
     cal = step.calendar or WorkCalendar()
     st = rollup.state_for(s, c, {_RECORD_KIND.get(e["kind"], e["kind"]) for e in step.emitted})
@@ -100,6 +101,9 @@ def on_step(s: Session, step: Step) -> None:
         c.status, c.archived_at = "archived", now
     c.updated_at = now
     rollup.add(s, totals)
+    late_index.sync(s, c, step.instance_id or c.instance_id)  # the late list's index, same transaction
+    if c.status == "archived" and was != "archived":
+        search.index_case(s, c)  # searchable from the moment it is archived
 
 
 _RECORD_KIND = {"supervision_opened": "supervision", "urged": "urge", "escalated": "escalation"}
@@ -172,6 +176,7 @@ def report(svc, staff_id: str, data: dict, grid_code: str | None = None) -> Disp
         s.flush()
         c.case_no = f"MD{clock.local(now):%Y%m%d}{c.id:06d}"
         s.flush()
+        parties.link(s, c.id, c.parties)
         start = {**data, "case_no": c.case_no, "reporter": staff_id, **org.escalation_data(s, grid), "level_idx": 0,
                  "rework_count": 0}
         step = rt.start(PROCESS_ID, start, actor=staff_id, version_id=vid, business_key=c.case_no, session=s)
@@ -338,19 +343,35 @@ def inbox(svc, staff_id: str, category: str | None = None, state: str | None = N
         return {"items": items, "by_category": by_cat, "by_state": by_state, "total": total}
 
 
-def late_in_jurisdiction(svc, staff_id: str, limit: int = 100, offset: int = 0) -> list[InboxRow]:
-    """Open work items past warning or due anywhere in the person's subtree (for supervisors)."""
+def late_query(paths: list[str], now: datetime):
+    """The late list's SQL: `case_late` rows of these scopes (unit paths) past their warning,
+    most urgent due first, joined to their work items and cases by primary key. One scope is an
+    equality on `ix_case_late_scope_due` read in order (no sort, no scan of open cases)."""
+    scope = CaseLate.scope == paths[0] if len(paths) == 1 else CaseLate.scope.in_(paths)
+    return (select(*_COLS).select_from(CaseLate)
+            .join(WorkItem, WorkItem.id == CaseLate.work_item_id)
+            .join(DisputeCase, DisputeCase.id == CaseLate.case_id)
+            .where(scope, CaseLate.late_at <= now)
+            .order_by(CaseLate.due_key, CaseLate.work_item_id))
+
+
+def late_in_jurisdiction(svc, staff_id: str, limit: int = 100, offset: int = 0,
+                         unit: str | None = None) -> list[InboxRow]:
+    """Open work items past warning or due anywhere in the person's subtree (for supervisors),
+    most urgent first; `unit` narrows to one unit of that subtree (none outside it)."""
     now = clock.now()
     with svc.db.read() as s:
         paths = org.jurisdiction_paths(s, staff_id)
         if not any(r.role == "supervisor" for r in org.roles_of(s, staff_id)):
             raise Forbidden("only supervisors see the late list")
-        q = (select(*_COLS).select_from(WorkItem).join(DisputeCase, DisputeCase.instance_id == WorkItem.instance_id)
-             .where(DisputeCase.status == "open", WorkItem.state == "open",
-                    or_(WorkItem.warn_at <= now, WorkItem.due_at <= now),
-                    org.paths_condition(paths, DisputeCase.unit_path))
-             .order_by(WorkItem.due_at.is_(None), WorkItem.due_at).limit(limit).offset(offset))
-        return [InboxRow(*row) for row in s.execute(q)]
+        if unit is not None:
+            u = s.get(OrgUnit, unit) if "\x00" not in unit else None
+            if u is None or not any(u.path.startswith(p) for p in paths):
+                return []
+            paths = [u.path]
+        if not paths:
+            return []
+        return [InboxRow(*row) for row in s.execute(late_query(paths, now).limit(limit).offset(offset))]
 
 
 # ---- case pages ------------------------------------------------------------------------------
@@ -367,8 +388,13 @@ def get_case(svc, staff_id: str, case_id: int) -> DisputeCase:
         return c
 
 
-def case_detail(svc, staff_id: str, case_id: int) -> dict[str, Any]:
-    """Summary, open tasks with handlers and due times, records and the full timeline."""
+def case_detail(svc, staff_id: str, case_id: int, events: int | None = None,
+                before: int | None = None) -> dict[str, Any]:
+    """Summary, open tasks with handlers and due times, records and the timeline.
+
+    `events` keeps only the newest that many timeline events (None: all of them), and `before`
+    (an event seq) starts the page below that event, so a case with years of history pages its
+    timeline instead of rendering it whole; `timeline_more` says whether older events remain."""
     c = get_case(svc, staff_id, case_id)
     with svc.db.read() as s:
         tasks = list(s.scalars(select(WorkItem).where(WorkItem.instance_id == c.instance_id, WorkItem.state == "open")
@@ -376,13 +402,26 @@ def case_detail(svc, staff_id: str, case_id: int) -> dict[str, Any]:
         records = list(s.scalars(select(CaseRecord).where(CaseRecord.case_id == c.id).order_by(CaseRecord.id)))
         inst = s.get(Instance, c.instance_id) if c.instance_id else None
         ids = {e for e in [c.reporter_id] + [t.user_id for t in tasks] if e}
-        timeline = svc.runtime.history(c.instance_id) if c.instance_id else []
+        timeline, more = _timeline(s, c.instance_id, events, before) if c.instance_id else ([], False)
         ids |= {e.actor for e in timeline if e.actor}
         names = dict(s.execute(select(Staff.id, Staff.name).where(Staff.id.in_(ids))).all()) if ids else {}
         unit_codes = {t.unit_id for t in tasks if t.unit_id} | {c.grid_code, c.current_unit or c.grid_code}
         units = dict(s.execute(select(OrgUnit.code, OrgUnit.name).where(OrgUnit.code.in_(unit_codes))).all())
     return {"case": c, "tasks": tasks, "records": records, "timeline": timeline, "names": names, "units": units,
-            "instance": inst}
+            "instance": inst, "timeline_more": more}
+
+
+def _timeline(s: Session, instance_id: int, events: int | None, before: int | None) -> tuple[list, bool]:
+    """A page of the instance's audit events in seq order, newest `events` of those below
+    `before` (the unique (instance_id, seq) index answers it), and whether older ones remain."""
+    q = select(InstanceEvent).where(InstanceEvent.instance_id == instance_id)
+    if before is not None:
+        q = q.where(InstanceEvent.seq < before)
+    if events is None:
+        return list(s.scalars(q.order_by(InstanceEvent.seq))), False
+    rows = list(s.scalars(q.order_by(InstanceEvent.seq.desc()).limit(events + 1)))
+    more = len(rows) > events
+    return list(reversed(rows[:events])), more
 
 
 def search_archive(svc, staff_id: str, text: str | None = None, category: str | None = None,
@@ -390,21 +429,34 @@ def search_archive(svc, staff_id: str, text: str | None = None, category: str | 
                    page: int = 1, per_page: int = 20) -> dict:
     """Closed cases in the person's jurisdiction, newest first, paginated.
 
-    `text` matches literally: LIKE's % _ and \\ are escaped, so `%` finds only cases that contain
-    a '%'. NUL (which PostgreSQL refuses in a parameter, and no stored text holds) is dropped
-    from `text`; a category or unit holding one matches nothing.
+    `text` is a full-text search (grid.cases.search: character bigrams over the case number,
+    description and location) that matches literally, as a substring: `%`, `_` and `\\` are
+    characters like any other, so `%` finds only cases that contain a '%'. NUL (which PostgreSQL
+    refuses in a parameter, and no stored text holds) is dropped from `text`; a category or unit
+    holding one matches nothing.
+
+    No count of every match: `total` counts at most COUNT_CAP matches (`total_capped` says the
+    real number is larger), and `has_next` comes from reading one row past the page.
     """
-    empty = {"items": [], "total": 0, "page": page, "pages": 0}
+    empty = {"items": [], "total": 0, "page": page, "pages": 0, "total_capped": False, "has_next": False}
     if any("\x00" in (v or "") for v in (category, unit)):
         return empty
     text = (text or "").replace("\x00", "")
     with svc.db.read() as s:
         paths = org.jurisdiction_paths(s, staff_id)
-        q = select(DisputeCase).where(DisputeCase.status == "archived", org.paths_condition(paths, DisputeCase.unit_path))
-        if text:
-            q = q.where(or_(DisputeCase.description.contains(text, autoescape=True),
-                            DisputeCase.case_no.contains(text, autoescape=True),
-                            DisputeCase.location_text.contains(text, autoescape=True)))
+        match = search.matching(s, text) if text else None
+        if match is None:
+            q = select(DisputeCase).where(DisputeCase.status == "archived")
+            order = (DisputeCase.archived_at.desc(), DisputeCase.id.desc())
+        else:
+            cond, fts = match
+            q = select(DisputeCase).select_from(CaseSearch)
+            if fts is not None:  # SQLite: the FTS5 table, rowid = seq
+                q = q.join(fts, fts.c.rowid == CaseSearch.seq)
+            q = q.join(DisputeCase, DisputeCase.id == CaseSearch.case_id).where(cond)
+            # archive order, newest first, without a sort (FTS5 walks its rowids backwards)
+            order = (fts.c.rowid.desc(),) if fts is not None else (CaseSearch.seq.desc(),)
+        q = q.where(org.paths_condition(paths, DisputeCase.unit_path))
         if category:
             q = q.where(DisputeCase.category == category)
         if unit:
@@ -416,10 +468,21 @@ def search_archive(svc, staff_id: str, text: str | None = None, category: str | 
             q = q.where(DisputeCase.archived_at >= date_from)
         if date_to:
             q = q.where(DisputeCase.archived_at < date_to)
-        total = s.scalar(select(func.count()).select_from(q.subquery()))
-        items = list(s.scalars(q.order_by(DisputeCase.archived_at.desc(), DisputeCase.id.desc())
-                               .limit(per_page).offset((page - 1) * per_page)))
-        return {"items": items, "total": total, "page": page, "pages": (total + per_page - 1) // per_page}
+        offset = (page - 1) * per_page
+        rows = list(s.scalars(q.order_by(*order).limit(per_page + 1).offset(offset)))
+        has_next = len(rows) > per_page
+        items = rows[:per_page]
+        if not has_next:
+            total, capped = offset + len(items), False
+        else:
+            counted = s.scalar(select(func.count()).select_from(
+                q.with_only_columns(DisputeCase.id).limit(COUNT_CAP + 1).subquery()))
+            total, capped = min(counted, COUNT_CAP), counted > COUNT_CAP
+        return {"items": items, "total": total, "page": page, "pages": (total + per_page - 1) // per_page,
+                "total_capped": capped, "has_next": has_next}
+
+
+COUNT_CAP = 1000  # the archive says "1000+" beyond this instead of counting every match
 
 
 def urge(svc, staff_id: str, case_id: int, comment: str) -> str:

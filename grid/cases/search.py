@@ -1,0 +1,116 @@
+"""Archive full-text search: character bigrams, SQLite FTS5 and PostgreSQL tsvector/GIN.
+
+Why bigrams and not a word segmenter (jieba): archive queries are short Chinese strings (a
+name, a place, 漏水), and a segmenter splits the document and the query differently ("楼上漏水"
+may become one word that "漏水" does not match). Bigrams need no dictionary, match every
+substring, and an FTS phrase of consecutive bigrams is exactly "contains this substring":
+
+- each field (case number, description, location) is lower-cased and ends with a NUL sentinel
+  (no stored text and no query holds a NUL), and every character with its successor becomes one
+  token, so every character starts exactly one token;
+- a token is `g` + both code points as 6 hex digits: plain ASCII words that both FTS5's unicode61
+  tokenizer and PostgreSQL's `simple` parser keep whole, whatever the characters were (`%`, `_`,
+  `\\`, spaces and punctuation are searchable like any other character, and match only themselves);
+- a query of n >= 2 characters is the phrase of its n-1 bigrams (adjacent positions, so no false
+  positive); a query of one character is the prefix of the tokens that start with it.
+
+Cases are indexed when they are archived, in the step transaction (`index_case`); `seq` rises
+in archive order, so a search walks the matches newest first and stops after one page.
+"""
+from __future__ import annotations
+
+from sqlalchemy import Integer, column, func, insert, literal_column, select, table, text
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from grid.cases.models import FTS_TABLE, CaseSearch, DisputeCase
+
+_fts = table(FTS_TABLE, column("rowid", Integer), column("tokens"))
+_END = "\x00"
+
+
+def _token(a: str, b: str) -> str:
+    return f"g{ord(a):06x}{ord(b):06x}"
+
+
+def document_tokens(*fields: str | None) -> str:
+    """The space-separated tokens of a case's searchable fields (see the module docstring)."""
+    out: list[str] = []
+    for f in fields:
+        if not f:
+            continue
+        chars = f.replace(_END, "").lower() + _END
+        out.extend(_token(chars[i], chars[i + 1]) for i in range(len(chars) - 1))
+    return " ".join(out)
+
+
+def case_tokens(c: DisputeCase) -> str:
+    return document_tokens(c.case_no, c.description, c.location_text)
+
+
+def query_terms(q: str) -> tuple[list[str], str | None]:
+    """(phrase tokens, prefix) for a query: a phrase of bigrams, or for one character the hex
+    prefix of the tokens that start with it. ([], None) for an empty query."""
+    q = q.replace(_END, "").lower()
+    if not q:
+        return [], None
+    if len(q) == 1:
+        return [], f"g{ord(q):06x}"
+    return [_token(q[i], q[i + 1]) for i in range(len(q) - 1)], None
+
+
+def fts_query(q: str) -> str | None:
+    """The FTS5 MATCH expression for a query (None: match everything)."""
+    phrase, prefix = query_terms(q)
+    if prefix:
+        return f"{prefix}*"
+    return '"' + " ".join(phrase) + '"' if phrase else None
+
+
+def ts_query(q: str) -> str | None:
+    """The PostgreSQL to_tsquery('simple', ...) text for a query (None: match everything)."""
+    phrase, prefix = query_terms(q)
+    if prefix:
+        return f"{prefix}:*"
+    return " <-> ".join(phrase) if phrase else None
+
+
+def index_case(s: Session, c: DisputeCase) -> None:
+    """Make an archived case searchable (idempotent: a case is indexed once)."""
+    if s.scalar(select(CaseSearch.seq).where(CaseSearch.case_id == c.id)) is None:
+        _add(s, c.id, case_tokens(c))
+
+
+def _add(s: Session, case_id: int, tokens: str) -> None:
+    if s.bind.dialect.name == "postgresql":
+        s.execute(insert(CaseSearch).values(case_id=case_id, tsv=func.to_tsvector(literal_column("'simple'"), tokens)))
+        return
+    seq = s.execute(insert(CaseSearch).values(case_id=case_id).returning(CaseSearch.seq)).scalar_one()
+    s.execute(insert(_fts).values(rowid=seq, tokens=tokens))
+
+
+def matching(s: Session, q: str) -> tuple[ColumnElement[bool], object] | None:
+    """(condition, join target) for the cases whose text contains `q`, or None for no text
+    condition: on PostgreSQL `tsv @@ query` on CaseSearch, on SQLite a MATCH on the FTS5 table
+    (joined on rowid = seq)."""
+    if s.bind.dialect.name == "postgresql":
+        tq = ts_query(q)
+        if tq is None:
+            return None
+        return CaseSearch.tsv.op("@@")(func.to_tsquery(literal_column("'simple'"), tq)), None
+    mq = fts_query(q)
+    if mq is None:
+        return None
+    return text(f"{FTS_TABLE} MATCH :fts_q").bindparams(fts_q=mq), _fts
+
+
+def rebuild(s: Session) -> int:
+    """Index every archived case that is not indexed yet, in archive order (the migration and
+    the bench use this; explicit columns, so it runs at any later schema). Returns how many."""
+    done = select(CaseSearch.case_id)
+    todo = s.execute(select(DisputeCase.id, DisputeCase.case_no, DisputeCase.description, DisputeCase.location_text)
+                     .where(DisputeCase.status == "archived", DisputeCase.id.not_in(done))
+                     .order_by(DisputeCase.archived_at, DisputeCase.id)).all()
+    for cid, no, desc, loc in todo:
+        _add(s, cid, document_tokens(no, desc, loc))
+    return len(todo)
