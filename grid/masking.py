@@ -1,5 +1,12 @@
-"""Masks for personal data shown to staff: the same rule for case parties and the registry."""
+"""Masks for personal data shown to staff: the same rule for case parties and the registry.
+
+Masks must not add up: an ID number's mask keeps its first 4 and last 4 characters, so wherever it
+is shown the birth date (characters 7 to 14 of the ID) is shown as its year only (`mask_birth`);
+the full date with the masked ID would leave a handful of candidates for the whole number.
+"""
 from __future__ import annotations
+
+from datetime import date
 
 
 def mask_id(value: str | None) -> str:
@@ -20,3 +27,11 @@ def mask_phone(phone: str | None) -> str:
     if len(digits) >= 8:
         return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
     return "*" * max(len(digits) - 2, 1) + digits[-2:]
+
+
+def mask_birth(born: date | str | None) -> str:
+    """1970-05-01 -> 1970-**-**: the year only, as wherever an ID number is shown masked."""
+    if not born:
+        return ""
+    text = born.isoformat() if isinstance(born, date) else str(born)
+    return text[:4] + "-**-**" if len(text) >= 4 else "****"

@@ -25,7 +25,7 @@ from grid.org import demo
 from grid.org import service as org
 from grid.org.models import OrgUnit
 from grid.registry import rules, visits
-from grid.registry.models import Building, Household, Resident, SpecialFlag
+from grid.registry.models import Building, Household, Resident, SpecialFlag, person_index
 
 ROADS = ("檀溪路", "长虹路", "胜利街", "春园路", "人民路", "解放路", "建设路", "汉江路", "新华路", "光明路",
          "朝阳路", "友谊街", "中原路", "滨江路", "清河路", "卧龙路", "文昌路", "永安路", "青云路", "丰乐街")
@@ -221,7 +221,8 @@ def insert_grids(s: Session, plan: list[tuple[GridInfo, int]], seed: int, people
             grid, ps = members[(bid, door)]
             for p in ps:
                 born = p["birth_date"]
-                r_rows.append({**p, "birth_date": born.isoformat() if sqlite else born, "household_id": hid,
+                r_rows.append({**p, **person_index(p["id_number"], p["phone"]),
+                               "birth_date": born.isoformat() if sqlite else born, "household_id": hid,
                                "grid_code": grid, "created_at": stamp, "updated_at": stamp,
                                "created_batch_id": None})
     for i in range(0, len(r_rows), 5000):
@@ -237,7 +238,8 @@ def fill_grid(svc, grid_code: str, households: int, seed: int = 7) -> int:
         if existing:
             raise ValueError(f"grid {grid_code} already has buildings")
         people = People(clock.local(clock.now()).date())
-        taken = set(s.scalars(select(Resident.id_number).where(Resident.id_number.like(f"{g.county6}%"))))
+        taken = {idn for idn in s.scalars(select(Resident.id_number).where(Resident.grid_code.like(f"{g.county6}%")))
+                 if idn and idn.startswith(g.county6)}  # sealed at rest: filtered after opening
         people.used = {}
         for idn in taken:  # continue the per-day counters after the ids already there
             key = idn[:14] + str(int(idn[16]) % 2)

@@ -102,13 +102,12 @@ def _may_edit_household(svc, staff_id: str | None, household_id: int) -> None:
 
 
 def _unique_id(s: Session, idn: str | None, exclude: int | None = None) -> None:
+    """Conflict if another resident has this ID number: the same neutral answer wherever they are."""
     if not idn:
         return
-    q = select(Resident.id).where(Resident.id_number == idn)
-    if exclude is not None:
-        q = q.where(Resident.id != exclude)
-    if s.scalar(q) is not None:
-        raise Conflict("a resident with this ID number is already registered")
+    other = rules.find_by_id_number(s, idn)
+    if other is not None and other.id != exclude:
+        raise Conflict(rules.ID_TAKEN)
 
 
 def register_death(svc, staff_id: str | None, resident_id: int, *, died_on: date | str | None = None,
@@ -151,7 +150,9 @@ def move_in(svc, staff_id: str | None, household_id: int, *, name: str, id_numbe
     A new person is created. A person already in the registry keeps their record (and history):
     someone who had moved out comes back (their special-population flags, ended by the move-out,
     are restored); someone still living elsewhere is transferred here, their open visits moving
-    with them to this grid."""
+    with them to this grid. Either needs the right to change the person's current grid too
+    (`rules.check_move`); without it the answer is `rules.ID_TAKEN`, the same whatever the
+    person's status, so a move-in is no way to learn about or take over someone elsewhere."""
     _may_edit_household(svc, staff_id, household_id)  # jurisdiction before input checks
     p = rules.clean_person({"name": name, "id_number": id_number, "relation": relation, "phone": phone,
                             "birth_date": birth_date, "sex": sex}, need_id=True)
@@ -160,7 +161,9 @@ def move_in(svc, staff_id: str | None, household_id: int, *, name: str, id_numbe
     moved: list[int] = []
     with svc.db.write() as s:
         h, b = rules.get_household(s, staff_id, household_id, edit=True)
-        r = s.scalar(select(Resident).where(Resident.id_number == p["id_number"]).with_for_update())
+        r = rules.find_by_id_number(s, p["id_number"], lock=True)
+        if r is not None:
+            rules.check_move(s, staff_id, r.grid_code, b.grid_code)  # before anything about the person shows
         if r is not None and r.status == "deceased":
             raise Conflict("this ID number belongs to a deceased resident")
         if r is not None and r.status == "living" and r.household_id == h.id:
@@ -214,6 +217,7 @@ def transfer(svc, staff_id: str | None, resident_id: int, household_id: int, *, 
         if r.status != "living":
             raise Conflict(f"this resident is not living here (status {r.status})")
         h, b = rules.get_household(s, staff_id, household_id, edit=True)
+        rules.check_move(s, staff_id, r.grid_code, b.grid_code)
         if h.id == r.household_id:
             raise Conflict("this person already lives in this household")
         rel = relation or r.relation

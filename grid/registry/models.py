@@ -5,6 +5,12 @@ History is kept: a resident is never deleted; every change goes through `grid.re
 recorded as a `ResidentEvent` with who, when and the values before and after. The head of a
 household is the living member whose `relation` is 'head'.
 
+ID numbers and phones are stored sealed (`grid.crypto`: AES-GCM, key id with the value); the
+attributes hold the plaintext. Exact lookups go through the blind indexes `id_index` and
+`phone_index`, which the model keeps in step whenever `id_number` or `phone` is set (bulk Core
+inserts set them with `person_index`); `id_tail` (the last 4 characters, which every mask shows
+anyway) serves the "last 4 of the ID number" search.
+
 `Resident.grid_code` repeats the grid of the resident's building so that "my grid" and
 jurisdiction queries need no joins; `grid.registry` keeps it in step when a person moves.
 """
@@ -14,9 +20,10 @@ from datetime import date, datetime
 
 from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from engine.db import Base, UTCDateTime
+from grid import crypto
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
@@ -39,6 +46,8 @@ SERVICE_CATEGORIES = {
     "left_behind_child": "留守儿童",
     "disabled": "残疾人",
 }
+ID_CONTEXT = "resident.id_number"
+PHONE_CONTEXT = "resident.phone"
 CATEGORIES = {**SPECIAL_CATEGORIES, **SERVICE_CATEGORIES}
 RISK_LEVELS = {"high": "高风险", "medium": "中风险", "low": "低风险"}
 EVENT_KINDS = {
@@ -84,8 +93,11 @@ class Resident(Base):
     household_id: Mapped[int] = mapped_column(ForeignKey("household.id"))
     grid_code: Mapped[str] = mapped_column(ForeignKey("org_unit.code"))
     name: Mapped[str] = mapped_column(String(50), index=True)
-    id_number: Mapped[str | None] = mapped_column(String(18), unique=True)  # 公民身份号码; none yet for a newborn
-    phone: Mapped[str | None] = mapped_column(String(20), index=True)
+    id_number: Mapped[str | None] = mapped_column(crypto.Sealed(ID_CONTEXT))  # 公民身份号码; none yet for a newborn
+    id_index: Mapped[str | None] = mapped_column(String(crypto.INDEX_LENGTH), unique=True)
+    id_tail: Mapped[str | None] = mapped_column(String(4))
+    phone: Mapped[str | None] = mapped_column(crypto.Sealed(PHONE_CONTEXT))
+    phone_index: Mapped[str | None] = mapped_column(String(crypto.INDEX_LENGTH), index=True)
     birth_date: Mapped[date | None] = mapped_column(Date)
     sex: Mapped[str | None] = mapped_column(String(1))  # M | F
     relation: Mapped[str] = mapped_column(String(20))  # see RELATIONS
@@ -93,6 +105,36 @@ class Resident(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_batch_id: Mapped[int | None] = mapped_column(ForeignKey("registry_import.id"))
+
+    @validates("id_number", "phone")
+    def _keep_index(self, key: str, value: str | None) -> str | None:
+        for k, v in person_index(**{key: value}).items():
+            setattr(self, k, v)
+        return value
+
+
+def id_blind(idn: str) -> str:
+    """The blind index of an ID number (normalised: upper case, no spaces)."""
+    return crypto.blind(idn.strip().upper(), ID_CONTEXT)
+
+
+def phone_blind(phone: str) -> str:
+    """The blind index of a phone number (as stored: stripped)."""
+    return crypto.blind(phone.strip(), PHONE_CONTEXT)
+
+
+_UNSET = object()
+
+
+def person_index(id_number=_UNSET, phone=_UNSET) -> dict:
+    """The index columns for the given ID number and/or phone (for Core inserts and updates)."""
+    out: dict = {}
+    if id_number is not _UNSET:
+        out["id_index"] = id_blind(id_number) if id_number else None
+        out["id_tail"] = id_number.strip().upper()[-4:] if id_number else None
+    if phone is not _UNSET:
+        out["phone_index"] = phone_blind(phone) if phone else None
+    return out
 
 
 class ResidentEvent(Base):

@@ -3,27 +3,33 @@ the resident search (for picking case parties), and the audited reveal of an ID 
 
 Every read checks jurisdiction: outside it looks the same as missing. Only the people who may
 change a record (`grid.registry.rules.EDIT_ROLES`) may reveal its numbers, and every attempt,
-granted or refused, is recorded. The resident page's dispute cases come from
+granted or refused, is recorded. A search by a full ID number or phone is a reveal too (it
+confirms a guess): the same people only, audited and rate-limited. Birth dates show as the year
+only beside a masked ID (`grid.masking.mask_birth`). The resident page's dispute cases come from
 `grid.cases.parties`; the web layer puts the two together.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from engine import clock
-from engine.errors import InvalidData, NotFound
+from engine.errors import EngineError, InvalidData, NotFound
 from engine.models import WorkItem
-from grid import masking
+from grid import crypto, masking
 from grid.errors import Forbidden
+from grid.org import audit
 from grid.org import service as org
-from grid.org.models import OrgUnit, Staff
+from grid.org.models import OrgUnit, SecurityEvent, Staff
 from grid.registry import rules
 from grid.registry.models import (
     CATEGORIES,
+    ID_CONTEXT,
+    PHONE_CONTEXT,
     STATUSES,
     Building,
     Household,
@@ -233,7 +239,7 @@ def resident_page(svc, staff_id: str, resident_id: int) -> dict:
                                 .order_by(ResidentEvent.id.desc()).limit(200)))
         actors = {e.actor for e in events if e.actor}
         names = dict(s.execute(select(Staff.id, Staff.name).where(Staff.id.in_(actors))).all()) if actors else {}
-    return {"resident": _member(r, today), "birth_date": r.birth_date, "household": h, "building": b, "grid": g,
+    return {"resident": _member(r, today), "birth_date": r.birth_date, "birth": masking.mask_birth(r.birth_date), "household": h, "building": b, "grid": g,
             "members": members, "flags": flags, "open_visits": open_visits, "events": events, "names": names,
             "can_edit": can_edit, "can_reveal": can_edit, "created_batch_id": r.created_batch_id}
 
@@ -243,15 +249,41 @@ def _member(r: Resident, today: date) -> Member:
                   masking.mask_phone(r.phone), masking.mask_id(r.id_number))
 
 
+class TooManySearches(EngineError):
+    """More exact searches (full ID number or phone) than `EXACT_LIMIT` in `EXACT_WINDOW`."""
+
+
+EXACT_SEARCH = "exact_search"
+EXACT_LIMIT = 20
+EXACT_WINDOW = timedelta(minutes=10)
+if EXACT_SEARCH not in audit.KINDS:  # until grid/org/audit.py lists the kind itself
+    audit.KINDS = (*audit.KINDS, EXACT_SEARCH)
+
+
+def _exact_field(q: str) -> str | None:
+    """'id_number' or 'phone' when `q` is a full ID number or phone number (an exact lookup)."""
+    if rules.ID_RE.match(q.upper()):
+        return "id_number"
+    if re.fullmatch(r"[\d-]{7,20}", q):
+        return "phone"
+    return None
+
+
 def search(svc, staff_id: str | None, q: str, grid_code: str | None = None, limit: int = 20,
            living_only: bool = True) -> list[dict]:
-    """Residents in the person's jurisdiction matching `q` (a name prefix, a full ID number, a
-    phone number, or the last 4 characters of an ID number), masked: for picking case parties."""
+    """Residents in the person's jurisdiction matching `q` (a name prefix, or the last 4
+    characters of an ID number), masked: for picking case parties.
+
+    A full ID number or phone confirms a guess, so it is a reveal: only for the people who may
+    reveal (`rules.EDIT_ROLES`), matching only in the grids they may change, recorded in the
+    security audit (`exact_search`, never the value searched) and at most `EXACT_LIMIT` per
+    `EXACT_WINDOW` per person, counted from the audit table (so across nodes): TooManySearches."""
     q = (q or "").strip()
     if not q or "\x00" in q or "\x00" in (grid_code or ""):
         return []  # nothing is stored with a NUL, and PostgreSQL refuses one in a query
     limit = max(1, min(int(limit), 100))
-    with svc.db.read() as s:
+    exact = _exact_field(q)
+    with (svc.db.write() if exact and staff_id is not None else svc.db.read()) as s:
         stmt = (select(Resident.id, Resident.name, Resident.sex, Resident.birth_date, Resident.phone,
                        Resident.id_number, Resident.status, Resident.grid_code, Household.door_no, Building.address,
                        OrgUnit.name)
@@ -259,12 +291,12 @@ def search(svc, staff_id: str | None, q: str, grid_code: str | None = None, limi
                 .join(Building, Building.id == Household.building_id)
                 .join(OrgUnit, OrgUnit.code == Resident.grid_code))
         up = q.upper()
-        if rules.ID_RE.match(up):
-            stmt = stmt.where(Resident.id_number == up)
-        elif re.fullmatch(r"[\d-]{7,20}", q):
-            stmt = stmt.where(Resident.phone == q)
+        if exact == "id_number":
+            stmt = stmt.where(Resident.id_index.in_(crypto.blinds(up, ID_CONTEXT)))
+        elif exact == "phone":
+            stmt = stmt.where(Resident.phone_index.in_(crypto.blinds(q, PHONE_CONTEXT)))
         elif re.fullmatch(r"\d{3}[\dX]", up):
-            stmt = stmt.where(Resident.id_number.like(f"%{up}"))
+            stmt = stmt.where(Resident.id_tail == up)
         else:
             esc = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             stmt = stmt.where(Resident.name.like(f"{esc}%", escape="\\"))
@@ -272,14 +304,39 @@ def search(svc, staff_id: str | None, q: str, grid_code: str | None = None, limi
             stmt = stmt.where(Resident.status == "living")
         if grid_code:
             stmt = stmt.where(Resident.grid_code == grid_code)
+        refusal = None
         if staff_id is not None:
             stmt = stmt.where(org.jurisdiction_filter(s, staff_id, Resident.grid_code))
+            if exact:
+                grids, refusal = _exact_search_rights(s, staff_id)
+                stmt = stmt.where(Resident.grid_code.in_(sorted(grids)))
         today = rules.today()
-        rows = s.execute(stmt.order_by(Resident.name, Resident.id).limit(limit)).all()
+        rows = [] if refusal else s.execute(stmt.order_by(Resident.name, Resident.id).limit(limit)).all()
+        if exact and staff_id is not None:  # recorded, granted or refused, with the search's transaction
+            audit.record(s, EXACT_SEARCH, actor=staff_id, detail={
+                "by": exact, "granted": refusal is None, "results": len(rows),
+                **({"refused": type(refusal).__name__} if refusal else {})})
+    if refusal is not None:
+        raise refusal
     return [{"resident_id": rid, "name": name, "sex": sex, "age": rules.age(born, today),
              "phone": masking.mask_phone(phone), "id_number": masking.mask_id(idn), "status": status,
              "grid_code": grid, "grid_name": gname, "address": f"{addr} {door}"}
             for rid, name, sex, born, phone, idn, status, grid, door, addr, gname in rows]
+
+
+def _exact_search_rights(s: Session, staff_id: str) -> tuple[set[str], EngineError | None]:
+    """(the grids the person may search by a full number in, the refusal if they may not now)."""
+    since = clock.now() - EXACT_WINDOW
+    done = s.scalar(select(func.count()).select_from(SecurityEvent).where(
+        SecurityEvent.kind == EXACT_SEARCH, SecurityEvent.actor_staff_id == staff_id, SecurityEvent.at >= since))
+    grids = rules.editable_grids(s, staff_id) or set()
+    if not grids:
+        return grids, Forbidden("searching by a full ID number or phone is for the grid worker of the grid or "
+                                "the grid head of its village; search by name")
+    if done >= EXACT_LIMIT:
+        return grids, TooManySearches(f"at most {EXACT_LIMIT} searches by a full ID number or phone in "
+                                      f"{int(EXACT_WINDOW.total_seconds() // 60)} minutes; try again later")
+    return grids, None
 
 
 def party(svc, staff_id: str | None, resident_id: int) -> dict:

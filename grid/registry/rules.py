@@ -16,11 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import clock
-from engine.errors import InvalidData, NotFound
+from engine.errors import Conflict, InvalidData, NotFound
+from grid import crypto
 from grid.errors import Forbidden
 from grid.org import service as org
 from grid.org.models import OrgUnit
-from grid.registry.models import RELATIONS, SEXES, Building, Household, Resident, ResidentEvent
+from grid.registry.models import ID_CONTEXT, RELATIONS, SEXES, Building, Household, Resident, ResidentEvent
 
 EDIT_ROLES = {"grid_worker": "grid", "grid_head": "village"}
 """Who may change a resident's record and reveal an ID number or phone: the grid worker of the
@@ -211,6 +212,30 @@ def check_edit(s: Session, staff_id: str | None, grid_code: str, what: str = "re
         raise Forbidden("only the grid worker of this grid or the grid head of its village may change it")
 
 
+ID_TAKEN = ("this ID number cannot be registered here: a person registered in another grid is moved by "
+            "someone who may change both grids (the grid head of the village, or the street office)")
+"""The one answer to every write whose ID number is already registered where the actor may not
+change it: the same whether that person lives there, moved out or died, so it tells nothing."""
+
+
+def check_move(s: Session, staff_id: str | None, source_grid: str, dest_grid: str) -> None:
+    """The jurisdiction guard of every registry move (move-in of a known person, transfer,
+    import): the actor must be allowed to change the record at both ends. The source end is
+    refused with `ID_TAKEN` (a Conflict that says nothing about the person), the destination
+    with NotFound/Forbidden as any edit."""
+    check_edit(s, staff_id, dest_grid, "household")
+    if not may_edit(s, staff_id, source_grid):
+        raise Conflict(ID_TAKEN)
+
+
+def find_by_id_number(s: Session, idn: str, lock: bool = False) -> Resident | None:
+    """The resident with this ID number (by its blind index, under every configured key)."""
+    q = select(Resident).where(Resident.id_index.in_(crypto.blinds(idn.strip().upper(), ID_CONTEXT)))
+    if lock:
+        q = q.with_for_update()
+    return s.scalars(q.limit(1)).first()
+
+
 def get_resident(s: Session, staff_id: str | None, resident_id: int, edit: bool = False,
                  lock: bool = False) -> Resident:
     """The resident, if the person may see it (and change it, with `edit`); `lock` = FOR UPDATE."""
@@ -236,9 +261,33 @@ def get_household(s: Session, staff_id: str | None, household_id: int,
 
 
 # ---- the event history --------------------------------------------------------------------------
+SEALED_FIELDS = ("id_number", "phone")
+"""Event fields kept sealed in the history (`grid.crypto`, context `event.<field>`)."""
+
+
 def jsonable(d: dict) -> dict:
-    """`d` with dates and times as ISO strings (for the JSON columns of an event)."""
-    return {k: (v.isoformat() if isinstance(v, (date, datetime)) else v) for k, v in d.items()}
+    """`d` with dates and times as ISO strings and ID numbers and phones sealed (for the JSON
+    columns of an event: the history must not keep in plain text what the record encrypts)."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, (date, datetime)):
+            v = v.isoformat()
+        elif k in SEALED_FIELDS and isinstance(v, str) and v and not crypto.is_sealed(v):
+            v = crypto.seal(v, f"event.{k}")
+        out[k] = v
+    return out
+
+
+def event_value(key: str, value: Any) -> Any:
+    """A history value as entered: sealed ID numbers and phones opened (mask them to show them)."""
+    if key in SEALED_FIELDS and crypto.is_sealed(value):
+        return crypto.unseal(value, f"event.{key}")
+    return value
+
+
+def opened(d: dict | None) -> dict:
+    """An event's `before` or `after` with its sealed values opened."""
+    return {k: event_value(k, v) for k, v in (d or {}).items()}
 
 
 def record_event(s: Session, r: Resident, kind: str, actor: str | None, *, before: dict | None = None,

@@ -7,7 +7,8 @@ updated and the change recorded as a `ResidentEvent` (transfer, death, move out/
 Two passes: the first validates every row (`grid.registry.reader`: formats, ID check digits),
 duplicates in the file, addresses against the database and the importer's rights; the second
 writes everything in ONE transaction and checks what only the database can tell (a second
-household head, a person registered in a grid the importer may not change). Any error anywhere
+household head, a person registered in a grid the importer may not change: `rules.ID_TAKEN`, and
+a dry run answers for such a person as for a new one, so the check is no oracle). Any error anywhere
 rolls everything back: the result lists each bad row with its line, column and reason, and
 nothing is imported.
 """
@@ -26,10 +27,20 @@ from sqlalchemy import String, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from engine import clock
+from grid import crypto
 from grid.errors import Forbidden
 from grid.org.models import OrgUnit
 from grid.registry import reader, rules, visits
-from grid.registry.models import Building, Household, ImportBatch, Resident, ResidentEvent
+from grid.registry.models import (
+    ID_CONTEXT,
+    PHONE_CONTEXT,
+    Building,
+    Household,
+    ImportBatch,
+    Resident,
+    ResidentEvent,
+    person_index,
+)
 from grid.registry.reader import LABELS, Progress, RowError
 
 CHUNK = 2000
@@ -211,7 +222,7 @@ def _write(svc, spool, bad, buildings, ids, counts, m, err, errors, err_count, p
             s.add(batch)
             s.flush()
             batch_id = batch.id
-            w = _Writer(s, batch.id, actor, editable, counts, err, ids, after_commit)
+            w = _Writer(s, batch.id, actor, editable, counts, err, ids, after_commit, dry_run)
             if w.sqlite:  # random inserts into big indexes: give SQLite a page cache worth the name
                 s.execute(text(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}"))
             w.buildings(buildings)
@@ -277,8 +288,8 @@ class _Writer:
     """The write pass: buildings once, then households and residents chunk by chunk."""
 
     def __init__(self, s: Session, batch_id: int, actor: str, editable: set[str] | None, counts: dict, err,
-                 ids: dict[int, int], after_commit: dict[str, set[int]]):
-        self.s, self.batch_id, self.actor, self.editable = s, batch_id, actor, editable
+                 ids: dict[int, int], after_commit: dict[str, set[int]], dry_run: bool = False):
+        self.s, self.batch_id, self.actor, self.editable, self.dry_run = s, batch_id, actor, editable, dry_run
         self.counts, self.err, self.ids, self.after = counts, err, ids, after_commit
         self.bmap: dict[str, int] = {}
         self.hmap: dict[str, int] = {}
@@ -347,10 +358,13 @@ class _Writer:
         people = [r for r in chunk if r[4] is not None]
         if not people:
             return
-        existing = {row.id_number: row for row in s.execute(
-            select(_RT.c.id, _RT.c.id_number, _RT.c.household_id, _RT.c.grid_code, _RT.c.name, _RT.c.phone,
+        keys = crypto.keyring().all
+        by_index = {crypto.blind(r[5], ID_CONTEXT, k): r[5] for r in people for k in keys}
+        existing = {by_index[row.id_index]: row for row in s.execute(
+            select(_RT.c.id, _RT.c.id_index, _RT.c.household_id, _RT.c.grid_code, _RT.c.name, _RT.c.phone,
                    _RT.c.birth_date, _RT.c.sex, _RT.c.relation, _RT.c.status)
-            .where(_RT.c.id_number.in_([r[5] for r in people])))}
+            .where(_RT.c.id_index.in_(list(by_index))))}
+        current = keys[0]
         inserts = []
         stamp, batch, sqlite = self.stamp, self.batch_id, self.sqlite
         fromord = date.fromordinal
@@ -361,7 +375,10 @@ class _Writer:
                 self.touched_heads = True
             old = existing.get(idn)
             if old is None:
-                inserts.append({"household_id": hid, "grid_code": grid, "name": name, "id_number": idn, "phone": phone,
+                inserts.append({"household_id": hid, "grid_code": grid, "name": name, "id_number": idn,
+                                "id_index": crypto.blind(idn, ID_CONTEXT, current), "id_tail": idn[-4:],
+                                "phone": phone, "phone_index": crypto.blind(phone, PHONE_CONTEXT, current)
+                                if phone else None,
                                 "birth_date": born.isoformat() if sqlite and born else born, "sex": sex,
                                 "relation": relation, "status": status, "created_at": stamp, "updated_at": stamp,
                                 "created_batch_id": batch})
@@ -382,7 +399,12 @@ class _Writer:
             self.counts["residents_unchanged"] += 1
             return
         if self.editable is not None and old.grid_code not in self.editable:
-            self.err(line, "id_number", "this person is registered in a grid you may not change")
+            # the move guard (`rules.check_move`): both ends. A dry run answers as for a new person
+            # and the import itself with the one neutral refusal: no oracle of who is registered where
+            if self.dry_run:
+                self.counts["residents_created"] += 1
+            else:
+                self.err(line, "id_number", rules.ID_TAKEN)
             return
         before = {k: getattr(old, k) for k in changes}
         st_old, st_new = old.status, changes.get("status", old.status)
@@ -398,7 +420,9 @@ class _Writer:
             kind = "update"
         if "relation" in changes or "household_id" in changes or "status" in changes:
             self.touched_heads = True
-        self.s.execute(update(Resident).where(Resident.id == old.id).values(**changes, updated_at=self.now))
+        index = person_index(phone=changes["phone"]) if "phone" in changes else {}
+        self.s.execute(update(Resident).where(Resident.id == old.id).values(**changes, **index,
+                                                                            updated_at=self.now))
         self.s.execute(ResidentEvent.__table__.insert(), [{
             "resident_id": old.id, "household_id": hid, "grid_code": grid, "kind": kind,
             "occurred_on": None, "at": self.now, "actor": self.actor, "before": rules.jsonable(before),

@@ -196,8 +196,10 @@ def test_moving_in_from_another_county_takes_the_visits_and_the_warnings_along(r
     far_village = FAR_GRID[:-3]
     bid = households.add_building(reg, far_worker, FAR_GRID, "樊城区长虹路1号")
     hid = households.add_household(reg, far_worker, bid, "101")
-    households.move_in(reg, far_worker, hid, name="赵六", id_number=make_id("420602", date(1985, 6, 1), 51),
-                       relation="head")
+    idn = make_id("420602", date(1985, 6, 1), 51)
+    with pytest.raises(Conflict):  # the far worker may not change the person's grid: no take-over (issue 17)
+        households.move_in(reg, far_worker, hid, name="赵六", id_number=idn, relation="head")
+    households.move_in(reg, None, hid, name="赵六", id_number=idn, relation="head")  # the system may (both ends)
     (wi,) = open_visits(reg, fid)
     assert wi.unit_id == FAR_GRID
     fake_clock.advance(3 * DAY)

@@ -1,6 +1,7 @@
 """The registry pages: "my grid at a glance" (buildings → households → members, with flags and
 due visits), household and resident pages with the life events, flags and an audited reveal of
-ID numbers and phones, and the masked resident search for picking case parties.
+ID numbers and phones, and the masked resident search for picking case parties (a search by a
+full ID number or phone is refused with 403 to those who may not reveal, 429 over the limit).
 
 Every call goes through `grid.registry` (households, visits, pages), which checks jurisdiction
 and rights; the resident page adds the person's dispute cases from `grid.cases.parties`.
@@ -13,6 +14,7 @@ from flask_babel import lazy_gettext as _l
 
 from engine.errors import Conflict, InvalidData
 from grid.cases import parties
+from grid.errors import Forbidden
 from grid.registry import households, visits
 from grid.registry import pages as registry_pages
 
@@ -24,10 +26,30 @@ def index():
     svc, me = services(), current_staff_id()
     grids = registry_pages.my_grids(svc, me)
     q = (request.args.get("q") or "").strip()
-    found = registry_pages.search(svc, me, q) if q else []
     if len(grids) == 1 and not q:
         return redirect(url_for("registry.grid", code=grids[0][0]))
-    return render_template("registry/index.html", grids=grids, q=q, found=found)
+    found, status = [], 200
+    if q:
+        try:
+            found = registry_pages.search(svc, me, q)
+        except (Forbidden, registry_pages.TooManySearches) as e:
+            flash(_search_refusal(e), "error")
+            status = _search_status(e)
+    return render_template("registry/index.html", grids=grids, q=q, found=found), status
+
+
+def _search_refusal(e: Exception) -> str:
+    """The refusal of a search by a full ID number or phone, in the user's language."""
+    if isinstance(e, registry_pages.TooManySearches):
+        return _("Too many searches by a full ID number or phone: at most %(n)s in %(minutes)s minutes. "
+                 "Try again later.", n=registry_pages.EXACT_LIMIT,
+                 minutes=int(registry_pages.EXACT_WINDOW.total_seconds() // 60))
+    return _("Only the grid worker of the grid or the grid head of its village may search by a full ID "
+             "number or phone. Search by name instead.")
+
+
+def _search_status(e: Exception) -> int:
+    return 429 if isinstance(e, registry_pages.TooManySearches) else 403
 
 
 @bp.get("/grid/<code>")
@@ -195,6 +217,9 @@ def api_residents():
     """Masked search results for picking case parties: [{resident_id, name, sex, age, phone (masked),
     id_number (masked), address, grid_name}]; add {"name", "resident_id"} to the report's parties."""
     svc, me = services(), current_staff_id()
-    found = registry_pages.search(svc, me, request.args.get("q", ""), grid_code=request.args.get("grid") or None,
-                                  limit=request.args.get("limit", 20, type=int) or 20)
+    try:
+        found = registry_pages.search(svc, me, request.args.get("q", ""), grid_code=request.args.get("grid") or None,
+                                      limit=request.args.get("limit", 20, type=int) or 20)
+    except (Forbidden, registry_pages.TooManySearches) as e:
+        return jsonify({"error": _search_refusal(e)}), _search_status(e)
     return jsonify(found)

@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from grid import masking
+from grid.registry import rules
 
 # Words for the codes of grid.registry.models (whose own labels are Chinese data labels).
 CATEGORY_NAMES = {
@@ -61,7 +62,7 @@ def word(table: str, code: str | None) -> str:
 
 FIELDS = {  # history entries: field -> (label, value table or None)
     "name": (_l("Name"), None), "id_number": (_l("ID number"), "mask_id"), "phone": (_l("Phone"), "mask_phone"),
-    "birth_date": (_l("Date of birth"), None), "sex": (_l("Sex"), "sex"),
+    "birth_date": (_l("Date of birth"), "mask_birth"), "sex": (_l("Sex"), "sex"),
     "relation": (_l("Relation to the head"), "relation"), "status": (_l("Status"), "status"),
     "grid_code": (_l("Grid"), None), "address": (_l("Address"), None), "door_no": (_l("Door number"), None),
     "category": (_l("Flag category"), "categories"), "risk_level": (_l("Risk level"), "risk"),
@@ -71,7 +72,8 @@ FIELDS = {  # history entries: field -> (label, value table or None)
 
 
 def history_fields(e) -> list[tuple[str, str, str]]:
-    """(label, before, after) for the fields an event changed, in words; numbers stay masked."""
+    """(label, before, after) for the fields an event changed, in words; numbers stay masked (and
+    birth dates show their year only)."""
     out = []
     for k, v in (e.after or {}).items():
         spec = FIELDS.get(k)
@@ -94,9 +96,11 @@ def _value(table: str | None, v) -> str:
     if v is None or v == "":
         return "—"
     if table == "mask_id":
-        return masking.mask_id(v)
+        return masking.mask_id(rules.event_value("id_number", v))
     if table == "mask_phone":
-        return masking.mask_phone(v)
+        return masking.mask_phone(rules.event_value("phone", v))
+    if table == "mask_birth":  # the full date beside the masked ID would give the ID away
+        return masking.mask_birth(v)
     if table == "bool":
         return _("Yes") if v else _("No")
     if table == "household":
