@@ -16,12 +16,13 @@ from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import clock, modeler_compat, sandbox, xmlsafe
+from . import clock, form_validation, limits, modeler_compat, sandbox, xmlsafe
 from . import problems as texts
 from .errors import DeployError, Problem, ScriptError
 from .models import ProcessDefinition, ProcessVersion
@@ -130,6 +131,7 @@ def parse_bundle(bundle: Bundle, extra: bool = True) -> ParsedBundle:
             # 0. what other modelers write (camunda: properties), and what Spiff would only KeyError on
             problems += modeler_compat.normalise(roots[name], name, set(bundle.forms))
             problems += modeler_compat.check_structure(roots[name], name)
+            problems += _check_size(roots[name], name)
     if not bundle.bpmn:
         problems.append(Problem("(bundle)", "no BPMN files found"))
     # 1. XML Schema (the BPMN XSDs SpiffWorkflow ships, plus its extension schema)
@@ -143,13 +145,14 @@ def parse_bundle(bundle: Bundle, extra: bool = True) -> ParsedBundle:
                 el = _element_at(root, err.line)
                 problems.append(texts.from_xsd(name, err.message, err.line, el, enames.get(el)))
     if problems:
-        raise DeployError(problems)
+        raise DeployError(texts.coded_all(problems, enames))
     ctx = (locations, tags, enames, roots)
-    # 2. SpiffWorkflow parsing
+    # 2. SpiffWorkflow parsing (it recurses along the flows: a long chain needs a deeper stack)
     parser = SpiffBpmnParser(validator=VALIDATOR)
     for name in bundle.bpmn:
         try:
-            parser.add_bpmn_xml(roots[name], filename=name)
+            with limits.deep_recursion():
+                parser.add_bpmn_xml(roots[name], filename=name)
         except ValidationException as e:
             problems.append(_from_validation(e, name, ctx))
         except Exception as e:  # noqa: BLE001 - report anything the parser chokes on
@@ -161,16 +164,23 @@ def parse_bundle(bundle: Bundle, extra: bool = True) -> ParsedBundle:
             problems.append(_from_validation(e, name, ctx))
         except Exception as e:  # noqa: BLE001
             problems.append(texts.make("parser", name, 1, detail=f"cannot parse DMN: {e}"))
+    for name in bundle.dmn:
+        problems += _check_dmn(roots[name], name)
     if problems:
-        raise DeployError(problems)
+        raise DeployError(texts.coded_all(problems, enames))
     forms: dict[str, dict] = {}
     for fname, content in bundle.forms.items():
         try:
             schema_doc = json.loads(content)
             Draft202012Validator.check_schema(schema_doc)
-            forms[fname] = schema_doc
+            unsafe = form_validation.unsafe_parts(schema_doc)
+            problems += [Problem(f"forms/{fname}", msg) for msg in unsafe]
+            if not unsafe:
+                forms[fname] = schema_doc
         except json.JSONDecodeError as e:
             problems.append(Problem(f"forms/{fname}", f"invalid JSON: {e.msg}", e.lineno))
+        except RecursionError:
+            problems.append(Problem(f"forms/{fname}", "the schema is nested too deeply"))
         except SchemaError as e:
             problems.append(Problem(f"forms/{fname}", f"invalid JSON Schema: {e.message}"))
     specs: dict[str, tuple] = {}
@@ -178,8 +188,9 @@ def parse_bundle(bundle: Bundle, extra: bool = True) -> ParsedBundle:
     process_ids = parser.get_process_ids()
     for pid in process_ids:
         try:
-            spec = parser.get_spec(pid)
-            subs = parser.get_subprocess_specs(pid)
+            with limits.deep_recursion():
+                spec = parser.get_spec(pid)
+                subs = parser.get_subprocess_specs(pid)
             specs[pid] = (spec, subs)
             names[pid] = spec.description or pid
         except SpiffWorkflowException as e:
@@ -204,7 +215,7 @@ def parse_bundle(bundle: Bundle, extra: bool = True) -> ParsedBundle:
         for v in _validators:
             problems += list(v(bundle, parsed))
     if problems:
-        raise DeployError(problems)
+        raise DeployError(texts.coded_all(problems, enames))
     return parsed
 
 
@@ -283,12 +294,75 @@ def _check_task_spec(ts, bundle: Bundle, forms: dict, locations: dict, enames: d
                 sandbox._compile(src, "exec")
             except ScriptError as e:
                 out.append(Problem(file, f"{label}: {e}", line, bid))
+            except (RecursionError, MemoryError, SyntaxError, ValueError) as e:
+                why = "it is nested too deeply" if isinstance(e, (RecursionError, MemoryError)) else str(e)
+                out.append(Problem(file, f"{label}: {why}", line, bid))
     for cond in _conditions(ts):
         file, line, bid = _where(ts, locations)
         out += _check_expr(cond, "condition", file, line, bid)
     if isinstance(ts, CatchingEvent) and isinstance(getattr(ts, "event_definition", None), TimerEventDefinition):
         file, line, bid = _where(ts, locations)
         out += _check_timer(ts.event_definition.expression, file, line, bid)
+    if isinstance(ts, MultiInstanceTask) and ts.bpmn_id:
+        file, line, bid = _where(ts, locations)
+        if ts.cardinality:
+            out += _check_expr(ts.cardinality, "multi-instance cardinality", file, line, bid)
+        why = limits.cardinality_problem(ts.cardinality)
+        if why:
+            out.append(Problem(file, f"multi-instance: {why} (GRIDFLOW_MAX_MI_CARDINALITY)", line, bid))
+    return out
+
+
+def _check_size(root: etree._Element, name: str) -> list[Problem]:
+    """Refuse files with more flow elements than the parser's raised stack is sized for."""
+    n = sum(1 for el in root.iter() if isinstance(el.tag, str) and el.get("id") and
+            etree.QName(el).localname not in ("sequenceFlow", "BPMNShape", "BPMNEdge"))
+    if n > limits.MAX_FLOW_NODES:
+        return [Problem(name, f"the file has {n} elements, over the limit of {limits.MAX_FLOW_NODES} "
+                              "(GRIDFLOW_MAX_FLOW_NODES): split it into called processes", 1)]
+    return []
+
+
+def _dmn_text(el: etree._Element) -> str:
+    t = next((c for c in el.iter() if isinstance(c.tag, str) and etree.QName(c).localname == "text"), None)
+    return (t.text or "").strip() if t is not None else ""
+
+
+def _check_dmn(root: etree._Element, name: str) -> list[Problem]:
+    """Compile every DMN expression the way SpiffWorkflow's DMN engine will evaluate it, so a
+    broken cell is refused at deploy instead of failing the first instance that reaches it."""
+    out: list[Problem] = []
+    local = etree.QName
+    for table in (e for e in root.iter() if isinstance(e.tag, str) and local(e).localname == "decisionTable"):
+        inputs = []
+        for inp in (e for e in table if isinstance(e.tag, str) and local(e).localname == "input"):
+            expr = next((_dmn_text(c) for c in inp if isinstance(c.tag, str)
+                         and local(c).localname == "inputExpression"), "")
+            inputs.append(expr)
+            if expr:
+                out += _check_expr(expr, "DMN input expression", name, inp.sourceline, inp.get("id"))
+        for rule in (e for e in table if isinstance(e.tag, str) and local(e).localname == "rule"):
+            cells = [c for c in rule if isinstance(c.tag, str) and local(c).localname in ("inputEntry", "outputEntry")]
+            n_in = 0
+            for cell in cells:
+                text = _dmn_text(cell)
+                where = (name, cell.sourceline, cell.get("id") or rule.get("id"))
+                if local(cell).localname == "outputEntry":
+                    if text:
+                        out += _check_expr(text, "DMN output entry", *where)
+                    continue
+                lhs = inputs[n_in] if n_in < len(inputs) else "None"
+                n_in += 1
+                if text in ("", "-"):
+                    continue
+                if re.search(r"(\?)(?=(?:[^'\"]|['\"][^'\"]*['\"])*$)", text):
+                    cands = [re.sub(r"(\?)(?=(?:[^'\"]|['\"][^'\"]*['\"])*$)", "dmninputexpr", text)]
+                else:
+                    cands = [f"({lhs}) == ({text})", f"({lhs}) {text}"]
+                errs = [p for c in cands for p in _check_expr(c, "DMN input entry", *where)]
+                if len(errs) == len(cands):
+                    out.append(Problem(name, f"DMN input entry {text!r} does not compile: {errs[0].message}",
+                                       cell.sourceline, where[2]))
     return out
 
 
@@ -308,8 +382,15 @@ def _check_expr(expr: str, label: str, file, line, bid) -> list[Problem]:
     try:
         sandbox._compile(expr, "eval")
     except ScriptError as e:
-        return [Problem(file, f"{label} {expr!r}: {e}", line, bid)]
+        return [Problem(file, f"{label} {_short(expr)}: {e}", line, bid)]
+    except (RecursionError, MemoryError, SyntaxError, ValueError) as e:  # what compile() itself may raise
+        why = "it is nested too deeply" if isinstance(e, (RecursionError, MemoryError)) else str(e)
+        return [Problem(file, f"{label} {_short(expr)}: {why}", line, bid)]
     return []
+
+
+def _short(expr: str) -> str:
+    return repr(expr) if len(expr) <= 80 else repr(expr[:77] + "...")
 
 
 def _check_timer(expr: str, file, line, bid) -> list[Problem]:
@@ -327,8 +408,11 @@ def _check_timer(expr: str, file, line, bid) -> list[Problem]:
             value = sandbox.evaluate(expr)
             TimerEventDefinition.parse_iso_recurring_interval(value) if str(value).startswith("R") else \
                 TimerEventDefinition.parse_time_or_duration(value)
+            why = limits.timer_problem(value)
         except Exception as e:  # noqa: BLE001
             return [Problem(file, f"timer expression {expr} does not evaluate to an ISO 8601 time: {e}", line, bid)]
+        if why:
+            return [Problem(file, f"timer expression {expr}: {why}", line, bid)]
     return []
 
 

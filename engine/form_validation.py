@@ -9,9 +9,88 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from jsonschema import Draft202012Validator
+import re2
+from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import ValidationError
 
 from engine.errors import InvalidData
+
+# ---- patterns run on RE2 (linear time): a form's `pattern` can never hang a request ----------
+_RE2 = re2.Options()
+_RE2.log_errors = False
+_compiled: dict[str, Any] = {}
+
+
+def compile_pattern(pattern: str):
+    """The RE2 form of a schema pattern (cached); raises ValueError if RE2 cannot express it
+    (backreferences, lookaround: the constructs that backtrack)."""
+    rx = _compiled.get(pattern)
+    if rx is None:
+        try:
+            rx = re2.compile(pattern, options=_RE2)
+        except re2.error as e:
+            msg = e.args[0].decode() if e.args and isinstance(e.args[0], bytes) else str(e)
+            raise ValueError(msg) from None
+        if len(_compiled) < 4096:
+            _compiled[pattern] = rx
+    return rx
+
+
+def _pattern(validator, patrn, instance, schema):
+    if validator.is_type(instance, "string") and not compile_pattern(patrn).search(instance):
+        yield ValidationError(f"{instance!r} does not match {patrn!r}")
+
+
+def _pattern_properties(validator, pattern_properties, instance, schema):
+    if not validator.is_type(instance, "object"):
+        return
+    for patrn, subschema in pattern_properties.items():
+        rx = compile_pattern(patrn)
+        for k, v in instance.items():
+            if rx.search(k):
+                yield from validator.descend(v, subschema, path=k, schema_path=patrn)
+
+
+FormValidator = validators.extend(Draft202012Validator, {"pattern": _pattern,
+                                                         "patternProperties": _pattern_properties})
+"""Draft 2020-12 with `pattern` and `patternProperties` matched by RE2; every form check uses it."""
+
+
+def form_validator(schema: dict) -> Any:
+    """A validator for a form schema, with format checks and RE2 patterns."""
+    return FormValidator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def unsafe_parts(schema: Any) -> list[str]:
+    """What deploy refuses in a form schema: a `$ref`/`$dynamicRef` that leaves the document
+    (remote or file: it would be fetched while validating), and patterns RE2 cannot run."""
+    out: list[str] = []
+    stack = [(schema, "")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, list):
+            stack.extend((v, f"{path}/{i}") for i, v in enumerate(node))
+            continue
+        if not isinstance(node, dict):
+            continue
+        for key in ("$ref", "$dynamicRef"):
+            ref = node.get(key)
+            if isinstance(ref, str) and not ref.startswith("#"):
+                out.append(f"{path or '/'}: {key} {ref!r} points outside the form; only local references (#/...) "
+                           "are allowed")
+        pats = [node["pattern"]] if isinstance(node.get("pattern"), str) else []
+        if isinstance(node.get("patternProperties"), dict):
+            pats += list(node["patternProperties"])
+        for p in pats:
+            try:
+                compile_pattern(p)
+            except ValueError as e:
+                out.append(f"{path or '/'}: pattern {p!r} cannot be run in linear time (RE2: {e}); "
+                           "rewrite it without backreferences or lookaround")
+        for k, v in node.items():
+            if k not in ("const", "enum", "default", "examples"):
+                stack.append((v, f"{path}/{k}"))
+    return sorted(out)
 
 
 @dataclass(frozen=True)
@@ -27,7 +106,7 @@ class FieldError:
 def validate(schema: dict, data: dict) -> list[FieldError]:
     """Every error of `data` against the form schema, each pointed at the field it concerns
     (a missing required property points at that property, not at its parent)."""
-    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    validator = form_validator(schema)
     out: list[FieldError] = []
     for e in validator.iter_errors(data):
         path = tuple(e.absolute_path)

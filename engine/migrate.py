@@ -9,6 +9,11 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 from .db import Database
+from .errors import EngineError
+
+
+class NoSchema(EngineError):
+    """The database has not been set up (or is behind the code): commands must not run on it."""
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -44,3 +49,23 @@ def current(db: Database) -> str | None:
     from alembic.runtime.migration import MigrationContext
     with db.engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def require_schema(db: Database) -> None:
+    """Raise NoSchema with what to do, instead of a "no such table" traceback later, when the
+    database has no schema or is not at the newest revision."""
+    cur = current(db)
+    script = ScriptDirectory.from_config(_config())
+    head = script.get_current_head()
+    if cur is None:
+        raise NoSchema(f"the database has no schema: run gridflow db upgrade ({db.engine.url.render_as_string()})")
+    if cur != head:
+        raise NoSchema(f"the database schema is at revision {cur}, the code needs {head}: run gridflow db upgrade")
+
+
+def exit_if_no_schema(db: Database) -> None:
+    """For command-line entry points: exit with status 1 and the message, not a traceback."""
+    try:
+        require_schema(db)
+    except NoSchema as e:
+        raise SystemExit(f"error: {e}") from None

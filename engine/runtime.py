@@ -22,17 +22,18 @@ from SpiffWorkflow.bpmn import BpmnEvent
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition, SignalEventDefinition
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy.orm import Session
 
-from . import clock, sandbox, store
+from . import clock, limits, sandbox, store
 from .assignment import Assigner, Assignment, TaskContext, default_assigner, work_item_row
 from .calendar import WorkCalendar
 from .db import Database
-from .errors import Conflict, EngineError, NotFound
+from .errors import Conflict, EngineError, InvalidData, NotFound
 from .reads import InstanceReads
 from .serializer import dump_state, load_state
 from .specs import SpecCache
@@ -46,6 +47,27 @@ __all__ = ["ACTIVE", "TIMER_TYPES", "Assigner", "Assignment", "Listener", "Runti
            "default_assigner", "next_timer_at", "sla_times"]
 
 
+class LimitedScriptEngine(sandbox.SandboxedScriptEngine):
+    """The sandboxed engine, refusing a multi-instance cardinality over `MAX_MI_CARDINALITY`
+    when it is computed (before SpiffWorkflow creates the instances)."""
+
+    def evaluate(self, task, expression, external_context=None):
+        value = super().evaluate(task, expression, external_context)
+        ts = task.task_spec
+        if isinstance(ts, MultiInstanceTask) and expression == ts.cardinality and isinstance(value, int) \
+                and value > limits.MAX_MI_CARDINALITY:
+            raise limits.LimitExceeded(
+                f"multi-instance {ts.bpmn_id}: cardinality {expression!r} is {value}, over the limit of "
+                f"{limits.MAX_MI_CARDINALITY} (GRIDFLOW_MAX_MI_CARDINALITY)")
+        return value
+
+
+def _check_input(data: Any, what: str) -> None:
+    """Refuse data nested deeper than `MAX_DATA_DEPTH` before anything walks it recursively."""
+    if limits.data_depth(data) > limits.MAX_DATA_DEPTH:
+        raise InvalidData(f"the {what} is nested more than {limits.MAX_DATA_DEPTH} levels deep")
+
+
 class Runtime(SpecCache, InstanceReads):
     """The engine facade: the only place that touches SpiffWorkflow workflows."""
 
@@ -56,7 +78,7 @@ class Runtime(SpecCache, InstanceReads):
         self.listeners: list[Listener] = []
         self.validate_forms = validate_forms
         self.calendar = calendar or WorkCalendar()
-        self.script_engine = sandbox.SandboxedScriptEngine()
+        self.script_engine = LimitedScriptEngine()
         self._specs: dict[int, tuple] = {}
         self._validators: dict[tuple[int, str], Draft202012Validator] = {}
         self._lock = threading.Lock()
@@ -75,11 +97,13 @@ class Runtime(SpecCache, InstanceReads):
     def _start(self, s, process_id, data, actor, version_id, business_key, scopes) -> Step:
         vid = self.resolve_version(s, process_id, version_id, scopes)
         spec, subs, _forms, _pid = self._version(s, vid)
+        _check_input(data or {}, "start data")
         wf = BpmnWorkflow(spec, subs, script_engine=self.script_engine)
         start = wf.get_tasks(state=TaskState.READY)[0]
         start.data.update(data or {})
         step = Step(actor=actor, process_id=process_id, version_id=vid, business_key=business_key,
                     calendar=self.calendar)
+        step.fallback_state = dump_state(wf)
         step.record("started", data={"version_id": vid, "process_id": process_id})
         self._advance(wf, step)
         self._save(s, None, wf, step, before=set())
@@ -90,6 +114,7 @@ class Runtime(SpecCache, InstanceReads):
         """Complete a READY user task with form data. A second completion gets Conflict; invalid data
         gets InvalidData; either way nothing changes."""
         data = dict(data or {})
+        _check_input(data, "form data")
 
         def act(wf: BpmnWorkflow, step: Step, s: Session) -> None:
             task = wf.get_task_from_id(UUID(task_guid))
@@ -114,6 +139,8 @@ class Runtime(SpecCache, InstanceReads):
 
     def send_message(self, instance_id: int, name: str, payload: Any = None, *, actor: str | None = None,
                      session: Session | None = None) -> Step:
+        _check_input(payload, "message payload")
+
         def act(wf: BpmnWorkflow, step: Step, s: Session) -> None:
             try:
                 wf.send_event(BpmnEvent(MessageEventDefinition(name), payload=payload))
@@ -124,6 +151,8 @@ class Runtime(SpecCache, InstanceReads):
         return self._step(instance_id, act, actor, session=session)
 
     def signal(self, instance_id: int, name: str, payload: Any = None, *, actor: str | None = None) -> Step:
+        _check_input(payload, "signal payload")
+
         def act(wf: BpmnWorkflow, step: Step, s: Session) -> None:
             try:
                 wf.send_event(BpmnEvent(SignalEventDefinition(name), payload=payload))
@@ -148,6 +177,8 @@ class Runtime(SpecCache, InstanceReads):
 
     def retry(self, instance_id: int, data: dict | None = None, *, actor: str | None = None) -> Step:
         """Re-run the failed task(s) of a failed instance, after patching their data."""
+        _check_input(data or {}, "data patch")
+
         def act(wf: BpmnWorkflow, step: Step, s: Session) -> None:
             failed = [t for t in wf.get_tasks(state=TaskState.ERROR)]
             if not failed:
@@ -161,6 +192,8 @@ class Runtime(SpecCache, InstanceReads):
 
     def set_task_data(self, instance_id: int, task_guid: str, data: dict, *, actor: str | None = None) -> Step:
         """Patch a waiting task's data (an administrative fix); audited."""
+        _check_input(data, "data patch")
+
         def act(wf: BpmnWorkflow, step: Step, s: Session) -> None:
             task = wf.get_task_from_id(UUID(task_guid))
             if task is None:
@@ -210,6 +243,11 @@ class Runtime(SpecCache, InstanceReads):
 
         def did(task) -> None:
             ts = task.task_spec
+            if limits.data_depth(task.data) > limits.MAX_DATA_DEPTH:
+                step.current_task = ts.bpmn_id or ts.name
+                raise limits.LimitExceeded(
+                    f"task {ts.bpmn_id or ts.name} left data nested more than {limits.MAX_DATA_DEPTH} levels deep "
+                    "(GRIDFLOW_MAX_DATA_DEPTH)")
             if isinstance(ts, CatchingEvent) and isinstance(getattr(ts, "event_definition", None), TimerEventDefinition):
                 value = task.internal_data.get("event_value")
                 if isinstance(value, dict):
@@ -222,6 +260,11 @@ class Runtime(SpecCache, InstanceReads):
                 wf.do_engine_steps(did_complete_task=did)
                 if not any(not t.task_spec.manual for t in wf.get_tasks(state=TaskState.READY)):
                     break
+            depth = limits.tree_depth(wf)
+            if depth > limits.MAX_TREE_DEPTH:
+                raise limits.LimitExceeded(
+                    f"the task tree is {depth} levels deep, over the limit of {limits.MAX_TREE_DEPTH} "
+                    "(GRIDFLOW_MAX_TREE_DEPTH): a loop ran too many rounds; cancel or migrate the instance")
             for ev in wf.get_events():
                 kind = type(ev.event_definition).__name__
                 info = {"type": kind, "name": getattr(ev.event_definition, "name", None),
@@ -254,6 +297,13 @@ class Runtime(SpecCache, InstanceReads):
     def _prepare(self, s: Session, inst, wf: BpmnWorkflow, step: Step, before: set[str], now) -> Write:
         """Everything a step will write, computed in Python (a new instance is inserted here: its
         id is needed by its work items)."""
+        try:
+            state = dump_state(wf)
+        except (TypeError, ValueError, RecursionError, OverflowError) as e:  # a script left data JSON cannot hold
+            # the step is not stored: the instance keeps the state it had before, as an incident
+            state = self._unstorable(step, inst, e)
+            before = set(before)
+            wf = None
         if step.status is None:
             step.status = "completed" if wf.is_completed() else "running"
         if step.status == "completed" and (inst is None or inst.status != "completed"):
@@ -261,8 +311,7 @@ class Runtime(SpecCache, InstanceReads):
         error = getattr(step, "error", None)
         if step.status == "failed" and error is None:
             error = (None, next((e["data"].get("message") for e in step.events if e["kind"] == "error"), "failed"))
-        nxt = None if step.status in ("completed", "cancelled") else next_timer_at(wf)
-        state = dump_state(wf)
+        nxt = None if step.status in ("completed", "cancelled") or wf is None else next_timer_at(wf)
         err_task, err_msg = error if error else (None, None)
         w = Write(step)
         if inst is None:
@@ -279,11 +328,14 @@ class Runtime(SpecCache, InstanceReads):
             w.update = {"p_id": inst.id, "p_lock": inst.lock_version, "p_state": state, "p_status": step.status,
                         "p_next": nxt, "p_new_lock": inst.lock_version + 1, "p_now": now,
                         "p_seq": seq0 + len(step.events), "p_err_task": err_task, "p_err_msg": err_msg}
-        step.data = _jsonable(wf.data)
+        step.data = _jsonable(wf.data) if wf is not None else {}
         # work items: READY user tasks open; the ones that left close. The open set before the step
         # is exactly the READY set of the workflow as loaded (same transaction).
-        ready = {} if step.status in ("completed", "cancelled") else {
-            str(t.id): t for t in wf.get_tasks(state=TaskState.READY, manual=True)}
+        if wf is None:  # nothing of the step was stored: the open items stay open
+            ready = dict.fromkeys(before)
+        else:
+            ready = {} if step.status in ("completed", "cancelled") else {
+                str(t.id): t for t in wf.get_tasks(state=TaskState.READY, manual=True)}
         gone = [g for g in before if g not in ready]
         w.closes = [{"p_guid": g, "p_state": "completed" if g in step.completed_guids else "cancelled",
                      "p_now": now, "p_by": step.actor if g in step.completed_guids else None} for g in gone]
@@ -293,6 +345,19 @@ class Runtime(SpecCache, InstanceReads):
         w.events = [{"instance_id": step.instance_id, "seq": seq0 + i + 1, "at": now, "actor": e["actor"],
                      "kind": e["kind"], "task": e["task"], "data": e["data"]} for i, e in enumerate(step.events)]
         return w
+
+    def _unstorable(self, step: Step, inst, e: Exception) -> str:
+        """Fail the step whose data cannot be serialized; the state to keep is the one before it."""
+        cause = "it is nested too deeply" if isinstance(e, RecursionError) else f"{type(e).__name__}: {e}"
+        step.events = [ev for ev in step.events if ev["kind"] not in ("completed", "task_completed")]
+        step.status = "failed"
+        step.completed_guids.clear()
+        msg = f"the instance data cannot be stored ({cause}); the step was not applied"[:2000]
+        step.record("error", task=step.current_task, data={"message": msg})
+        step.error = (step.current_task, msg)  # type: ignore[attr-defined]
+        if inst is not None:
+            return inst.state_json
+        return step.fallback_state or ""
 
     def _write(self, s: Session, writes: list[Write]) -> None:
         """Write the prepared steps with one statement per kind (executemany), then run listeners."""

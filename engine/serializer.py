@@ -16,6 +16,10 @@ from SpiffWorkflow.bpmn.serializer.workflow import VERSION
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 
+from . import limits
+
+limits.install()  # every path that loads a workflow comes through here: no depth-1000 walks
+
 SERIALIZER = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(SPIFF_CONFIG))
 STATE_FORMAT = "gridflow-state-1/" + VERSION
 

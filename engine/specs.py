@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from .db import Database
 from .errors import Conflict, InvalidData, NotFound
+from .form_validation import form_validator
 from .models import ProcessDefinition, ProcessVersion, VersionPin
 from .serializer import load_specs
 
@@ -84,7 +85,7 @@ class SpecCache:
             schema = self.form_schema(version_id, form, session)
             if schema is None:
                 raise InvalidData(f"form {form} is missing from this process version")
-            validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+            validator = form_validator(schema)
             self._validators[key] = validator
         errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
         if errors:

@@ -45,6 +45,7 @@ class Step:
     lock_version: int = 0
     data: dict = field(default_factory=dict)  # a snapshot of the top workflow's data
     calendar: WorkCalendar | None = None
+    fallback_state: str | None = None  # a new instance's state before it ran, kept if its run cannot be stored
 
     def emit(self, kind: str, data: dict) -> None:
         clean = jsonable(data)

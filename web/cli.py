@@ -61,8 +61,10 @@ def db_upgrade(ctx: click.Context) -> None:
 def _deploy(svc, path: Path | None, forms: Path | None, tag: str | None, actor: str, activate: bool = True):
     from engine.deploy import Bundle
     from engine.errors import DeployError
+    from engine.migrate import exit_if_no_schema
     from engine.versions import deploy_bundle
 
+    exit_if_no_schema(svc.db)  # "run gridflow db upgrade", not a traceback about a missing table
     path = path or svc.settings.workflows
     bundle = Bundle.from_dirs(path, forms or (svc.settings.forms if path.is_dir() and path == svc.settings.workflows else None))
     try:
@@ -206,7 +208,11 @@ def _watch(ctx: click.Context, path: Path, forms: Path | None, fmt: str, interva
 @click.pass_context
 def sweep(ctx) -> None:
     """Fire every due timer once and exit."""
-    n = _services(ctx).runtime.sweep()
+    from engine.migrate import exit_if_no_schema
+
+    svc = _services(ctx)
+    exit_if_no_schema(svc.db)
+    n = svc.runtime.sweep()
     click.echo(f"fired timers on {n} instance(s)")
 
 
@@ -218,9 +224,13 @@ def sweep(ctx) -> None:
 @click.pass_context
 def serve(ctx, host, port, scheduler, production) -> None:
     """Run the web server: the development server (with the timer scheduler), or gunicorn."""
+    from engine.migrate import exit_if_no_schema
+
     if production:
         _exec_gunicorn(host, port)
-    _serve(_services(ctx), host or "127.0.0.1", port or 5000, scheduler)
+    svc = _services(ctx)
+    exit_if_no_schema(svc.db)
+    _serve(svc, host or "127.0.0.1", port or 5000, scheduler)
 
 
 def _exec_gunicorn(host: str | None, port: int | None) -> None:
@@ -273,9 +283,11 @@ def _serve(svc, host: str, port: int, scheduler: bool) -> None:
 def scheduler_cmd(ctx) -> None:
     """Run the timer sweep (and other periodic jobs) without serving HTTP, until SIGTERM or Ctrl-C.
     Several copies may run on PostgreSQL: each due timer is claimed by one of them."""
+    from engine.migrate import exit_if_no_schema
     from engine.scheduler import run_until_stopped
 
     svc = _services(ctx)
+    exit_if_no_schema(svc.db)
     stop = threading.Event()
 
     def _stop(signum, _frame) -> None:
