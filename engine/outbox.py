@@ -9,7 +9,9 @@ is the idempotency key receivers deduplicate on.
 
 Rows with `destination` NULL are the feed itself (what pull clients read); each registered
 webhook gets its own row per event (destination = "webhook:<id>"), so one slow receiver never
-holds up another and each keeps its own attempts.
+holds up another and each keeps its own attempts. Messages to people (`add_message`) are rows
+too, destination = "<channel>:<recipient>" (e.g. "sms:u000012"), sent by `engine.channels` with
+the same retries; one that falls in the recipient's quiet hours waits until they end.
 """
 from __future__ import annotations
 
@@ -87,6 +89,32 @@ def add(s: Session, kind: str, event: dict, personal_event: dict | None = None) 
                         next_attempt_at=now, dead=False))
 
 
+def add_message(s: Session, channel: str, recipient: str, message: dict, *, quiet: dict | None = None,
+                kind: str = "message") -> OutboxRow:
+    """Queue one message (an `engine.channels.Message` payload) for `channel`, in the caller's
+    transaction. `quiet` ({"start": "22:00", "end": "07:00", "tz": ...}) holds it back while the
+    recipient's quiet hours last (for the channels in `channels.QUIET_CHANNELS`)."""
+    from . import channels
+
+    now = clock.now()
+    payload = dict(message)
+    if quiet and channel in channels.QUIET_CHANNELS:
+        payload["quiet"] = quiet
+    row = OutboxRow(kind=kind, payload=payload, destination=f"{channel}:{recipient}"[:60], attempts=0,
+                    next_attempt_at=_quiet_end(payload, now) or now, dead=False)
+    s.add(row)
+    return row
+
+
+def _quiet_end(payload: dict, now: datetime) -> datetime | None:
+    from . import channels
+
+    q = payload.get("quiet") or None
+    if not q:
+        return None
+    return channels.quiet_until(now, q.get("start"), q.get("end"), q.get("tz") or "Asia/Shanghai")
+
+
 def _active_hooks(s: Session) -> list[Webhook]:
     return list(s.scalars(select(Webhook).where(Webhook.active.is_(True)).order_by(Webhook.id)))
 
@@ -145,12 +173,17 @@ def _post(hook: Webhook, payload: dict, timeout: float) -> None:
             raise urllib.error.HTTPError(hook.url, resp.status, "not 2xx", resp.headers, None)
 
 
-def deliver_due(db, *, batch: int = 100, timeout: float = 10.0, max_attempts: int = MAX_ATTEMPTS) -> Delivery:
+def deliver_due(db, *, batch: int = 100, timeout: float = 10.0, max_attempts: int = MAX_ATTEMPTS,
+                channels: dict | None = None) -> Delivery:
     """Push due rows, oldest first per destination. A destination whose oldest due row fails is
     not sent newer rows in this round, so a receiver sees events in order. Claims rows with
-    FOR UPDATE SKIP LOCKED (PostgreSQL); SQLite serialises writers anyway."""
+    FOR UPDATE SKIP LOCKED (PostgreSQL); SQLite serialises writers anyway. Message rows go
+    through `channels` (by name; default: the ones the environment configures)."""
+    from . import channels as channel_mod
+
     out = Delivery()
     now = clock.now()
+    senders = channel_mod.configured() if channels is None else channels
     with db.write() as s:
         q = (select(OutboxRow).where(OutboxRow.destination.is_not(None), OutboxRow.delivered_at.is_(None),
                                      OutboxRow.dead.is_(False))
@@ -167,13 +200,29 @@ def deliver_due(db, *, batch: int = 100, timeout: float = 10.0, max_attempts: in
             if row.next_attempt_at and row.next_attempt_at > now:
                 blocked.add(dest)  # an older row of this destination waits: keep the order
                 continue
-            hook = hooks.get(dest)
-            if hook is None or not hook.active:
-                row.dead, row.last_error = True, "no such active webhook"
-                out.dead += 1
-                continue
+            hook = channel = None
+            if dest.startswith("webhook:"):
+                hook = hooks.get(dest)
+                if hook is None or not hook.active:
+                    row.dead, row.last_error = True, "no such active webhook"
+                    out.dead += 1
+                    continue
+            else:
+                channel = senders.get(dest.split(":", 1)[0])
+                if channel is None:
+                    row.dead, row.last_error = True, "no such channel configured"
+                    out.dead += 1
+                    continue
+                quiet_end = _quiet_end(row.payload, now)
+                if quiet_end is not None:  # a retry that fell into quiet hours waits for their end
+                    row.next_attempt_at = quiet_end
+                    blocked.add(dest)
+                    continue
             try:
-                _post(hook, row.payload, timeout)
+                if hook is not None:
+                    _post(hook, row.payload, timeout)
+                else:
+                    channel.send(channel_mod.Message.from_payload(row.payload))
             except Exception as e:  # noqa: BLE001 - any failure is a retry
                 row.attempts += 1
                 row.last_error = str(e)[:300]

@@ -40,6 +40,9 @@ class Services:
             from grid.cases import feed
 
             feed.install(svc)  # after the case listener: the feed reads the updated case row
+            from grid.cases import notifications
+
+            notifications.install(svc)  # also after it: recipients come from the updated case row
         from grid.registry import visits
 
         visits.install(svc)

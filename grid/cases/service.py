@@ -506,6 +506,9 @@ def urge(svc, staff_id: str, case_id: int, comment: str) -> str:
         rollup.add_outside_step(s, c, svc.runtime.calendar, rec)
         svc.runtime.annotate(c.instance_id, "urged", {"level": c.current_level, "unit": c.current_unit,
                                                       "comment": comment}, actor=staff_id, session=s)
+        from grid.cases import notifications  # the handlers hear of it, like an urge inside a step
+
+        notifications.notify_urge(s, c, staff_id, comment)
     return "recorded"
 
 
