@@ -2,10 +2,12 @@
 
 The file (`workflows/calendar.yaml`) lists, per year, `holidays` (days off) and
 `workdays` (make-up working days on weekends, 调休). Weekends are days off unless listed.
+An optional top-level `day_ends: "17:30"` makes `workdays(n)` (n > 0) end at that time on the
+n-th working day, the close of the working day officials expect, instead of at the same minute.
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import yaml
@@ -14,9 +16,11 @@ from . import clock
 
 
 class WorkCalendar:
-    def __init__(self, holidays: set[date] | None = None, workdays: set[date] | None = None):
+    def __init__(self, holidays: set[date] | None = None, workdays: set[date] | None = None,
+                 day_ends: time | str | None = None):
         self.holidays = holidays or set()
         self.workdays = workdays or set()
+        self.day_ends = _as_time(day_ends)
 
     @classmethod
     def load(cls, path: str | Path | None) -> WorkCalendar:
@@ -30,7 +34,24 @@ class WorkCalendar:
                 continue
             hol |= {_as_date(d) for d in spec.get("holidays") or []}
             work |= {_as_date(d) for d in spec.get("workdays") or []}
-        return cls(hol, work)
+        return cls(hol, work, raw.get("day_ends") if "years" in raw else None)
+
+    def with_day_ends(self, day_ends: time | str | None) -> WorkCalendar:
+        """The same days with another close of the working day (None: deadlines keep the minute)."""
+        return WorkCalendar(set(self.holidays), set(self.workdays), day_ends)
+
+    def to_wire(self) -> list:
+        """JSON-safe form for the sandbox worker: [holidays, workdays] plus day_ends when set."""
+        enc: list = [sorted(d.isoformat() for d in self.holidays), sorted(d.isoformat() for d in self.workdays)]
+        if self.day_ends is not None:
+            enc.append(self.day_ends.strftime("%H:%M"))
+        return enc
+
+    @classmethod
+    def from_wire(cls, enc: list) -> WorkCalendar:
+        """Inverse of to_wire (also reads the older two-list form)."""
+        return cls({date.fromisoformat(d) for d in enc[0]}, {date.fromisoformat(d) for d in enc[1]},
+                   enc[2] if len(enc) > 2 else None)
 
     def is_workday(self, d: date) -> bool:
         if d in self.workdays:
@@ -40,7 +61,8 @@ class WorkCalendar:
         return d.weekday() < 5
 
     def add_workdays(self, start: datetime, n: int) -> datetime:
-        """`n` working days after `start`, at the same Beijing wall-clock time."""
+        """`n` working days after `start`, at the same Beijing wall-clock time, or at the close of
+        that working day when the calendar sets `day_ends` (n = 0 is always `start` itself)."""
         if n < 0:
             raise ValueError("workdays(n) needs n >= 0")
         local = start.astimezone(clock.SHANGHAI)
@@ -52,7 +74,11 @@ class WorkCalendar:
                 remaining -= 1
         if n == 0:
             return local
-        return datetime.combine(d, local.timetz().replace(tzinfo=None), clock.SHANGHAI)
+        return datetime.combine(d, self.day_ends or local.timetz().replace(tzinfo=None), clock.SHANGHAI)
+
+    def end_of_day(self, d: date) -> datetime:
+        """The close of day `d` (Beijing time): `day_ends`, or 23:59:59 when the calendar sets none."""
+        return datetime.combine(d, self.day_ends or time(23, 59, 59), clock.SHANGHAI)
 
     def workdays_between(self, a: date, b: date) -> int:
         days, d = 0, a
@@ -60,6 +86,15 @@ class WorkCalendar:
             d += timedelta(days=1)
             days += self.is_workday(d)
         return days
+
+
+def _as_time(v) -> time | None:
+    """`"17:30"`, a time, or None; YAML 1.1 reads an unquoted 17:30 as 1050 minutes (sexagesimal)."""
+    if v is None or isinstance(v, time):
+        return v
+    if isinstance(v, int):
+        return time(v // 60, v % 60)
+    return time.fromisoformat(str(v))
 
 
 def _as_date(v) -> date:

@@ -137,7 +137,7 @@ def _step_info(step, needs_calendar: bool) -> dict | None:
     if cal is not None:
         enc = _calendars.get(cal)
         if enc is None:
-            enc = [sorted(d.isoformat() for d in cal.holidays), sorted(d.isoformat() for d in cal.workdays)]
+            enc = cal.to_wire()
             _calendars[cal] = enc
         info["calendar"] = enc
     return info

@@ -17,7 +17,7 @@ import os
 import resource
 import signal
 import sys
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from . import clock, sandbox, sandbox_policy, sandbox_pool
@@ -67,7 +67,7 @@ class _Step:
         cal = info.get("calendar")
         if cal is not None:
             from .calendar import WorkCalendar
-            self.calendar = WorkCalendar({date.fromisoformat(d) for d in cal[0]}, {date.fromisoformat(d) for d in cal[1]})
+            self.calendar = WorkCalendar.from_wire(cal)
         self.emitted: list[list] = []
 
     def emit(self, kind: str, data: dict) -> None:

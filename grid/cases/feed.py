@@ -19,7 +19,10 @@ TYPE_PREFIX = "cn.gridflow.case."
 KINDS = {"level_entered": "level_entered", "dispatched": "dispatched", "escalated": "escalated",
          "warning": "warning", "supervision_opened": "supervision", "accountability": "accountability",
          "resolved": "resolved", "verified": "verified", "archived": "archived", "rework": "rework",
-         "final_disposition": "final_disposition", "urged": "urge"}
+         "final_disposition": "final_disposition", "urged": "urge", "returned": "returned",
+         "extension_requested": "extension_requested", "extension_decided": "extension_decided",
+         "held": "held", "hold_reviewed": "hold_reviewed", "hold_released": "hold_released",
+         "verify_overdue": "verify_overdue"}
 PUBLIC_KEYS = ("level", "unit", "from_level", "from_unit", "to_level", "to_unit", "level_idx", "count", "result",
                "disposition", "duplicate_of", "outcome", "action", "due_at", "warn_at")
 

@@ -29,7 +29,7 @@ from .models import CASE_LEVELS, CaseRecord, DisputeCase
 
 DECISION = "time_limits"
 END_KINDS = frozenset({"resolved", "cannot_resolve", "accountability", "escalation", "archived", "cancelled",
-                       "level_entered", "final_disposition"})
+                       "level_entered", "final_disposition", "returned", "held"})
 
 
 @dataclass

@@ -1,8 +1,10 @@
 """YAML scenarios: how process designers test a change before deploying it.
 
 A scenario runs against a fresh database with the small demo city, the workflows under
-test and a fake clock. Steps: `report` (as a person), `complete` (a task, as a person,
-with data), `advance` (the clock, then fire due timers), `expect` (where the case stands).
+test and a fake clock. Top-level keys: `name`, `start`, `steps` and optionally `calendar`
+(`{day_ends: "17:30"}`: try a close of the working day on the configured calendar). Steps:
+`report` (as a person), `complete` (a task, as a person, with data), `advance` (the clock,
+then fire due timers), `expect` (where the case stands). An unknown key fails the scenario.
 """
 from __future__ import annotations
 
@@ -98,13 +100,32 @@ class Runner:
                 return self.case(m.group(1)).case_no
         return value
 
+    DOC_KEYS = {"name", "start", "steps", "calendar"}
+    CALENDAR_KEYS = {"day_ends"}
+
+    def _check_doc(self) -> str | None:
+        unknown = set(self.doc) - self.DOC_KEYS
+        cal = self.doc.get("calendar")
+        if cal is not None and not isinstance(cal, dict):
+            return f"calendar must be a mapping with {sorted(self.CALENDAR_KEYS)}"
+        unknown |= {f"calendar.{k}" for k in set(cal or {}) - self.CALENDAR_KEYS}
+        if unknown:
+            return f"unknown scenario key(s) {sorted(unknown)}; known: {sorted(self.DOC_KEYS)}"
+        return None
+
     # -- steps ---------------------------------------------------------------------------------
     def run(self) -> Result:
+        problem = self._check_doc()
+        if problem:
+            return Result(self.doc.get("name", self.file), self.file, False, 0, [problem])
         start = self.doc.get("start")
         start_dt = datetime.fromisoformat(str(start)) if start else datetime(2026, 1, 5, 9, 0, tzinfo=clock.SHANGHAI)
         if start_dt.tzinfo is None:
             start_dt = start_dt.replace(tzinfo=clock.SHANGHAI)
         self.fake = clock.install_fake(start_dt)
+        saved_calendar = self.svc.runtime.calendar
+        if self.doc.get("calendar"):
+            self.svc.runtime.calendar = saved_calendar.with_day_ends(self.doc["calendar"].get("day_ends"))
         steps = self.doc.get("steps") or []
         result = Result(self.doc.get("name", self.file), self.file, True, len(steps))
         try:
@@ -130,6 +151,7 @@ class Runner:
                     raise
         finally:
             clock.set_source(None)
+            self.svc.runtime.calendar = saved_calendar
         return result
 
     def do_report(self, arg: dict) -> None:

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"
 FORMS = ROOT / "forms"
 BPMN_FILES = [WORKFLOWS / "dispute_case.bpmn", WORKFLOWS / "handle_level.bpmn"]
-DMN_FILES = [WORKFLOWS / "time_limits.dmn"]
+DMN_FILES = [WORKFLOWS / "time_limits.dmn", WORKFLOWS / "verify_limits.dmn"]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 ROLES = {"grid_worker", "grid_head", "mediator", "dispatcher", "supervisor"}
 LEVELS = ["village", "township", "county", "city"]
@@ -335,7 +335,8 @@ def test_village_resolves_and_reporter_is_satisfied(clock):
     case.mediate("m2", "resolved")
     assert case.ready_ids() == ["verify"]
     assert case.assignment(case.task("verify")) == {"role": "grid_worker", "unit": "G15", "user": "gw_jiang"}
-    assert case.timers() == {}, "leaving the level cancels its timers"
+    # leaving the level cancels its timers; verification has a limit of its own (verify_limits.dmn)
+    assert case.timers() == {"核查超期": add_workdays(clock.now, 3)}
     case.verify(True)
     assert case.wf.is_completed()
     assert case.take_events() == level_events("village", "V1", ["m1", "m2"], "resolved") + [
@@ -596,7 +597,8 @@ def test_user_tasks_follow_the_engine_conventions():
         for key in ("unit", "user", "roleExpression"):
             if key in props:
                 assert compile_restricted_eval(props[key]).errors == (), props[key]
-    assert set(seen) == {"dispatch", "mediate", "supervise", "verify", "final_disposition"}
+    assert set(seen) == {"dispatch", "mediate", "supervise", "verify", "final_disposition", "resubmit",
+                         "hold_review", "decide_extension"}
     assert seen["mediate"]["result"] == "mediation"
 
 
