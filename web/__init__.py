@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None, services=None, **overrides) -> 
 
     import importlib
 
-    for name in ("ui", "admin", "registry", "api", "open311", "notifications", "dashboard"):  # staff UI, admin, registry, exchange
+    for name in ("ui", "admin", "admin_org", "registry", "api", "open311", "notifications", "dashboard"):  # staff UI, admin, registry, exchange
         try:
             module = importlib.import_module(f"web.{name}")
         except ModuleNotFoundError as e:

@@ -386,7 +386,7 @@ def scenario_run(files, workflows, forms, url) -> None:
 def _register_more() -> None:
     import importlib
 
-    for name in ("cli_versions", "cli_registry", "cli_indicators", "cli_api"):
+    for name in ("cli_versions", "cli_registry", "cli_indicators", "cli_api", "cli_org"):
         try:
             module = importlib.import_module(f"web.{name}")
         except ModuleNotFoundError as e:

@@ -8,12 +8,12 @@ from sqlalchemy import select
 
 from engine import clock
 from engine.errors import InvalidData, NotFound
-from grid.org import audit, sessions
+from grid.org import audit, policy, sessions
 from grid.org import service as org
 from grid.org.models import OrgUnit, Staff, StaffRole
 
 LOCALES = ("zh_CN", "en")
-PASSWORD_MIN = 8
+PASSWORD_MIN = policy.MIN_LENGTH  # the default; the policy in force is policy.Policy.from_env()
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class Account:
     name: str
     locale: str
     roles: tuple[RoleView, ...]
+    must_change_password: bool = False
 
     def has_role(self, *roles: str) -> bool:
         return any(r.role in roles for r in self.roles)
@@ -52,7 +53,15 @@ def account(svc, staff_id: str) -> Account | None:
                          .where(StaffRole.staff_id == staff_id, StaffRole.active.is_(True))
                          .order_by(StaffRole.id)).all()
     return Account(st.id, st.username, st.name, st.locale if st.locale in LOCALES else "zh_CN",
-                   tuple(RoleView(*r) for r in rows))
+                   tuple(RoleView(*r) for r in rows), bool(st.must_change_password))
+
+
+def must_change_password(svc, staff_id: str) -> bool:
+    """Whether the person must choose a new password before anything else (after an
+    administrator's reset, or at the first sign-in of an imported account)."""
+    with svc.db.read() as s:
+        st = s.get(Staff, staff_id)
+        return bool(st is not None and st.must_change_password)
 
 
 def _plain(text: str) -> bool:
@@ -88,26 +97,40 @@ def sign_in(svc, username: str, password: str, *, ip: str | None = None) -> str 
         return None
 
 
+def policy_invalid(e: policy.PolicyError) -> InvalidData:
+    """The InvalidData for a refused new password: path new_password, `reason` the policy's code."""
+    message = {"too_short": f"at least {e.policy.min_length} characters",
+               "classes": f"at least {e.policy.classes} of: lower case, upper case, digits, other characters",
+               "username": "the password may not contain the username",
+               "reused": f"not one of the last {e.policy.history} passwords",
+               "control": "no control characters"}.get(e.reason, e.reason)
+    return InvalidData(message, [{"path": "new_password", "message": message, "validator": "password_policy",
+                                  "reason": e.reason, "min_length": e.policy.min_length,
+                                  "classes": e.policy.classes, "history": e.policy.history}])
+
+
 def change_password(svc, staff_id: str, current: str, new: str, confirm: str | None = None, *,
                     keep_session: int | None = None, ip: str | None = None) -> int:
     """Change one's own password: the current one is checked like a sign-in (a wrong one counts
-    towards the throttle, so a borrowed session cannot guess it); then every other session of the
-    person ends. Returns how many sessions were ended. Raises InvalidData with the field at fault."""
+    towards the throttle, so a borrowed session cannot guess it); the new one must pass the
+    password policy (grid.org.policy: length, classes, not the username, not a recent one);
+    then every other session of the person ends and a forced change is done. Returns how many
+    sessions were ended. Raises InvalidData with the field at fault."""
     def invalid(path: str, message: str):
         return InvalidData(message, [{"path": path, "message": message, "validator": "password"}])
 
     new = new or ""
     if confirm is not None and new != confirm:
         raise invalid("confirm", "the two new passwords differ")
-    if len(new) < PASSWORD_MIN or not _plain(new) or not new.strip():
-        raise invalid("new_password", f"at least {PASSWORD_MIN} characters, no control characters")
+    rules = policy.Policy.from_env()
+    if len(new) < rules.min_length or not _plain(new) or not new.strip():
+        raise policy_invalid(policy.PolicyError("control" if not _plain(new) else "too_short", rules))
     now = clock.now()
     with svc.db.write() as s:
         st = s.get(Staff, staff_id)
         if st is None or not st.active:
             raise NotFound("no such account")
-        if new == st.username:
-            raise invalid("new_password", "the password may not be the username")
+        username = st.username
         ok = _plain(current or "") and org.authenticate(s, st.username, current or "", now) is not None
         if not ok:
             audit.record(s, audit.PASSWORD_CHANGE_FAILURE, actor=staff_id, subject=staff_id, ip=ip, at=now,
@@ -115,9 +138,21 @@ def change_password(svc, staff_id: str, current: str, new: str, confirm: str | N
     if not ok:  # committed: the failure counts and is logged
         raise invalid("current_password", "the current password is wrong")
     with svc.db.write() as s:
-        org.set_password(s, staff_id, new)
-        audit.record(s, audit.PASSWORD_CHANGE, actor=staff_id, subject=staff_id, ip=ip, at=now)
-        return sessions.end_all_in(s, staff_id, "password_change", actor=staff_id, keep=keep_session)
+        st = s.get(Staff, staff_id)
+        try:
+            policy.check(new, username, previous=policy.recent_hashes(s, st, rules), policy=rules)
+        except policy.PolicyError as e:
+            audit.record(s, audit.PASSWORD_CHANGE_FAILURE, actor=staff_id, subject=staff_id, ip=ip, at=now,
+                         detail={"reason": f"policy_{e.reason}"})
+            failure = e
+        else:
+            failure = None
+            forced = bool(st.must_change_password)
+            policy.store_new(s, st, new, must_change=False, now=now, policy=rules)
+            audit.record(s, audit.PASSWORD_CHANGE, actor=staff_id, subject=staff_id, ip=ip, at=now,
+                         detail={"forced": forced} if forced else None)
+            return sessions.end_all_in(s, staff_id, "password_change", actor=staff_id, keep=keep_session)
+    raise policy_invalid(failure)
 
 
 def set_locale(svc, staff_id: str, locale: str) -> None:
@@ -145,3 +180,13 @@ def staff_names(svc, ids) -> dict[str, str]:
         return {}
     with svc.db.read() as s:
         return dict(s.execute(select(Staff.id, Staff.name).where(Staff.id.in_(ids))).all())
+
+
+def staff_id_for(svc, text: str) -> str | None:
+    """The staff id for a username or an id as typed into a filter (None if neither matches)."""
+    text = (text or "").strip()
+    if not text or not _plain(text):
+        return None
+    with svc.db.read() as s:
+        st = org.staff_by_username(s, text) or s.get(Staff, text)
+        return st.id if st is not None else None

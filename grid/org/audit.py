@@ -31,7 +31,26 @@ THROTTLED = "sign_in_throttled"
 PASSWORD_CHANGE = "password_change"
 PASSWORD_CHANGE_FAILURE = "password_change_failure"
 SESSION_ENDED = "session_ended"
-KINDS = (SIGN_IN, SIGN_OUT, SIGN_IN_FAILURE, THROTTLED, PASSWORD_CHANGE, PASSWORD_CHANGE_FAILURE, SESSION_ENDED)
+# administrators' changes (grid.org.admin, grid.org.importer): detail holds "before" and "after"
+ROLE_ASSIGNED = "role_assigned"
+ROLE_REMOVED = "role_removed"
+PASSWORD_RESET = "password_reset"
+UNLOCKED = "account_unlocked"
+ACCOUNT_CREATED = "account_created"
+ACCOUNT_EDITED = "account_edited"
+ACCOUNT_DEACTIVATED = "account_deactivated"
+ACCOUNT_MOVED = "account_moved"
+TASKS_HANDED_OVER = "tasks_handed_over"
+UNIT_ADDED = "unit_added"
+UNIT_RENAMED = "unit_renamed"
+UNIT_RETIRED = "unit_retired"
+ORG_IMPORT = "org_import"
+ACCESS_DENIED = "access_denied"
+ADMIN_KINDS = (ROLE_ASSIGNED, ROLE_REMOVED, PASSWORD_RESET, UNLOCKED, ACCOUNT_CREATED, ACCOUNT_EDITED,
+               ACCOUNT_DEACTIVATED, ACCOUNT_MOVED, TASKS_HANDED_OVER, UNIT_ADDED, UNIT_RENAMED, UNIT_RETIRED,
+               ORG_IMPORT, ACCESS_DENIED)
+KINDS = (SIGN_IN, SIGN_OUT, SIGN_IN_FAILURE, THROTTLED, PASSWORD_CHANGE, PASSWORD_CHANGE_FAILURE, SESSION_ENDED,
+         *ADMIN_KINDS)
 
 RETENTION_DEFAULT = 365
 RETENTION_MIN = 180  # 等保 2.0: audit records kept at least six months

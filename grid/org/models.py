@@ -28,7 +28,7 @@ ROLE_LEVELS: dict[str, frozenset[str]] = {
     "mediator": frozenset({"village", "township", "county", "city"}),
     "supervisor": frozenset({"village", "township", "county", "city"}),
     "dispatcher": frozenset({"township", "county", "city"}),
-    "admin": frozenset({"city"}),
+    "admin": frozenset({"city", "county"}),  # a county administrator manages the county (grid.org.admin)
 }
 """Which unit levels each role may be held on."""
 
@@ -51,6 +51,8 @@ class OrgUnit(Base):
     kind: Mapped[str] = mapped_column(String(20))  # 市/区/县/开发区/街道/镇/乡/社区/村/网格
     lat: Mapped[float | None] = mapped_column(Float)
     lng: Mapped[float | None] = mapped_column(Float)
+    boundary: Mapped[str | None] = mapped_column(Text)  # a grid's outline, GeoJSON text (from the org import)
+    retired_on: Mapped[date | None] = mapped_column(Date)  # set when retired: kept for history, no new roles
 
     def __repr__(self) -> str:
         return f"OrgUnit({self.code} {self.name} {self.level})"
@@ -70,6 +72,10 @@ class Staff(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # set by an administrator's reset and for imported accounts: the next sign-in must choose a password
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    title: Mapped[str | None] = mapped_column(String(50))  # 职务 as imported (roles carry their own)
 
     def __repr__(self) -> str:
         return f"Staff({self.id} {self.username} {self.name})"
@@ -92,6 +98,17 @@ class StaffRole(Base):
     def __repr__(self) -> str:
         state = "" if self.active else " ended"
         return f"StaffRole({self.staff_id} {self.role}@{self.unit_code}{state})"
+
+
+class PasswordHistory(Base):
+    """Hashes of a person's previous passwords (the newest few, see grid.org.policy), so a change
+    cannot go back to one of them. Never the password itself."""
+
+    __tablename__ = "password_history"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), index=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class WebSession(Base):

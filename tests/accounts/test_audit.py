@@ -50,7 +50,7 @@ def test_each_kind_is_recorded_by_a_request(app, svc):
     b = login(app, "jiangranran")
     assert kinds(svc, person=sid)[-2:] == ["sign_in", "sign_in"]
     a.post("/settings/password", data={"csrf_token": csrf(a), "current_password": DEMO_PASSWORD,
-                                       "new_password": "another-pass", "confirm": "another-pass"})
+                                       "new_password": "Another-pass-2", "confirm": "Another-pass-2"})
     a.post("/logout", data={"csrf_token": csrf(a)})
     assert kinds(svc, person=sid)[-3:] == ["password_change", "session_ended", "sign_out"]
     ended = audit.query(svc, kind="session_ended").events[0]
@@ -58,7 +58,7 @@ def test_each_kind_is_recorded_by_a_request(app, svc):
     assert b.get("/").status_code == 302
 
     everything = json.dumps([e.detail for e in audit.query(svc, per_page=200).events], ensure_ascii=False)
-    for secret in (DEMO_PASSWORD, "wrong-password", "another-pass", "13800000001"):
+    for secret in (DEMO_PASSWORD, "wrong-password", "Another-pass-2", "13800000001"):
         assert secret not in everything
     assert {e.ip for e in audit.query(svc, per_page=200).events} == {"127.0.0.1"}
 

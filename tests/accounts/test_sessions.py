@@ -118,13 +118,13 @@ def test_end_all_and_password_change_end_sessions(app, svc):
 
     b = login(app, "jiangranran")
     r = a.post("/settings/password", data={"csrf_token": csrf(a), "current_password": "wrong-one",
-                                           "new_password": "a-new-secret", "confirm": "a-new-secret"})
+                                           "new_password": "A-new-secret-1", "confirm": "A-new-secret-1"})
     assert r.status_code == 422 and signed_in(b)
     r = a.post("/settings/password", data={"csrf_token": csrf(a), "current_password": DEMO_PASSWORD,
-                                           "new_password": "a-new-secret", "confirm": "a-new-secret"})
+                                           "new_password": "A-new-secret-1", "confirm": "A-new-secret-1"})
     assert r.status_code == 302
     assert signed_in(a) and not signed_in(b)  # the one that changed it stays
-    login(app, "jiangranran", "a-new-secret")
+    login(app, "jiangranran", "A-new-secret-1")
 
     assert sessions.end_all(svc, sid, "deactivated") == 2  # what the admin pages call
     assert not signed_in(a)
