@@ -46,6 +46,10 @@ class Services:
         from grid.registry import visits
 
         visits.install(svc)
+        if cases is not None:
+            from grid.registry import party_check
+
+            cases.party_checker = party_check.unknown_residents  # a party's resident id must exist
         return svc
 
     def health(self) -> dict:

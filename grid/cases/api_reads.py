@@ -51,7 +51,8 @@ def case_summary(c: DisputeCase, personal: bool = False, due: dict | None = None
            "current_level": c.current_level, "current_unit": c.current_unit, "escalations": c.escalations,
            "warnings": c.warnings, "overdue": c.overdue, "result": c.result, "resolved_level": c.resolved_level,
            "reported_at": _iso(c.reported_at), "resolved_at": _iso(c.resolved_at),
-           "archived_at": _iso(c.archived_at), "updated_at": _iso(c.updated_at)}
+           "archived_at": _iso(c.archived_at), "updated_at": _iso(c.updated_at),
+           "source": c.source}
     if due is not None:
         out["due_at"], out["warn_at"] = due.get("due_at"), due.get("warn_at")
     if personal:

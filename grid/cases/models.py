@@ -68,6 +68,11 @@ class DisputeCase(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # how the case came in (grid.cases.rollup.SOURCES): the grid worker's phone, a hotline or service
+    # window operator, an Open311 or API client; counted per source in the indicators
+    source: Mapped[str] = mapped_column(String(20), default="grid_worker", server_default="grid_worker")
+    # 现场化解情况: what the grid worker wrote when she settled it on the spot (shown, searchable)
+    settlement: Mapped[str | None] = mapped_column(Text)
 
 
 class CaseRecord(Base):
@@ -147,6 +152,19 @@ class CaseParty(Base):
     __tablename__ = "case_party"
     resident_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("dispute_case.id"), primary_key=True, index=True)
+
+
+class CaseLink(Base):
+    """A link between two cases, read from both ends: `kind` duplicate = `from_case_id` was
+    archived as a 重复件 of `to_case_id` (written by the step listener when it is archived)."""
+
+    __tablename__ = "case_link"
+    __table_args__ = (Index("ix_case_link_to", "to_case_id"),)
+    from_case_id: Mapped[int] = mapped_column(ForeignKey("dispute_case.id"), primary_key=True)
+    to_case_id: Mapped[int] = mapped_column(ForeignKey("dispute_case.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str | None] = mapped_column(String(100))
 
 
 class CaseSearch(Base):

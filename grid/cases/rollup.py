@@ -86,6 +86,19 @@ def reported(c: DisputeCase) -> Row:
     return (c.grid_code, day_of(c.reported_at), c.category, "", "reported", 1)
 
 
+SOURCES = ("grid_worker", "hotline", "window", "open311", "api")
+
+
+def source_measure(source: str | None) -> str:
+    """The per-source report measure (`reported_open311` ...): how many cases came in which way."""
+    return f"reported_{source or 'grid_worker'}"
+
+
+def reported_by_source(c: DisputeCase) -> Row:
+    """Added by `service.report` in the report's transaction, beside the listener's `reported`."""
+    return (c.grid_code, day_of(c.reported_at), c.category, "", source_measure(c.source), 1)
+
+
 def contributions(st: CaseState, cal: WorkCalendar, kind: str, level: str | None, unit: str | None,
                   at: datetime, data: dict | None) -> list[Row]:
     """Advance the case's state by one record and return what it adds to the rollup."""
@@ -120,6 +133,8 @@ def contributions(st: CaseState, cal: WorkCalendar, kind: str, level: str | None
         st.overdue += 1
     elif kind == "rework":
         st.reworked = True
+    elif kind == "repeat":  # an accepted case repeats earlier ones (grid.cases.checks)
+        region("repeat")
     elif kind == "verified":
         handling("verified")
         if data.get("satisfied"):
@@ -200,10 +215,12 @@ def compute(s: Session, cal: WorkCalendar) -> dict[Key, int]:
     totals: dict[Key, int] = defaultdict(int)
     cases: dict[int, tuple[str, str]] = {}
     for c in s.execute(select(DisputeCase.id, DisputeCase.grid_code, DisputeCase.category,
-                              DisputeCase.reported_at, DisputeCase.instance_id)):
+                              DisputeCase.reported_at, DisputeCase.instance_id, DisputeCase.source)):
         cases[c.id] = (c.grid_code, c.category)
         if c.instance_id is not None:
-            totals[(c.grid_code, day_of(c.reported_at), c.category, "", "reported")] += 1
+            day = day_of(c.reported_at)
+            totals[(c.grid_code, day, c.category, "", "reported")] += 1
+            totals[(c.grid_code, day, c.category, "", source_measure(c.source))] += 1
     current: int | None = None
     st: CaseState | None = None
     q = (select(CaseRecord.case_id, CaseRecord.kind, CaseRecord.level, CaseRecord.unit_code, CaseRecord.at,

@@ -3,8 +3,10 @@
 A scenario runs against a fresh database with the small demo city, the workflows under
 test and a fake clock. Top-level keys: `name`, `start`, `steps` and optionally `calendar`
 (`{day_ends: "17:30"}`: try a close of the working day on the configured calendar). Steps:
-`report` (as a person), `complete` (a task, as a person, with data), `advance` (the clock,
-then fire due timers), `expect` (where the case stands). An unknown key fails the scenario.
+`report` (as a person), `complete` (a task, as a person, with data; `refused: <field>` expects
+the completion to be refused with an error on that field, nothing done), `advance` (the clock,
+then fire due timers), `expect` (where the case stands; `links: [{kind, direction, case}]` are
+its links to other cases, from both ends). An unknown key fails the scenario.
 """
 from __future__ import annotations
 
@@ -21,11 +23,11 @@ from sqlalchemy import select
 from engine import clock
 from engine.db import Database
 from engine.deploy import Bundle, deploy
-from engine.errors import EngineError
+from engine.errors import EngineError, InvalidData
 from engine.migrate import upgrade
 from engine.models import WorkItem
 from grid.cases import service as cases
-from grid.cases.models import CaseRecord, DisputeCase
+from grid.cases.models import CaseLink, CaseRecord, DisputeCase
 from grid.config import Settings
 from grid.org import demo
 from grid.org import service as org
@@ -176,7 +178,17 @@ class Runner:
         if not mine:
             raise ScenarioFailed(f"{arg['as']} may not complete {arg['task']!r}; it is assigned to "
                                  + ", ".join(self._who(w) for w in items))
-        cases.complete_task(self.svc, sid, mine[0].task_guid, self.resolve(arg.get("data") or {}))
+        if "refused" not in arg:
+            cases.complete_task(self.svc, sid, mine[0].task_guid, self.resolve(arg.get("data") or {}))
+            return
+        try:
+            cases.complete_task(self.svc, sid, mine[0].task_guid, self.resolve(arg.get("data") or {}))
+        except InvalidData as e:
+            paths = [x.get("path") for x in e.errors or []]
+            if arg["refused"] not in paths:
+                raise ScenarioFailed(f"refused, but on {paths}, expected {arg['refused']!r}: {e}") from e
+            return
+        raise ScenarioFailed(f"completed, expected a refusal on {arg['refused']!r}")
 
     def do_advance(self, arg) -> None:
         if isinstance(arg, dict) and "to" in arg:
@@ -203,7 +215,7 @@ class Runner:
         cases.urge(self.svc, self.staff_id(arg["as"]), c.id, arg.get("comment", ""))
 
     EXPECT_KEYS = {"case", "level", "unit", "archived", "status", "result", "disposition", "duplicate_of",
-                   "resolved_level", "rework_count", "escalations", "records", "record_units", "tasks"}
+                   "resolved_level", "rework_count", "escalations", "records", "record_units", "tasks", "links"}
     TASK_KEYS = {"task", "role", "unit", "user", "title", "can", "cannot"}
 
     def do_expect(self, arg: dict) -> None:
@@ -241,6 +253,11 @@ class Runner:
                                                                          CaseRecord.kind == kind)))
             if code not in units:
                 problems.append(f"no {kind} record against {unit_ref}; found units {units}")
+        if "links" in arg:
+            want_links = sorted((x["kind"], x["direction"], self.case(x["case"]).case_no) for x in arg["links"] or [])
+            got_links = self._links(c)
+            if got_links != want_links:
+                problems.append(f"links are {got_links}, expected {want_links}")
         if "tasks" in arg:
             items = self._open_items(c)
             want = arg["tasks"] or []
@@ -281,6 +298,17 @@ class Runner:
                 if cases.can_act(s, self.staff_id(t["cannot"]), w):
                     return False
         return True
+
+    def _links(self, c: DisputeCase) -> list[tuple[str, str, str]]:
+        """(kind, direction, other case no) of the case's links, read from both ends."""
+        with self.svc.db.read() as s:
+            out = [(k, "to", no) for k, no in s.execute(
+                select(CaseLink.kind, DisputeCase.case_no).join(DisputeCase, DisputeCase.id == CaseLink.to_case_id)
+                .where(CaseLink.from_case_id == c.id))]
+            out += [(k, "from", no) for k, no in s.execute(
+                select(CaseLink.kind, DisputeCase.case_no).join(DisputeCase, DisputeCase.id == CaseLink.from_case_id)
+                .where(CaseLink.to_case_id == c.id))]
+        return sorted(out)
 
     def _who(self, w: WorkItem) -> str:
         with self.svc.db.read() as s:

@@ -5,7 +5,7 @@ name, a place, 漏水), and a segmenter splits the document and the query differ
 may become one word that "漏水" does not match). Bigrams need no dictionary, match every
 substring, and an FTS phrase of consecutive bigrams is exactly "contains this substring":
 
-- each field (case number, description, location) is lower-cased and ends with a NUL sentinel
+- each field (case number, description, location, settlement text) is lower-cased and ends with a NUL sentinel
   (no stored text and no query holds a NUL), and every character with its successor becomes one
   token, so every character starts exactly one token;
 - a token is `g` + both code points as 6 hex digits: plain ASCII words that both FTS5's unicode61
@@ -19,7 +19,7 @@ in archive order, so a search walks the matches newest first and stops after one
 """
 from __future__ import annotations
 
-from sqlalchemy import Integer, column, func, insert, literal_column, select, table, text
+from sqlalchemy import Integer, column, func, insert, inspect, literal_column, select, table, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -45,7 +45,8 @@ def document_tokens(*fields: str | None) -> str:
 
 
 def case_tokens(c: DisputeCase) -> str:
-    return document_tokens(c.case_no, c.description, c.location_text)
+    """The archive document: case number, description, location and the 现场化解情况 text."""
+    return document_tokens(c.case_no, c.description, c.location_text, c.settlement)
 
 
 def query_terms(q: str) -> tuple[list[str], str | None]:
@@ -108,9 +109,12 @@ def rebuild(s: Session) -> int:
     """Index every archived case that is not indexed yet, in archive order (the migration and
     the bench use this; explicit columns, so it runs at any later schema). Returns how many."""
     done = select(CaseSearch.case_id)
-    todo = s.execute(select(DisputeCase.id, DisputeCase.case_no, DisputeCase.description, DisputeCase.location_text)
+    cols = [DisputeCase.id, DisputeCase.case_no, DisputeCase.description, DisputeCase.location_text]
+    if any(c["name"] == "settlement" for c in inspect(s.connection()).get_columns("dispute_case")):
+        cols.append(DisputeCase.settlement)  # absent when an older migration (0009) rebuilds
+    todo = s.execute(select(*cols)
                      .where(DisputeCase.status == "archived", DisputeCase.id.not_in(done))
                      .order_by(DisputeCase.archived_at, DisputeCase.id)).all()
-    for cid, no, desc, loc in todo:
-        _add(s, cid, document_tokens(no, desc, loc))
+    for cid, no, desc, loc, *settled in todo:
+        _add(s, cid, document_tokens(no, desc, loc, *settled))
     return len(todo)

@@ -19,7 +19,7 @@ from engine.deploy import register_validator
 from engine.errors import InvalidData, NotFound
 from engine.models import Instance, InstanceEvent, WorkItem
 from engine.runtime import Assignment, Step, TaskContext, default_assigner
-from grid.cases import late_index, parties, rollup, search
+from grid.cases import checks, late_index, parties, rollup, search
 from grid.cases.models import CASE_LEVELS, CaseLate, CaseRecord, CaseSearch, DisputeCase
 from grid.errors import Forbidden
 from grid.org import service as org
@@ -87,7 +87,13 @@ def on_step(s: Session, step: Step) -> None:
             c.status, c.result, c.archived_at = "archived", d.get("result"), now
             c.duplicate_of = d.get("duplicate_of") or c.duplicate_of
             c.disposition = d.get("disposition") or c.disposition
+            checks.link_duplicate(s, c, actor, now)  # both case pages list the link
+        # accepted (受理) now: first dispatch, or settled on the spot; a repeat dispute is counted then
+        accepting = (kind == "dispatched" and not st.accepted) or (
+            kind == "archived" and d.get("result") == "settled_on_spot")
         record(_RECORD_KIND.get(kind, kind), level, unit, d)
+        if accepting and (repeat := checks.repeat_data(s, c)) is not None:
+            record("repeat", level, unit, repeat)
     if step.status == "failed":
         c.status = "failed"
     elif step.status == "cancelled":
@@ -144,6 +150,11 @@ def install(svc) -> None:
 
 
 # ---- reporting -------------------------------------------------------------------------------
+# Set by the composition root (grid.services) to the registry's check that a party's resident id
+# exists in the person's jurisdiction; grid.cases may not import grid.registry.
+party_checker: checks.PartyChecker | None = None
+
+
 def _grid_of(s: Session, staff_id: str, grid_code: str | None) -> str:
     grids = [r.unit_code for r in org.roles_of(s, staff_id) if r.role == "grid_worker"]
     if grid_code is None:
@@ -155,32 +166,54 @@ def _grid_of(s: Session, staff_id: str, grid_code: str | None) -> str:
     return grid_code
 
 
-def report(svc, staff_id: str, data: dict, grid_code: str | None = None) -> DisputeCase:
-    """A grid worker reports a dispute: validate the report form, create the case, start the process."""
+def report(svc, staff_id: str | None, data: dict, grid_code: str | None = None, *, source: str = "grid_worker",
+           reporter_id: str | None = None, on_behalf_of: dict | None = None, actor: str | None = None) -> DisputeCase:
+    """Report a dispute: validate the report form, create the case, start the process.
+
+    `source` says how it came in (default: the grid worker's own phone, `staff_id` being her). For
+    hotline/window, `staff_id` is the operator; for open311/api, `staff_id` is None and `actor`
+    names the client (`api:<id>`). `on_behalf_of` is the caller (resident: name, phone), kept in
+    the process data like the parties (personal data). The per-source count goes to the rollup in
+    this same transaction, beside the step listener's `reported`.
+    """
     data = dict(data)
     rt = svc.runtime
     with svc.db.write() as s:
-        grid = _grid_of(s, staff_id, grid_code)
+        if source == "grid_worker":
+            grid = _grid_of(s, staff_id or "", grid_code)
+            reporter = by = staff_id
+        else:
+            from grid.cases import intake
+
+            grid, reporter, by = intake.check(s, source, staff_id, grid_code, reporter_id, actor)
         unit = s.get(OrgUnit, grid)
         scopes = scopes_for(unit.path)
         vid = rt.resolve_version(s, PROCESS_ID, scopes=scopes)
         rt.validate_task_data(vid, REPORT_FORM, data)
+        checks.check_parties(s, party_checker, staff_id if staff_id is not None else reporter, data.get("parties"))
         now = clock.now()
         loc = data.get("location") or {}
-        c = DisputeCase(case_no=f"tmp-{now.timestamp()}-{staff_id}", category=data["category"],
+        c = DisputeCase(case_no=f"tmp-{now.timestamp()}-{reporter}", category=data["category"],
                         description=data["description"], location_text=loc.get("text"), lat=loc.get("lat"),
                         lng=loc.get("lng"), parties=data.get("parties") or [], photos=data.get("photos") or [],
-                        reporter_id=staff_id, grid_code=grid, unit_path=unit.path, status="open",
-                        reported_at=now, updated_at=now, escalations=0, rework_count=0, warnings=0, overdue=0)
+                        reporter_id=reporter, grid_code=grid, unit_path=unit.path, status="open",
+                        reported_at=now, updated_at=now, escalations=0, rework_count=0, warnings=0, overdue=0,
+                        source=source)
         s.add(c)
         s.flush()
         c.case_no = f"MD{clock.local(now):%Y%m%d}{c.id:06d}"
         s.flush()
         parties.link(s, c.id, c.parties)
-        start = {**data, "case_no": c.case_no, "reporter": staff_id, **org.escalation_data(s, grid), "level_idx": 0,
-                 "rework_count": 0}
-        step = rt.start(PROCESS_ID, start, actor=staff_id, version_id=vid, business_key=c.case_no, session=s)
+        c.settlement = (data.get("spot_result") or "").strip() or None  # 现场化解情况: shown and searchable
+        start = {**data, "case_no": c.case_no, "reporter": reporter, **org.escalation_data(s, grid), "level_idx": 0,
+                 "rework_count": 0, "source": source}
+        if by != reporter:
+            start["taken_by"] = by
+        if on_behalf_of:
+            start["on_behalf_of"] = {k: on_behalf_of[k] for k in ("name", "phone") if on_behalf_of.get(k)}
+        step = rt.start(PROCESS_ID, start, actor=by, version_id=vid, business_key=c.case_no, session=s)
         c.instance_id = step.instance_id
+        rollup.add(s, [rollup.reported_by_source(c)])
     return c
 
 
@@ -234,6 +267,9 @@ def complete_task(svc, staff_id: str, task_guid: str, data: dict, expected_lock:
         if not can_act(s, staff_id, wi):
             raise Forbidden("this task is not yours to complete")
         _check_staff_pickers(svc, s, wi, data)
+        if data.get("duplicate_of"):  # a 重复件 names an existing case in the person's jurisdiction
+            own = s.scalar(select(DisputeCase.id).where(DisputeCase.instance_id == wi.instance_id))
+            checks.check_dispatch(s, staff_id, own, data)
     return svc.runtime.complete(wi.instance_id, task_guid, data, actor=staff_id, expected_lock=expected_lock)
 
 
@@ -407,8 +443,9 @@ def case_detail(svc, staff_id: str, case_id: int, events: int | None = None,
         names = dict(s.execute(select(Staff.id, Staff.name).where(Staff.id.in_(ids))).all()) if ids else {}
         unit_codes = {t.unit_id for t in tasks if t.unit_id} | {c.grid_code, c.current_unit or c.grid_code}
         units = dict(s.execute(select(OrgUnit.code, OrgUnit.name).where(OrgUnit.code.in_(unit_codes))).all())
+        links = checks.links_of(s, staff_id, c.id)  # 重复件 links, from both ends
     return {"case": c, "tasks": tasks, "records": records, "timeline": timeline, "names": names, "units": units,
-            "instance": inst, "timeline_more": more}
+            "instance": inst, "timeline_more": more, "settlement": c.settlement, "links": links}
 
 
 def _timeline(s: Session, instance_id: int, events: int | None, before: int | None) -> tuple[list, bool]:

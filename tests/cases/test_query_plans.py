@@ -115,10 +115,18 @@ def test_archive_search_reads_the_full_text_index(svc):
 
 
 def test_resident_cases_read_the_party_link(svc):
-    c = report_case(svc, {"parties": [{"name": "张三", "resident_id": 41}, {"name": "李四", "resident_id": 42}]})
+    from datetime import date
+
+    from tests.registry_helpers import SEED_GRID, household, person, sid
+
+    worker = sid(svc, "jiangranran")
+    hh = household(svc, worker, SEED_GRID, "檀溪路9号")
+    zhang, li = person(svc, worker, hh, "张三", date(1970, 1, 1), 11), person(svc, worker, hh, "李四", date(1972, 2, 2), 12,
+                                                                       relation="spouse")
+    c = report_case(svc, {"parties": [{"name": "张三", "resident_id": zhang}, {"name": "李四", "resident_id": li}]})
     report_case(svc, {"parties": [{"name": "王五"}]})
     with captured(svc, "case_party") as seen:
-        assert [x.id for x in parties.resident_cases(svc, None, 41)] == [c.id]
-    assert [x.id for x in parties.resident_cases(svc, None, 42)] == [c.id]
+        assert [x.id for x in parties.resident_cases(svc, None, zhang)] == [c.id]
+    assert [x.id for x in parties.resident_cases(svc, None, li)] == [c.id]
     stmt, params = seen[0]
     assert_indexed(svc, plan(svc, stmt, params), "case_party")

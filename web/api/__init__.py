@@ -221,8 +221,11 @@ def create_report():
         raise ApiProblem(422, str(e)) from None
     _path_for(grid)
     data = {k: body[k] for k in ("category", "description", "location", "parties", "photos") if k in body}
-    case = intake.report_external(services(), data, grid_code=grid, source=body.get("source") or "hotline",
-                                  client_id=c.id)
+    caller = body.get("on_behalf_of")
+    if caller is not None and not isinstance(caller, dict):
+        raise ApiProblem(400, "on_behalf_of is an object: {name, phone}")
+    case = intake.report_external(services(), data, grid_code=grid, source=body.get("source") or "api",
+                                  client_id=c.id, on_behalf_of=caller)
     return json_response({"id": case.id, "case_no": case.case_no, "grid": grid}, 201, etag=False)
 
 

@@ -4,7 +4,8 @@ the spec's filters, GET one, POST a new one with an API client's key). JSON or X
 
 Status: open / closed; agency_responsible = the current unit's name; expected_datetime = the
 current due time. A POSTed request becomes a case (source open311) in the grid its lat/long
-falls in, reported on behalf of that grid's grid worker (grid.cases.intake).
+falls in, with that grid's grid worker as its reporter and the client as the actor who took it
+(grid.cases.intake).
 """
 from __future__ import annotations
 

@@ -1,0 +1,196 @@
+"""Data checks on dispute cases: a 重复件 names a real case, parties are registered residents,
+repeat disputes are found and counted.
+
+Why here and not in the forms: JSON Schema checks shapes, these need the database and the
+person's jurisdiction. Every refusal that could confirm a guess ("does this case / resident
+exist?") says the same thing for "missing" and "outside your jurisdiction", so it is no oracle.
+
+Repeat disputes (重复纠纷) are counted when the case is accepted (受理): at its first dispatch to
+mediators, or when it is settled on the spot. A case archived as a 重复件 is never accepted, so
+the same dispute reported twice is counted as a duplicate, not as a repeat (重复纠纷数 stays a
+part of 受理数). The `repeat` record is written by the step listener in that step's transaction.
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from engine.errors import InvalidData
+from grid.cases import parties
+from grid.cases.models import CaseLink, CaseParty, DisputeCase
+from grid.org import service as org
+
+NO_SUCH_CASE = "no case with this number in your jurisdiction"
+NO_SUCH_RESIDENT = "no registered resident with this id in your jurisdiction"
+DUPLICATE = "duplicate"
+
+# (session, staff id or None, resident ids) -> the ids that are missing or outside the jurisdiction;
+# set by the composition root from the registry side (grid.cases must not import grid.registry)
+PartyChecker = Callable[[Session, str | None, set[int]], set[int]]
+
+
+# ---- 重复件 --------------------------------------------------------------------------------------
+def duplicate_target(s: Session, staff_id: str, case_no: str, case_id: int | None = None) -> DisputeCase:
+    """The case a 重复件 names, if it exists, is another case and lies in the person's jurisdiction;
+    else InvalidData with a field error on `duplicate_of`."""
+    no = (case_no or "").strip()
+    target = s.scalar(select(DisputeCase).where(DisputeCase.case_no == no)) if no and "\x00" not in no else None
+    if target is None or not any(target.unit_path.startswith(p) for p in org.jurisdiction_paths(s, staff_id)):
+        raise InvalidData(NO_SUCH_CASE, [{"path": "duplicate_of", "message": NO_SUCH_CASE, "validator": "case"}])
+    if case_id is not None and target.id == case_id:
+        msg = "a case cannot be a duplicate of itself"
+        raise InvalidData(msg, [{"path": "duplicate_of", "message": msg, "validator": "case"}])
+    return target
+
+
+def summary(c: DisputeCase) -> dict[str, Any]:
+    """What a page shows of a linked or named case (no parties: they are personal data)."""
+    return {"case_id": c.id, "case_no": c.case_no, "category": c.category, "description": c.description,
+            "location_text": c.location_text, "status": c.status, "result": c.result,
+            "current_level": c.current_level, "reported_at": c.reported_at, "archived_at": c.archived_at}
+
+
+def duplicate_preview(svc, staff_id: str, case_no: str, case_id: int | None = None) -> dict[str, Any]:
+    """The summary of the case a dispatcher is about to name as the original of a 重复件 (shown
+    before confirming); refused like the dispatch itself would be."""
+    with svc.db.read() as s:
+        return summary(duplicate_target(s, staff_id, case_no, case_id))
+
+
+def check_dispatch(s: Session, staff_id: str, case_id: int | None, data: dict) -> None:
+    """At the completion of a task: a `duplicate_of` given with the duplicate action must name a case."""
+    if data.get("duplicate_of") and data.get("action", DUPLICATE) == DUPLICATE:
+        duplicate_target(s, staff_id, str(data["duplicate_of"]), case_id)
+
+
+def link_duplicate(s: Session, c: DisputeCase, actor: str | None, at: datetime) -> None:
+    """Link an archived 重复件 to its original (in the archive step's transaction; idempotent)."""
+    if not c.duplicate_of:
+        return
+    to = s.scalar(select(DisputeCase.id).where(DisputeCase.case_no == c.duplicate_of))
+    if to is None or to == c.id:
+        return
+    if s.get(CaseLink, (c.id, to, DUPLICATE)) is None:
+        s.add(CaseLink(from_case_id=c.id, to_case_id=to, kind=DUPLICATE, at=at, actor=actor))
+
+
+def links_of(s: Session, staff_id: str, case_id: int) -> list[dict[str, Any]]:
+    """The case's links from both ends, each with the other case's summary; `direction` is `to`
+    (this case is the duplicate of the other) or `from` (the other is a duplicate of this one).
+    A linked case outside the person's jurisdiction is left out."""
+    rows = s.execute(select(CaseLink, DisputeCase)
+                     .join(DisputeCase, or_(and_(CaseLink.from_case_id == case_id, DisputeCase.id == CaseLink.to_case_id),
+                                            and_(CaseLink.to_case_id == case_id, DisputeCase.id == CaseLink.from_case_id)))
+                     .where(or_(CaseLink.from_case_id == case_id, CaseLink.to_case_id == case_id))
+                     .where(org.paths_condition(org.jurisdiction_paths(s, staff_id), DisputeCase.unit_path))
+                     .order_by(CaseLink.at, DisputeCase.id)).all()
+    return [{"kind": link.kind, "direction": "to" if link.from_case_id == case_id else "from", "at": link.at,
+             **summary(other)} for link, other in rows]
+
+
+def links(svc, staff_id: str, case_id: int) -> list[dict[str, Any]]:
+    """`links_of` for a case the person may see (NotFound otherwise, as for the case page)."""
+    from grid.cases import service
+
+    c = service.get_case(svc, staff_id, case_id)
+    with svc.db.read() as s:
+        return links_of(s, staff_id, c.id)
+
+
+# ---- parties -----------------------------------------------------------------------------------
+def check_parties(s: Session, checker: PartyChecker | None, staff_id: str | None, party_list) -> None:
+    """Every party that names a registered resident must name one that exists in the jurisdiction
+    of `staff_id`; errors point at `parties/<i>/resident_id`. A resident id that is not a whole
+    number is refused too (it could never link). No checker (no registry wired): no check."""
+    if checker is None:
+        return
+    errors, wanted = [], {}
+    for i, p in enumerate(party_list or []):
+        rid = p.get("resident_id") if isinstance(p, dict) else None
+        if rid is None or rid == "":
+            continue
+        ids = parties.resident_ids([p])
+        if not ids:
+            errors.append({"path": f"parties/{i}/resident_id", "message": NO_SUCH_RESIDENT, "validator": "resident"})
+        else:
+            wanted[i] = next(iter(ids))
+    bad = checker(s, staff_id, set(wanted.values())) if wanted else set()
+    errors.extend({"path": f"parties/{i}/resident_id", "message": NO_SUCH_RESIDENT, "validator": "resident"}
+                  for i, rid in wanted.items() if rid in bad)
+    if errors:
+        raise InvalidData(NO_SUCH_RESIDENT, sorted(errors, key=lambda e: e["path"]))
+
+
+# ---- repeat disputes ---------------------------------------------------------------------------
+def repeat_meters() -> float:
+    """GRIDFLOW_REPEAT_METERS (default 200): how near an earlier case of the same category must be."""
+    return float(os.environ.get("GRIDFLOW_REPEAT_METERS", "200") or 200)
+
+
+def repeat_days() -> int:
+    """GRIDFLOW_REPEAT_DAYS (default 90): how far back an earlier case counts."""
+    return int(os.environ.get("GRIDFLOW_REPEAT_DAYS", "90") or 90)
+
+
+EARTH_M = 6_371_000.0
+
+
+def meters(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    """Great-circle distance (haversine) in meters."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lng2 - lng1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+def find_repeats(s: Session, c: DisputeCase, staff_id: str | None = None) -> list[tuple[DisputeCase, list[str]]]:
+    """Earlier cases (reported in the `repeat_days()` before this one, not cancelled) that name a
+    registered resident this case names, or lie within `repeat_meters()` with the same category;
+    with why (`party`, `nearby`). In `staff_id`'s jurisdiction (None: all). Oldest first."""
+    since = c.reported_at - timedelta(days=repeat_days())
+    earlier = or_(DisputeCase.reported_at < c.reported_at,
+                  and_(DisputeCase.reported_at == c.reported_at, DisputeCase.id < c.id))
+    base = [DisputeCase.reported_at >= since, earlier, DisputeCase.status != "cancelled"]
+    if staff_id is not None:
+        base.append(org.paths_condition(org.jurisdiction_paths(s, staff_id), DisputeCase.unit_path))
+    found: dict[int, tuple[DisputeCase, list[str]]] = {}
+    mine = select(CaseParty.resident_id).where(CaseParty.case_id == c.id)
+    for other in s.scalars(select(DisputeCase).join(CaseParty, CaseParty.case_id == DisputeCase.id)
+                           .where(CaseParty.resident_id.in_(mine), *base).distinct()):
+        found[other.id] = (other, ["party"])
+    if c.lat is not None and c.lng is not None:
+        radius = repeat_meters()
+        dlat = radius / 111_320.0
+        dlng = dlat / max(math.cos(math.radians(c.lat)), 0.01)
+        near = select(DisputeCase).where(DisputeCase.category == c.category,
+                                         DisputeCase.lat.between(c.lat - dlat, c.lat + dlat),
+                                         DisputeCase.lng.between(c.lng - dlng, c.lng + dlng), *base)
+        for other in s.scalars(near):
+            if meters(c.lat, c.lng, other.lat, other.lng) <= radius:
+                found.setdefault(other.id, (other, []))[1].append("nearby")
+    return sorted(found.values(), key=lambda x: (x[0].reported_at, x[0].id))
+
+
+def repeats(svc, staff_id: str, case_id: int) -> list[dict[str, Any]]:
+    """For the dispatch page: the earlier cases this one repeats, in the person's jurisdiction,
+    each a summary with `reasons` (`party`, `nearby`)."""
+    from grid.cases import service
+
+    c = service.get_case(svc, staff_id, case_id)
+    with svc.db.read() as s:
+        c = s.get(DisputeCase, c.id)
+        return [{**summary(o), "reasons": why} for o, why in find_repeats(s, c, staff_id)]
+
+
+def repeat_data(s: Session, c: DisputeCase) -> dict[str, Any] | None:
+    """The `repeat` record's data when the case repeats earlier ones (system-wide), else None."""
+    found = find_repeats(s, c)
+    if not found:
+        return None
+    return {"of": [o.case_no for o, _ in found][:20], "reasons": sorted({r for _, why in found for r in why})}
