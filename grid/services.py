@@ -31,25 +31,15 @@ class Services:
         db = db or Database(settings.database_url)
         runtime = Runtime(db, calendar=WorkCalendar.load(settings.calendar))
         svc = cls(settings=settings, db=db, runtime=runtime)
-        try:
-            from grid.cases import service as cases
-        except ImportError:  # pragma: no cover - during bootstrap
-            cases = None
-        if cases is not None:
-            cases.install(svc)
-            from grid.cases import feed
+        from grid.cases import feed, listener, notifications
+        from grid.cases import service as cases
+        from grid.registry import party_check, visits
 
-            feed.install(svc)  # after the case listener: the feed reads the updated case row
-            from grid.cases import notifications
-
-            notifications.install(svc)  # also after it: recipients come from the updated case row
-        from grid.registry import visits
-
+        listener.install(svc)  # the case row and its records first:
+        feed.install(svc)  # the feed and the notifications read the updated case row
+        notifications.install(svc)
         visits.install(svc)
-        if cases is not None:
-            from grid.registry import party_check
-
-            cases.party_checker = party_check.unknown_residents  # a party's resident id must exist
+        cases.party_checker = party_check.unknown_residents  # a party's resident id must exist
         return svc
 
     def health(self) -> dict:

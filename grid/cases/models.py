@@ -130,7 +130,7 @@ class CaseLate(Base):
     """The late list's index (督办/超期 list): one row per open work item of an open case that can
     become late (it has a warning or a due time), under every ancestor path of the case's grid.
 
-    Kept by the step listener (`grid.cases.service.on_step`), so it holds the open stock only,
+    Kept by the step listener (`grid.cases.listener.on_step`), so it holds the open stock only,
     never history. The late list of a unit reads `scope = the unit's path AND late_at <= now`
     in `due_key` order from `ix_case_late_scope_due`: an equality, not a prefix range, so no
     collation (zh_CN ICU or C) changes the plan, and the scan stops after one page.

@@ -11,18 +11,13 @@ from __future__ import annotations
 
 from flask import Flask
 
-from grid.registry import visits
-
 from . import import_export, pages  # noqa: F401 - their routes are on the blueprint
 from .blueprint import bp
 
 
 def register(app: Flask) -> None:
-    """Register the blueprint and the registry's engine hooks on the app's Services."""
+    """Register the blueprint (the registry's engine hooks come with Services.build)."""
     app.register_blueprint(bp)
-    svc = app.extensions.get("gridflow")
-    if svc is not None:
-        visits.install(svc)
     if "csrf" not in app.extensions:  # the staff UI protects every POST; without it, do it here
         from flask_wtf.csrf import CSRFProtect
 
