@@ -77,6 +77,8 @@ class Settings:
         "GRIDFLOW_LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical")).upper())
     log_format: str = field(default_factory=lambda: _choice("GRIDFLOW_LOG_FORMAT", "text", LOG_FORMATS))
     test_clock: str | None = field(default_factory=lambda: os.environ.get("GRIDFLOW_TEST_CLOCK") or None)
+    data_key: str | None = field(default_factory=lambda: os.environ.get("GRIDFLOW_DATA_KEY") or None)
+    audit_retention_days: int = field(default_factory=lambda: env_number("GRIDFLOW_AUDIT_RETENTION_DAYS", 365, int, 180))
 
     @property
     def calendar(self) -> Path:
@@ -103,6 +105,18 @@ class Settings:
             unsafe.append("GRIDFLOW_SECRET_KEY is still the example placeholder")
         elif len(self.secret_key) < 32:
             warnings.append("GRIDFLOW_SECRET_KEY is shorter than 32 characters")
+        if not self.data_key:
+            unsafe.append("GRIDFLOW_DATA_KEY is not set: production requires it to encrypt ID numbers and phones "
+                          "(base64 of 32 random bytes; elsewhere a key is generated in instance/)")
+        else:
+            import base64
+            import binascii
+
+            try:
+                if len(base64.b64decode(self.data_key, validate=True)) != 32:
+                    unsafe.append("GRIDFLOW_DATA_KEY must be base64 of exactly 32 bytes")
+            except (binascii.Error, ValueError):
+                unsafe.append("GRIDFLOW_DATA_KEY is not valid base64")
         if self.proxy_hops and not self.secure_cookies:
             unsafe.append("GRIDFLOW_PROXY_HOPS is set (TLS at the proxy) but GRIDFLOW_SECURE_COOKIES is off: "
                           "session cookies would also be sent over plain HTTP")
@@ -154,6 +168,8 @@ class Settings:
             "GRIDFLOW_LOG_LEVEL": self.log_level.lower(),
             "GRIDFLOW_LOG_FORMAT": self.log_format,
             "GRIDFLOW_TEST_CLOCK": self.test_clock or "-",
+            "GRIDFLOW_DATA_KEY": "set" if self.data_key else "missing",
+            "GRIDFLOW_AUDIT_RETENTION_DAYS": str(self.audit_retention_days),
         }
         return [(name, value, name in os.environ) for name, value in shown.items()]
 

@@ -7,6 +7,7 @@ bound the waiting (`until`); nothing here measures how long something took.
 """
 from __future__ import annotations
 
+import base64
 import http.client
 import http.cookiejar
 import json
@@ -32,6 +33,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 GRIDFLOW = [str(Path(sys.executable).with_name("gridflow"))]  # the installed console script
 KEY = secrets.token_hex(32)
+DATA_KEY = base64.b64encode(secrets.token_bytes(32)).decode()  # production refuses to run without one
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 CLEAN = {k: v for k, v in os.environ.items() if not k.startswith("GRIDFLOW_")}
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
@@ -138,7 +140,7 @@ def children(pid: int) -> set[int]:
 def env_for(url: str, tmp: Path, **extra: str) -> dict[str, str]:
     """The environment of a server process: no GRIDFLOW_* from the caller, uploads under `tmp`."""
     return {**CLEAN, "GRIDFLOW_DATABASE_URL": url, "GRIDFLOW_UPLOADS": str(tmp / "uploads"),
-            "GRIDFLOW_SWEEP_SECONDS": "1", **extra}
+            "GRIDFLOW_SWEEP_SECONDS": "1", "GRIDFLOW_DATA_KEY": DATA_KEY, **extra}
 
 
 def gunicorn_env(url: str, tmp: Path, port: int, workers: int = 1, **extra: str) -> dict[str, str]:

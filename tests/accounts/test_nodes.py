@@ -10,7 +10,7 @@ from pathlib import Path
 
 from grid.org import sessions
 from grid.org.passwords import DEMO_PASSWORD
-from tests.web.test_production import GRIDFLOW, KEY, TOKEN, env_for, free_port, get, healthy, started, until
+from tests.server_helpers import GRIDFLOW, KEY, TOKEN, env_for, free_port, get, healthy, started, until
 from tests.web_helpers import staff_id
 
 ROOT = Path(__file__).resolve().parent.parent.parent

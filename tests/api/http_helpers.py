@@ -8,7 +8,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,14 +19,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-CLEAN = {k: v for k, v in os.environ.items() if not k.startswith("GRIDFLOW_")}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.server_helpers import ROOT, env_for, free_port
 
 
 @dataclass
@@ -100,10 +92,8 @@ def until(check, what: str, server: Server | None = None, seconds: float = 120, 
 def gunicorn(url: str, tmp: Path, workers: int = 2, threads: int = 2) -> Iterator[Server]:
     """gunicorn with the production settings, `workers` processes, on database `url`."""
     port = free_port()
-    env = {**CLEAN, "GRIDFLOW_DATABASE_URL": url, "GRIDFLOW_UPLOADS": str(tmp / "uploads"),
-           "GRIDFLOW_ENV": "production", "GRIDFLOW_SECRET_KEY": secrets.token_hex(32),
-           "GRIDFLOW_BIND": f"127.0.0.1:{port}", "GRIDFLOW_WORKERS": str(workers),
-           "GRIDFLOW_THREADS": str(threads)}
+    env = env_for(url, tmp, GRIDFLOW_ENV="production", GRIDFLOW_SECRET_KEY=secrets.token_hex(32),
+                  GRIDFLOW_BIND=f"127.0.0.1:{port}", GRIDFLOW_WORKERS=str(workers), GRIDFLOW_THREADS=str(threads))
     out, err = tmp / "gunicorn.out", tmp / "gunicorn.err"
     with open(out, "wb") as o, open(err, "wb") as e:
         proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "web/gunicorn_conf.py",

@@ -11,20 +11,14 @@ import http.client
 import http.cookiejar
 import json
 import multiprocessing as mp
-import os
 import re
-import secrets
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from collections import Counter
-from contextlib import contextmanager
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -36,112 +30,19 @@ from engine.runtime import Runtime
 from grid.config import ConfigError, Settings
 from grid.org.passwords import DEMO_PASSWORD
 from tests.engine_helpers import deploy_fixture
-
-ROOT = Path(__file__).resolve().parents[2]
-GRIDFLOW = [str(Path(sys.executable).with_name("gridflow"))]  # the installed console script
-KEY = secrets.token_hex(32)
-TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
-CLEAN = {k: v for k, v in os.environ.items() if not k.startswith("GRIDFLOW_")}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Proc:
-    """A started subprocess with its output in files; `stop()` ends it and its children."""
-
-    def __init__(self, args: list[str], env: dict[str, str], logdir: Path, name: str):
-        self.out, self.err = logdir / f"{name}.out", logdir / f"{name}.err"
-        with open(self.out, "wb") as out, open(self.err, "wb") as err:
-            self.p = subprocess.Popen(args, env=env, cwd=ROOT, stdout=out, stderr=err, start_new_session=True)
-
-    @property
-    def pid(self) -> int:
-        return self.p.pid
-
-    def log(self) -> str:
-        return self.out.read_text(errors="replace") + self.err.read_text(errors="replace")
-
-    def signal(self, sig: int) -> None:
-        os.kill(self.p.pid, sig)
-
-    def wait(self, timeout: float) -> int:
-        return self.p.wait(timeout)
-
-    def stop(self) -> None:
-        if self.p.poll() is None:
-            os.kill(self.p.pid, signal.SIGTERM)
-            try:
-                self.p.wait(30)
-            except subprocess.TimeoutExpired:
-                pass
-        try:  # the process group it led: gunicorn workers, should any be left
-            os.killpg(self.p.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        if self.p.poll() is None:
-            self.p.wait(10)
-
-
-@contextmanager
-def started(args: list[str], env: dict[str, str], logdir: Path, name: str):
-    proc = Proc(args, env, logdir, name)
-    try:
-        yield proc
-    finally:
-        proc.stop()
-
-
-def until(check, what: str, proc: Proc | None = None, seconds: float = 90):
-    """Poll `check` until it returns something truthy; fail with the process log otherwise."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            result = check()
-        except (OSError, http.client.HTTPException):
-            result = None
-        if result:
-            return result
-        if proc is not None and proc.p.poll() is not None:
-            pytest.fail(f"{what}: the process exited with {proc.p.returncode}\n{proc.log()}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {seconds}s\n{proc.log() if proc else ''}")
-        time.sleep(0.2)
-
-
-def get(port: int, path: str, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request("GET", path, headers=headers or {})
-    resp = conn.getresponse()
-    resp.body = resp.read()
-    conn.close()
-    return resp
-
-
-def healthy(port: int) -> bool:
-    r = get(port, "/healthz")
-    return r.status == 200 and json.loads(r.body)["db_ok"]
-
-
-def children(pid: int) -> set[int]:
-    out = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                out.add(int(entry.name))
-    return out
-
-
-def env_for(url: str, tmp: Path, **extra: str) -> dict[str, str]:
-    return {**CLEAN, "GRIDFLOW_DATABASE_URL": url, "GRIDFLOW_UPLOADS": str(tmp / "uploads"),
-            "GRIDFLOW_SWEEP_SECONDS": "1", **extra}
+from tests.server_helpers import (  # noqa: E402 - the helpers every server test shares
+    GRIDFLOW,
+    KEY,
+    ROOT,
+    TOKEN,
+    children,
+    env_for,
+    free_port,
+    get,
+    healthy,
+    started,
+    until,
+)
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +149,9 @@ def test_production_refuses_to_start_without_a_secret_key(world, tmp_path):
     {},  # no secret key
     {"GRIDFLOW_SECRET_KEY": KEY, "GRIDFLOW_PROXY_HOPS": "1"},  # TLS at the proxy, cookies not Secure
     {"GRIDFLOW_SECRET_KEY": KEY, "GRIDFLOW_SECURE_COOKIES": "1", "GRIDFLOW_DEBUG": "1"},
-], ids=["no-secret-key", "insecure-cookies-behind-tls", "debug-on"])
+    {"GRIDFLOW_SECRET_KEY": KEY, "GRIDFLOW_DATA_KEY": ""},  # personal data could not be encrypted
+    {"GRIDFLOW_SECRET_KEY": KEY, "GRIDFLOW_DATA_KEY": "c2hvcnQ="},  # base64, but not 32 bytes
+], ids=["no-secret-key", "insecure-cookies-behind-tls", "debug-on", "no-data-key", "short-data-key"])
 def test_check_config_refuses_unsafe_production(tmp_path, extra):
     env = env_for(f"sqlite:///{tmp_path}/g.sqlite", tmp_path, GRIDFLOW_ENV="production", **extra)
     r = subprocess.run([*GRIDFLOW, "check-config"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
@@ -354,6 +257,8 @@ def test_two_scheduler_processes_on_postgresql_fire_each_timer_once(pg_db, tmp_p
     with started([*GRIDFLOW, "scheduler"], env, tmp_path, "s1") as s1, \
             started([*GRIDFLOW, "scheduler"], env, tmp_path, "s2") as s2:
         until(lambda: len(_timer_events(db)) == len(ids), "both schedulers together fire every timer", s1)
+        for s in (s1, s2):  # SIGTERM only once each has its handler (one may still be starting up)
+            until(lambda s=s: "timer sweep every" in s.log(), "the scheduler is running", s)
         for s in (s1, s2):
             assert s.p.poll() is None, s.log()
             s.signal(signal.SIGTERM)
