@@ -177,18 +177,43 @@ def bundle_from_upload(files: Iterable[tuple[str, bytes]]) -> Bundle:
     return bundle
 
 
-def validate(bundle: Bundle) -> list[str]:
+CHECKS = {
+    "xml_schema": "XML Schema (BPMN 2.0 + SpiffWorkflow extensions): {bpmn} BPMN file(s) valid",
+    "parse": "SpiffWorkflow parse: processes {processes}; {dmn} DMN decision file(s)",
+    "forms": "forms: {forms} file(s) are valid JSON Schema; every user task's form is present",
+    "sandbox": "{elements} elements checked: scripts, conditions, assignment expressions and timer expressions "
+               "compile in the sandbox",
+    "domain": "domain checks passed (e.g. time limits cover every level and category)",
+}
+
+
+class Check(str):
+    """A validation check that passed: its English text (CLI, logs), with `code` and `args` for
+    pages that show it in the user's language (see CHECKS)."""
+
+    code: str
+    args: dict
+
+    def __new__(cls, code: str, **args) -> Check:
+        self = super().__new__(cls, CHECKS[code].format(**args))
+        self.code, self.args = code, args
+        return self
+
+    def as_dict(self) -> dict:
+        return {"code": self.code, "args": self.args}
+
+
+def validate(bundle: Bundle) -> list[Check]:
     """Validate a bundle (raises DeployError listing every problem); returns the checks that passed."""
     parsed = parse_bundle(bundle)
     tasks = sum(1 for spec, subs in parsed.specs.values() for p in [spec, *subs.values()]
                 for ts in p.task_specs.values() if getattr(ts, "bpmn_id", None))
     return [
-        f"XML Schema (BPMN 2.0 + SpiffWorkflow extensions): {len(bundle.bpmn)} BPMN file(s) valid",
-        f"SpiffWorkflow parse: processes {', '.join(parsed.process_ids)}; {len(bundle.dmn)} DMN decision file(s)",
-        f"forms: {len(bundle.forms)} file(s) are valid JSON Schema; every user task's form is present",
-        f"{tasks} elements checked: scripts, conditions, assignment expressions and timer expressions compile "
-        "in the sandbox",
-        "domain checks passed (e.g. time limits cover every level and category)",
+        Check("xml_schema", bpmn=len(bundle.bpmn)),
+        Check("parse", processes=", ".join(parsed.process_ids), dmn=len(bundle.dmn)),
+        Check("forms", forms=len(bundle.forms)),
+        Check("sandbox", elements=tasks),
+        Check("domain"),
     ]
 
 
@@ -203,8 +228,9 @@ def deploy_bundle(db: Database, bundle: Bundle, actor: str | None, tag: str | No
         report = deploy(s, bundle, actor=actor, tag=tag, activate=activate, progress=progress)
         for v in report.created:
             _audit(s, "deploy", actor, v.process_id, v.id, number=v.number, tag=tag, sha256=v.sha256,
-                   checks=checks, files=sorted(bundle.paths()), source=source,
-                   activated=v in report.activated)
+                   checks=[str(c) for c in checks], check_codes=[c.as_dict() for c in checks],
+                   files=sorted(bundle.paths()), source=source, activated=v in report.activated,
+                   bundle=[{"process_id": x.process_id, "number": x.number} for x in report.created])
         for v in report.activated:
             _audit(s, "activate", actor, v.process_id, v.id, number=v.number, on_deploy=True)
         s.flush()
@@ -290,3 +316,102 @@ def find_instance(db: Database, ref: str) -> int | None:
         if ref.isdigit() and s.get(Instance, int(ref)) is not None:
             return int(ref)
         return s.scalar(select(Instance.id).where(Instance.business_key == ref))
+
+
+# ---- bundles: processes deployed together move together -------------------------------------------
+AUDIT_ACTIONS = ("deploy", "activate", "pin", "unpin", "retire")  # the codes `version_event.action` holds
+
+
+def bundle_of(db: Database, process_id: str, number: int) -> list[dict]:
+    """The versions deployed together with this one (a main process and the processes it calls,
+    from one upload), this one first: [{process_id, number, name, active_number}]. They are
+    activated, pinned and rolled back together."""
+    with db.read() as s:
+        v = _get(s, process_id, number)
+        same = [o for o in s.scalars(select(ProcessVersion).where(ProcessVersion.process_id != process_id,
+                                                                  ProcessVersion.state != "retired")
+                                     .order_by(ProcessVersion.number.desc()))
+                if (o.files or {}) == (v.files or {})]
+        members, seen = [v], {v.process_id}
+        for o in same:  # the newest version of each other process with the very same files
+            if o.process_id not in seen:
+                seen.add(o.process_id)
+                members.append(o)
+        active = dict(s.execute(select(ProcessDefinition.process_id, ProcessVersion.number)
+                                .join(ProcessVersion, ProcessVersion.id == ProcessDefinition.active_version_id)).all())
+        return [{"process_id": m.process_id, "number": m.number, "name": m.name or m.process_id,
+                 "active_number": active.get(m.process_id)} for m in members]
+
+
+def activation_impact(db: Database, process_id: str, number: int) -> dict:
+    """What activating this version changes, for the confirmation: each member of its bundle
+    (from which active version to which), the pilot pins that keep their own version (so their
+    units are not switched), and how many open instances stay where they are."""
+    members = bundle_of(db, process_id, number)
+    ids = [m["process_id"] for m in members]
+    with db.read() as s:
+        pinned = [{"process_id": p.process_id, "scope": p.scope, "number": n}
+                  for p, n in s.execute(select(VersionPin, ProcessVersion.number)
+                                        .join(ProcessVersion, ProcessVersion.id == VersionPin.version_id)
+                                        .where(VersionPin.process_id.in_(ids))
+                                        .order_by(VersionPin.process_id, VersionPin.scope))]
+        open_ = s.scalar(select(func.count()).select_from(Instance).where(Instance.process_id.in_(ids),
+                                                                          Instance.status.in_(OPEN))) or 0
+    changes = [m for m in members if m["active_number"] != m["number"]]
+    rollback = any(m["active_number"] is not None and m["active_number"] > m["number"] for m in changes)
+    return {"members": members, "changes": changes, "pins": pinned, "open": int(open_), "rollback": rollback}
+
+
+def activate_bundle(db: Database, process_id: str, number: int, actor: str | None = None) -> list[dict]:
+    """Activate a version and the versions deployed with it, in one transaction (a rollback when
+    they are older than the active ones). Returns the bundle."""
+    members = bundle_of(db, process_id, number)
+    with db.write() as s:
+        for m in members:
+            v = _get(s, m["process_id"], m["number"])
+            if v.state == "retired":
+                raise Conflict(f"{m['process_id']} v{m['number']} is retired and cannot be activated")
+            d = s.get(ProcessDefinition, m["process_id"])
+            if d is None:
+                raise NotFound(f"process {m['process_id']} does not exist")
+            previous = s.get(ProcessVersion, d.active_version_id) if d.active_version_id else None
+            if previous is not None and previous.id == v.id:
+                continue
+            d.active_version_id = v.id
+            _audit(s, "activate", actor, m["process_id"], v.id, number=m["number"],
+                   previous=previous.number if previous else None,
+                   rollback=previous is not None and previous.number > v.number,
+                   bundle=[{"process_id": x["process_id"], "number": x["number"]} for x in members])
+    return members
+
+
+def pin_bundle(db: Database, process_id: str, scope: str, number: int, actor: str | None = None,
+               label: str | None = None) -> list[dict]:
+    """Pin a version and the versions deployed with it for a scope (a pilot of the whole bundle)."""
+    members = bundle_of(db, process_id, number)
+    for m in members:
+        pin(db, m["process_id"], scope, m["number"], actor=actor, label=label)
+    return members
+
+
+# ---- the administrator's landing page ---------------------------------------------------------------
+def health(db: Database, limit: int = 20) -> dict:
+    """Incidents (failed instances, newest first) and the scheduler's health. There is no record
+    of the last sweep, so the timer side is: how many instances have a timer due now (a sweep
+    that runs clears them within seconds) and when a timer last fired."""
+    from .models import InstanceEvent
+
+    now = clock.now()
+    with db.read() as s:
+        failed = [{"id": i.id, "process_id": i.process_id, "business_key": i.business_key, "at": i.updated_at,
+                   "task": i.error_task, "error": (i.error_message or "")[:300]}
+                  for i in s.scalars(select(Instance).where(Instance.status == "failed")
+                                     .order_by(Instance.updated_at.desc()).limit(limit))]
+        n_failed = s.scalar(select(func.count()).select_from(Instance).where(Instance.status == "failed")) or 0
+        due = s.scalar(select(func.count()).select_from(Instance).where(
+            Instance.status == "running", Instance.next_timer_at.is_not(None), Instance.next_timer_at <= now)) or 0
+        oldest_due = s.scalar(select(func.min(Instance.next_timer_at)).where(
+            Instance.status == "running", Instance.next_timer_at.is_not(None), Instance.next_timer_at <= now))
+        last_fired = s.scalar(select(func.max(InstanceEvent.at)).where(InstanceEvent.kind == "timer_fired"))
+    return {"failed": failed, "failed_total": int(n_failed), "due_timers": int(due), "oldest_due": oldest_due,
+            "last_timer_fired": last_fired, "now": now}

@@ -13,7 +13,9 @@ from engine import versions as v
 from engine.errors import Conflict, DeployError, EngineError, NotFound
 from engine.migration import Migrator, Selection, compare
 from grid.org import accounts
+from web.ui import admin_words as words
 from web.ui import safe_next
+from web.ui.admin_words import version_label
 from web.ui.forms import has_control
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -64,6 +66,30 @@ def _next(default: str) -> str:
     return safe_next(None if has_control(target, single_line=True) else target, default)
 
 
+def process_names() -> dict[str, str]:
+    """{process id: BPMN name} of every deployed process, once per request."""
+    from flask import g
+
+    if "gridflow_process_names" not in g:
+        g.gridflow_process_names = {p["process_id"]: p["name"] or p["process_id"]
+                                    for p in v.processes(_services().db)}
+    return g.gridflow_process_names
+
+
+def actor_name(username: str | None):
+    """The name of the person behind an audit username (the CLI's `admin`, a staff login)."""
+    if not username:
+        return "—"
+    from flask import g
+
+    cache = g.setdefault("gridflow_actor_names", {})
+    if username not in cache:
+        sid = accounts.staff_id_for(_services(), username)
+        name = accounts.staff_names(_services(), [sid]).get(sid) if sid else None
+        cache[username] = name or words.code(username)  # a CLI or scenario login: shown as a code
+    return cache[username]
+
+
 def _unit_names(codes: list[str]) -> dict[str, str]:
     return accounts.unit_names(_services(), codes)
 
@@ -76,7 +102,21 @@ def _scope_label(scope: str, names: dict[str, str]) -> str:
 # ---- versions --------------------------------------------------------------------------------
 @bp.get("/")
 def index():
-    return redirect(url_for("admin.versions"))
+    """The administrator's landing page: versions, recent deploys, incidents, the scheduler."""
+    db = _services().db
+    deploys = [e for e in v.audit(db, limit=60) if e["action"] == "deploy"][:8]
+    return render_template("admin/home.html", processes=v.processes(db), deploys=deploys, health=v.health(db))
+
+
+@bp.post("/instances/<int:instance_id>/retry")
+def retry(instance_id: int):
+    """Re-run the failed step of an incident (a failed instance)."""
+    try:
+        _services().runtime.retry(instance_id, actor=_actor())
+        flash(_("Retried: the case runs again."), "success")
+    except EngineError as e:
+        flash(_("Not retried: %(e)s", e=e), "error")
+    return redirect(_next("admin.index"))
 
 
 @bp.get("/versions")
@@ -130,11 +170,24 @@ def version(process_id: str, number: int):
                            scope_label=_scope_label, others=[r for r in rows if r["number"] != number])
 
 
+@bp.get("/versions/<process_id>/<int:number>/activate")
+def confirm_activate(process_id: str, number: int):
+    """The confirmation before activating: what changes (every process of the bundle), for whom
+    (every unit but the pilots, which keep their pinned version), and what stays (open cases)."""
+    db = _services().db
+    impact = v.activation_impact(db, process_id, number)
+    codes = sorted({[p for p in x["scope"].split("/") if p][-1] for x in impact["pins"] if x["scope"].strip("/")})
+    return render_template("admin/activate.html", process_id=process_id, number=number, impact=impact,
+                           names=_unit_names(codes), scope_label=_scope_label,
+                           back=request.args.get("next") or url_for("admin.versions"))
+
+
 @bp.post("/versions/<process_id>/<int:number>/activate")
 def activate(process_id: str, number: int):
     try:
-        v.activate(_services().db, process_id, number, actor=_actor())
-        label = f"{process_id} v{number}"
+        members = v.activate_bundle(_services().db, process_id, number, actor=_actor())
+        names = process_names()
+        label = "、".join(version_label(m["number"], m["process_id"], names) for m in members)
         flash(_("%(v)s is now active: new cases use it.", v=label), "success")
     except EngineError as e:
         flash(str(e), "error")
@@ -145,7 +198,7 @@ def activate(process_id: str, number: int):
 def retire(process_id: str, number: int):
     try:
         v.retire(_services().db, process_id, number, actor=_actor())
-        label = f"{process_id} v{number}"
+        label = version_label(number, process_id, process_names())
         flash(_("%(v)s is retired.", v=label), "success")
     except EngineError as e:
         flash(_("Not retired: %(e)s", e=e), "error")
@@ -160,9 +213,10 @@ def pin(process_id: str):
     number = request.form.get("number", type=int)
     try:
         scope, _cond, label = unit_scope(_services(), unit)
-        v.pin(_services().db, process_id, scope, number, actor=_actor(), label=label)
-        version_label = f"{process_id} v{number}"
-        flash(_("%(v)s pinned for %(u)s.", v=version_label, u=label), "success")
+        members = v.pin_bundle(_services().db, process_id, scope, number, actor=_actor(), label=label)
+        names = process_names()
+        shown = "、".join(version_label(m["number"], m["process_id"], names) for m in members)
+        flash(_("%(v)s pinned for %(u)s.", v=shown, u=label), "success")
     except EngineError as e:  # unknown unit, retired version, ...
         flash(_("Not pinned: %(e)s", e=e), "error")
     return redirect(url_for("admin.versions"))
@@ -303,6 +357,15 @@ def register(app: Flask) -> None:
     @app.context_processor
     def _admin_helpers():
         out = {"is_admin_user": is_admin(current_user) if current_user else False}
+        if request.path.startswith(bp.url_prefix or "/admin"):
+            names = process_names() if is_admin(current_user) else {}
+            out.update(pname=lambda pid: names.get(pid) or pid, vlabel=lambda n, pid=None: version_label(n, pid, names),
+                       verdict=lambda t: words.verdict(t, names), check_text=lambda c: words.check(c, names), detail_text=words.detail,
+                       action_word=lambda a: words.word(words.ACTIONS, a),
+                       outcome_word=lambda o: words.word(words.OUTCOMES, o),
+                       status_word=lambda o: words.word(words.STATUSES, o),
+                       run_status=lambda o: words.word(words.RUN_STATUS, o), actor_name=actor_name,
+                       version_text=lambda t: words.version_text(t, names))
         if "_" not in app.jinja_env.globals:
             out["_"] = lambda s, **kw: (s % kw) if kw else s
         if "csrf_token" not in app.jinja_env.globals:

@@ -23,7 +23,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 from SpiffWorkflow.util.task import TaskState
 
 from .diff import PairDiff
-from .labels import label, state_name
+from .labels import label, msg, state_name
 
 DATA_EFFECT = {"script", "prescript", "postscript"}
 ROUTING = {"outputs", "cond_task_specs", "default_task_spec", "typename"}
@@ -40,7 +40,8 @@ def is_timer(spec) -> bool:
 
 
 def check(wf, pair: PairDiff, to_label: str) -> tuple[list[str], list[str]]:
-    """Reasons the instance cannot move (empty: it can) and notes on what moving means."""
+    """Reasons the instance cannot move (empty: it can) and notes on what moving means: each a
+    labels.Msg (English text with its code and arguments, see labels.MESSAGES)."""
     reasons: list[str] = []
     notes: list[str] = []
     parts = [(wf, False)]
@@ -54,8 +55,8 @@ def check(wf, pair: PairDiff, to_label: str) -> tuple[list[str], list[str]]:
         sd = pair.for_spec(name)
         new_process = pair.new_spec(name)
         if sd is None or new_process is None:
-            what = "a finished" if finished else "the running"
-            reasons.append(f"{to_label} no longer has sub-process {name}, and the instance has {what} one")
+            reasons.append(msg("no_subprocess_finished" if finished else "no_subprocess_running",
+                               version=to_label, name=name))
             continue
         for task in list(part.tasks.values()):
             if task.has_state(TaskState.PREDICTED_MASK):
@@ -64,22 +65,21 @@ def check(wf, pair: PairDiff, to_label: str) -> tuple[list[str], list[str]]:
             new = pair.aligned(sd, spec, new_process)
             if new is None:
                 if finished:
-                    reasons.append(f"{label(spec)} (done, in a finished part) no longer exists in {to_label}; "
-                                   "its history could not be kept")
+                    reasons.append(msg("removed_finished", element=label(spec), version=to_label))
                 elif task.has_state(TaskState.COMPLETED | TaskState.CANCELLED):
-                    reasons.append(f"{label(spec)} was already {state_name(task).lower()} and no longer exists in "
-                                   f"{to_label}; its history could not be kept")
+                    reasons.append(msg("removed_done", element=label(spec), state=state_name(task).lower(),
+                                       version=to_label))
                 elif task.has_state(TaskState.FUTURE):
                     if not _repredicted(task):
-                        reasons.append(f"the instance is about to reach {label(spec)}, which {to_label} removes")
+                        reasons.append(msg("removed_ahead", element=label(spec), version=to_label))
                 else:
-                    reasons.append(f"the instance is at {label(spec)} ({state_name(task)}), which {to_label} removes")
+                    reasons.append(msg("removed_here", element=label(spec), state=state_name(task), version=to_label))
                 continue
             if finished:
                 continue
             attrs = pair.changes(sd, spec)
             if new.name != spec.name and not attrs:
-                notes.append(f"{label(spec)} is {label(new)} in {to_label}")
+                notes.append(msg("renamed", element=label(spec), new=label(new), version=to_label))
             if not attrs:
                 continue
             _check_changed(task, spec, new, attrs, pair, sd, to_label, reasons, notes)
@@ -90,13 +90,12 @@ def _check_changed(task, spec, new, attrs, pair, sd, to_label, reasons, notes) -
     """The part of the rule for a task the new version changes (see the module docstring)."""
     what = ", ".join(attrs)
     if task.has_state(TaskState.STARTED):
-        extra = ""
-        if "outputs" in attrs:
-            added = _new_successors(spec, new, sd)
-            if added:
-                extra = f"; it would skip {', '.join(added)} when it finishes"
-        reasons.append(f"{label(spec)} is in progress and {to_label} changes it ({what}){extra}; "
-                       "move the instance after it finishes")
+        added = _new_successors(spec, new, sd) if "outputs" in attrs else []
+        if added:
+            reasons.append(msg("in_progress_skip", element=label(spec), version=to_label, attrs=what,
+                               skipped=", ".join(added)))
+        else:
+            reasons.append(msg("in_progress", element=label(spec), version=to_label, attrs=what))
     elif task.has_state(TaskState.COMPLETED):
         effect = [a for a in attrs if a in DATA_EFFECT]
         if "decision_table" in attrs:
@@ -104,11 +103,9 @@ def _check_changed(task, spec, new, attrs, pair, sd, to_label, reasons, notes) -
                 effect.append("decision outputs")
             else:
                 outs = ", ".join(_decision_outputs(pair.conv(spec)))
-                notes.append(f"{label(spec)} already ran: the values it set ({outs}) stay for the current "
-                             f"step; {to_label}'s rules apply the next time it runs")
+                notes.append(msg("decision_kept", element=label(spec), outputs=outs, version=to_label))
         if effect:
-            reasons.append(f"{label(spec)} already ran and {to_label} changes what it computes "
-                           f"({', '.join(effect)}); later steps may rely on values it never set")
+            reasons.append(msg("computed_changed", element=label(spec), version=to_label, attrs=", ".join(effect)))
         routing = [a for a in attrs if a in ROUTING]
         if routing:
             # (a pending successor the new version removes is reported as such, not twice)
@@ -116,19 +113,23 @@ def _check_changed(task, spec, new, attrs, pair, sd, to_label, reasons, notes) -
                        and pair.aligned(sd, c.task_spec, pair.new_spec(task.workflow.spec.name)) is not None]
             if pending:
                 added = _new_successors(spec, new, sd)
-                reasons.append(f"the instance already left {label(spec)} by a route {to_label} changes "
-                               f"({', '.join(routing)})" + (f"; it would skip {', '.join(added)}" if added else ""))
+                if added:
+                    reasons.append(msg("route_changed_skip", element=label(spec), version=to_label,
+                                       attrs=", ".join(routing), skipped=", ".join(added)))
+                else:
+                    reasons.append(msg("route_changed", element=label(spec), version=to_label,
+                                       attrs=", ".join(routing)))
     elif task.has_state(RESET):
         if "typename" in attrs:
-            reasons.append(f"the instance waits at {label(spec)}, which {to_label} turns into another kind of element")
+            reasons.append(msg("kind_changed", element=label(spec), version=to_label))
         elif task.has_state(TaskState.WAITING) and is_timer(spec):
-            notes.append(f"timer {label(spec)} changes in {to_label} ({what}) but keeps its armed due time")
+            notes.append(msg("timer_kept", element=label(spec), version=to_label, attrs=what))
         elif task.has_state(TaskState.READY) and "extensions" in attrs:
-            notes.append(f"the open task {label(spec)} takes {to_label}'s form and assignment settings")
+            notes.append(msg("form_adopted", element=label(spec), version=to_label))
         else:
-            notes.append(f"{label(spec)} ({state_name(task)}) follows {to_label} from here ({what})")
+            notes.append(msg("follows", element=label(spec), state=state_name(task), version=to_label, attrs=what))
     elif task.has_state(TaskState.ERROR):
-        reasons.append(f"{label(spec)} has failed; retry or fix it before moving the instance")
+        reasons.append(msg("task_failed", element=label(spec)))
 
 
 def _repredicted(task) -> bool:

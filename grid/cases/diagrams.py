@@ -10,6 +10,7 @@ from grid.cases import attachments
 from grid.cases.models import DisputeCase
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+LEVEL_PROCESS = "handle_level"  # called once per level; the case page shows the current level's run
 # ---- diagram ---------------------------------------------------------------------------------
 _diagram_cache: dict[int, list[dict]] = {}
 
@@ -33,8 +34,9 @@ def _version_diagrams(svc, version_id: int) -> list[dict]:
         for p in root.iter(f"{{{BPMN_NS}}}process"):
             ids = {el.get("id") for el in p.iter() if el.get("id")}
             called = [el.get("calledElement") for el in p.iter(f"{{{BPMN_NS}}}callActivity")]
+            starts = {el.get("id") for el in p.iter(f"{{{BPMN_NS}}}startEvent")}
             procs[p.get("id")] = {"process_id": p.get("id"), "name": p.get("name") or p.get("id"), "xml": text,
-                                  "file": fname, "ids": ids, "called": [c for c in called if c]}
+                                  "file": fname, "ids": ids, "called": [c for c in called if c], "starts": starts}
     order, todo = [], [main]
     while todo:
         pid = todo.pop(0)
@@ -54,6 +56,38 @@ def diagrams(svc, staff_id: str, case_id: int) -> list[dict]:
             raise NotFound("no such case")
         version_id = s.scalar(select(Instance.version_id).where(Instance.id == c.instance_id))
     states = svc.runtime.task_states(c.instance_id)
-    return [{"process_id": d["process_id"], "name": d["name"], "xml": d["xml"],
-             "states": {k: v for k, v in states.items() if k in d["ids"]}}
-            for d in _version_diagrams(svc, version_id)]
+    run = _current_run(svc, c.instance_id)
+    out = []
+    for d in _version_diagrams(svc, version_id):
+        mine = {k: v for k, v in states.items() if k in d["ids"]}
+        if d["process_id"] == LEVEL_PROCESS and run is not None:
+            mine = _only_run(mine, run, d["starts"])
+        out.append({"process_id": d["process_id"], "name": d["name"], "xml": d["xml"], "states": mine,
+                    "level": run["level"] if run and d["process_id"] == LEVEL_PROCESS else None})
+    return out
+
+
+def _current_run(svc, instance_id: int) -> dict | None:
+    """The latest run of the level process (the level the case is at now): when it began and
+    which of its elements finished since. None while the case was only ever at one level, when
+    every state the engine reports belongs to that one run."""
+    events = svc.runtime.history(instance_id)
+    entered = [e for e in events if e.kind == "level_entered"]
+    if len(entered) < 2:
+        return None
+    last = entered[-1]
+    done = {e.task for e in events if e.at >= last.at and e.seq >= last.seq and e.task
+            and e.kind in ("task_completed", "level_entered")}
+    return {"since": last.at, "done": done, "level": (last.data or {}).get("level")}
+
+
+def _only_run(states: dict[str, str], run: dict, starts: set[str]) -> dict[str, str]:
+    """The element states of the current run only: what is open or waiting now, and what
+    completed since the run began (earlier levels' runs completed the same elements)."""
+    out = {}
+    for bid, state in states.items():
+        if state != "COMPLETED":
+            out[bid] = state
+        elif bid in run["done"] or bid in starts:
+            out[bid] = state
+    return out

@@ -13,7 +13,7 @@ from engine.errors import NotFound
 from engine.models import Instance, WorkItem
 from grid.cases import attachments
 from grid.cases import service as cases
-from grid.cases.models import CaseRecord, DisputeCase
+from grid.cases.models import CASE_LEVELS, CaseRecord, DisputeCase
 from grid.errors import Forbidden
 from grid.org import service as org
 from grid.org.models import OrgUnit, Staff, StaffRole
@@ -168,3 +168,88 @@ def case_of_instance(svc, staff_id: str, instance_id: int) -> DisputeCase:
         if c is None or not attachments.may_see_case(s, staff_id, c):
             raise NotFound("no such case")
         return c
+
+
+# ---- level progress ----------------------------------------------------------------------------
+PROGRESS_LEVELS = ("grid",) + CASE_LEVELS  # 网格 → 社区 → 街道 → 区县 → 市
+MARK_KINDS = ("warning", "supervision", "urge", "accountability", "escalation", "rework")
+
+
+@dataclass
+class LevelStep:
+    """One level of the progress bar: `state` is done (passed, or resolved there), current, or
+    todo (not reached); marks are {kind: count} of warnings, 督办, urges, 问责 and escalations."""
+
+    level: str
+    state: str
+    unit: str | None = None
+    unit_name: str | None = None
+    entered_at: datetime | None = None
+    left_at: datetime | None = None
+    handlers: list[tuple[str | None, str | None, str | None]] = field(default_factory=list)  # (name, role, unit)
+    due_at: datetime | None = None
+    warn_at: datetime | None = None
+    marks: dict[str, int] = field(default_factory=dict)
+    resolved: bool = False
+
+
+def level_progress(page: CasePage) -> list[LevelStep]:
+    """Where the case stands across the levels, from its case_record rows and the case row:
+    the levels it passed (with when, and what happened there), the current one with its unit,
+    handlers and the earliest due time of its open work, and the levels still ahead."""
+    c = page.case
+    steps = {lv: LevelStep(lv, "todo") for lv in PROGRESS_LEVELS}
+    grid = steps["grid"]
+    grid.unit, grid.unit_name, grid.entered_at = c.grid_code, page.units.get(c.grid_code), c.reported_at
+    entered = [r for r in page.records if r.kind == "level_entered" and r.level in steps]
+    for r in entered:
+        st = steps[r.level]
+        if st.entered_at is None or r.at < st.entered_at:
+            st.entered_at = r.at
+        st.unit = r.unit_code or st.unit
+        st.state = "done"
+    for r in page.records:
+        if r.kind in MARK_KINDS and r.level in steps:
+            st = steps[r.level]
+            st.marks[r.kind] = st.marks.get(r.kind, 0) + 1
+            if r.kind == "escalation":
+                st.left_at = r.at
+    if entered:
+        first = min(entered, key=lambda r: r.at)
+        grid.state, grid.left_at = "done", first.at
+    current = c.current_level if c.status in ("open", "failed") and c.current_level in steps else None
+    if c.status in ("open", "failed") and current is None:
+        current = "grid"
+    if c.resolved_level in steps:
+        steps[c.resolved_level].resolved = True
+        steps[c.resolved_level].state = "done"
+    elif c.status == "archived" and not entered:
+        grid.resolved = c.result == "settled_on_spot"
+        grid.state = "done"
+    if current:
+        st = steps[current]
+        st.state = "current"
+        st.unit = c.current_unit or st.unit
+        open_here = [t for t in page.tasks if t.state == "open"]
+        st.handlers = list(dict.fromkeys((page.names.get(t.user_id, t.user_id), None, None) if t.user_id
+                                         else (None, t.role, page.units.get(t.unit_id, t.unit_id)) for t in open_here))
+        dues = [t.due_at for t in open_here if t.due_at]
+        warns = [t.warn_at for t in open_here if t.warn_at]
+        st.due_at, st.warn_at = (min(dues) if dues else None), (min(warns) if warns else None)
+    for st in steps.values():
+        if st.unit and not st.unit_name:
+            st.unit_name = page.units.get(st.unit)
+    # levels above the one the case ended at were never reached: leave them as todo
+    return [steps[lv] for lv in PROGRESS_LEVELS]
+
+
+def progress_units(svc, steps: list[LevelStep]) -> None:
+    """Fill in unit names the case page did not already look up."""
+    missing = {st.unit for st in steps if st.unit and not st.unit_name}
+    if not missing:
+        return
+    with svc.db.read() as s:
+        names = dict(s.execute(select(OrgUnit.code, OrgUnit.name).where(OrgUnit.code.in_(missing))).all())
+    for st in steps:
+        if st.unit and not st.unit_name:
+            st.unit_name = names.get(st.unit, st.unit)

@@ -43,7 +43,9 @@ def live_app(tmp_path_factory):
     svc = prepare(db, ROOT / "workflows", ROOT / "forms")
     svc.settings.uploads = tmp / "uploads"
     svc.settings.secret_key = "browser-test-secret"
-    app = create_app(svc.settings, services=svc)
+    extra = {"BABEL_TRANSLATION_DIRECTORIES": os.environ["GRIDFLOW_TEST_TRANSLATIONS"]} \
+        if os.environ.get("GRIDFLOW_TEST_TRANSLATIONS") else {}  # pending translations, checked before a merge
+    app = create_app(svc.settings, services=svc, **extra)
     class Quiet(WSGIRequestHandler):
         def log_request(self, *args, **kwargs):  # keep test output readable
             pass

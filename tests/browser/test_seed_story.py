@@ -83,7 +83,7 @@ def test_seed_story(live_app, browser, shots):
     # 1. the grid worker reports on her phone, with two photos and her location
     gw = Session(browser, base, "jiangranran", phone=True)
     p = gw.page
-    p.click('nav a[href="/report"]')
+    p.click('.tabbar a[href="/report"]')
     p.select_option("#f-category", "municipal")
     p.fill("#f-description", DESCRIPTION)
     p.fill("#f-location-text", "襄城区檀溪社区南山家属院")
@@ -129,6 +129,7 @@ def test_seed_story(live_app, browser, shots):
     head.submit()
     hp.goto(case_url)
     assert "138****0001" in hp.content() and "13800000001" not in hp.content()  # no longer handling: masked
+    hp.click("#diagram-box > summary")  # the diagram folds away until opened
     hp.wait_for_selector('.diagram[data-process="handle_level"][data-ready="1"]')
     assert hp.locator('.diagram[data-process="handle_level"] .gf-current').count() >= 1  # mediate is current
     assert hp.locator('.diagram[data-process="handle_level"] .gf-done').count() >= 1  # dispatch is done
@@ -184,13 +185,14 @@ def test_seed_story(live_app, browser, shots):
     gw.submit()
     p.goto(case_url)
     expect(p.locator("h1 .badge")).to_have_text("已归档")
+    p.click("#diagram-box > summary")  # folded until opened; a closed case shows its whole process
     p.wait_for_selector('.diagram[data-process="dispute_case"][data-ready="1"]')
     assert p.locator('.diagram[data-process="dispute_case"] .gf-done').count() >= 5
     assert p.locator('.diagram[data-process="dispute_case"] .gf-current').count() == 0
     shots(p, "05-archived-case-375px")
 
     # 6. the archive search finds the case
-    p.click('nav a[href="/archive"]')
+    p.click('.tabbar a[href="/archive"]')
     p.fill("#q", "南山家属院")
     p.select_option("#category", "municipal")
     p.click("form[role=search] button[type=submit]")

@@ -42,7 +42,7 @@ class _CatalogDomain(Domain):
         locale = get_locale()
         if locale is None:
             return support.NullTranslations()
-        key = (str(locale), self.domain[0])
+        key = (tuple(self.translation_directories), str(locale), self.domain[0])  # apps may differ
         found = self.cache.get(key)
         if found is None:
             names = [str(locale)] + ([f"{locale.language}_{locale.territory}"] if locale.territory else [])

@@ -68,8 +68,10 @@ def timeline(svc, page: pages.CasePage, labels: case_labels.Labels) -> list[Entr
 
 def case_context(svc, page: pages.CasePage) -> dict:
     labels = form_labels()
+    steps = pages.level_progress(page)
+    pages.progress_units(svc, steps)
     return {"page": page, "c": page.case, "labels": labels, "lang": lang(), "entries": timeline(svc, page, labels),
-            "due_text": due_text, "photos": {a.id: a for a in page.files}}
+            "due_text": due_text, "photos": {a.id: a for a in page.files}, "steps": steps}
 
 
 @bp.get("/cases/<int:case_id>")

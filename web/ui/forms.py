@@ -51,6 +51,15 @@ class Field:
         return json.dumps(self.required_when, ensure_ascii=False) if self.required_when else ""
 
     @property
+    def shown_when_json(self) -> str:
+        """The condition under which the field is shown at all: a field an if/then asks for only
+        when a switch is on (report: 现场化解情况 when settled on the spot) stays hidden while it
+        is off. Fields required under other conditions are useful either way and always shown."""
+        if self.required or not self.required_when or set(self.required_when.values()) != {"true"}:
+            return ""
+        return self.required_when_json
+
+    @property
     def value_type(self) -> str:
         return self.schema.get("type") or "string"
 

@@ -2,15 +2,19 @@
 list of late work in their jurisdiction, with urging (催办)."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, flash, redirect, render_template, request
+from flask_babel import gettext as _
 from flask_login import current_user
 
+from engine.errors import InvalidData, NotFound
+from grid.cases import late as late_list
 from grid.cases import service as cases
+from grid.errors import Forbidden
 from grid.org import accounts
 from grid.registry import visits as registry_visits
 from web.registry.words import word as registry_word
 
-from . import due_text, form_labels, page_arg, services
+from . import due_text, form_labels, page_arg, routed, safe_next, services
 from .labels import lang
 
 bp = Blueprint("inbox", __name__)
@@ -23,6 +27,8 @@ STATES = ("overdue", "warning", "normal")
 @bp.get("/")
 def index():
     svc = services()
+    if current_user.is_admin and all(r.role == "admin" for r in current_user.roles) and routed("/admin/"):
+        return redirect("/admin/")  # an administrator has no inbox: land on the administration page
     category = request.args.get("category") or None
     state = request.args.get("state") or None
     if state not in STATES:
@@ -47,15 +53,36 @@ def late():
     if not current_user.is_supervisor:
         abort(403)
     page = page_arg(last=LATE_MAX_PAGES)
-    rows = cases.late_in_jurisdiction(svc, current_user.id, limit=LATE_PER_PAGE + 1,
-                                      offset=(page - 1) * LATE_PER_PAGE)
-    more = len(rows) > page * LATE_PER_PAGE
-    rows = rows[(page - 1) * LATE_PER_PAGE:page * LATE_PER_PAGE]
-    grouped: dict[int, dict] = {}
-    for r in rows:
-        g = grouped.setdefault(r.case_id, {"row": r, "tasks": []})
-        g["tasks"].append(r)
-    labels = form_labels()
-    units = accounts.unit_names(svc, [r.unit_id for r in rows])
-    return render_template("inbox/late.html", groups=list(grouped.values()), labels=labels, units=units,
-                           lang=lang(), due_text=due_text, page=page, more=more and page < LATE_MAX_PAGES)
+    unit = request.args.get("unit") or None
+    data = late_list.late_page(svc, current_user.id, unit=unit, limit=LATE_PER_PAGE,
+                               offset=(page - 1) * LATE_PER_PAGE)
+    pages = max(1, min(LATE_MAX_PAGES, (data.total + LATE_PER_PAGE - 1) // LATE_PER_PAGE))
+    return render_template("inbox/late.html", data=data, groups=data.cases, labels=form_labels(),
+                           units=data.unit_names, unit=unit, lang=lang(), due_text=due_text, page=page,
+                           pages=pages, more=data.more and page < LATE_MAX_PAGES)
+
+
+@bp.post("/late/urge")
+def late_urge():
+    """Batch urge: one comment on every checked case (each urge is recorded on its case)."""
+    svc = services()
+    if not current_user.is_supervisor:
+        abort(403)
+    back = safe_next(request.form.get("next"), "inbox.late")
+    comment = (request.form.get("comment") or "").strip()
+    ids = [int(x) for x in request.form.getlist("case_id") if x.isdigit()][:LATE_PER_PAGE]
+    if not ids:
+        flash(_("Choose the cases to urge."), "error")
+        return redirect(back)
+    if not comment:
+        flash(_("Write a comment to urge."), "error")
+        return redirect(back)
+    done = 0
+    for case_id in dict.fromkeys(ids):
+        try:
+            cases.urge(svc, current_user.id, case_id, comment)
+        except (NotFound, Forbidden, InvalidData):
+            continue
+        done += 1
+    flash(_("Urged %(n)s cases; the comment is recorded on each.", n=done), "success" if done else "error")
+    return redirect(back)

@@ -22,6 +22,16 @@
     });
   }
 
+  // a field an if/then only asks for under a condition (report: 现场化解情况 when settled on the spot)
+  function refreshShown(form) {
+    form.querySelectorAll(".form-field[data-shown-when]").forEach(function (f) {
+      var cond = JSON.parse(f.getAttribute("data-shown-when"));
+      var on = Object.keys(cond).every(function (k) { return valueOf(form, k) === String(cond[k]); });
+      var hasError = !!f.querySelector(".error-text");
+      f.hidden = !on && !hasError;
+    });
+  }
+
   function once(form) {
     var sent = false;
     form.addEventListener("submit", function (ev) {
@@ -101,9 +111,10 @@
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("form[data-once]").forEach(once);
     document.querySelectorAll("form").forEach(function (form) {
-      if (!form.querySelector(".req[data-required-when]")) return;
+      if (!form.querySelector(".req[data-required-when], .form-field[data-shown-when]")) return;
       refreshRequired(form);
-      form.addEventListener("change", function () { refreshRequired(form); });
+      refreshShown(form);
+      form.addEventListener("change", function () { refreshRequired(form); refreshShown(form); });
     });
     document.addEventListener("click", function (ev) {
       var t = ev.target.closest("[data-add-row], [data-geo]");
