@@ -42,6 +42,17 @@ class Services:
         cases.party_checker = party_check.unknown_residents  # a party's resident id must exist
         return svc
 
+    def periodic_jobs(self) -> list[tuple[str, float, object]]:
+        """The domain's housekeeping, run by every scheduler beside the timer sweep: expired
+        sessions and security events past their retention (GRIDFLOW_AUDIT_RETENTION_DAYS) go."""
+        from grid.org import audit, sessions
+
+        def retention() -> None:
+            sessions.purge_expired(self)
+            audit.purge(self)
+
+        return [("gridflow-retention", 3600.0, retention)]
+
     def health(self) -> dict:
         try:
             with self.db.read() as s:

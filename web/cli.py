@@ -268,7 +268,7 @@ def _serve(svc, host: str, port: int, scheduler: bool) -> None:
     from . import create_app
 
     app = create_app(svc.settings, services=svc)
-    sched = start_scheduler(svc.runtime, svc.settings.sweep_seconds) if scheduler else None
+    sched = start_scheduler(svc.runtime, svc.settings.sweep_seconds, svc.periodic_jobs()) if scheduler else None
     click.echo(f"Gridflow on http://{host}:{port}/ ({svc.db.dialect}; scheduler {'on' if sched else 'off'})")
     try:
         app.run(host=host, port=port, threaded=True, use_reloader=False, debug=svc.settings.debug,
@@ -297,7 +297,7 @@ def scheduler_cmd(ctx) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     click.echo(f"scheduler on {svc.db.dialect}: timer sweep every {svc.settings.sweep_seconds:g}s", err=True)
-    run_until_stopped(svc.runtime, stop, svc.settings.sweep_seconds)
+    run_until_stopped(svc.runtime, stop, svc.settings.sweep_seconds, svc.periodic_jobs())
     svc.db.dispose()
 
 

@@ -103,3 +103,24 @@ def test_retention_and_purge(svc, monkeypatch):
     monkeypatch.setenv("GRIDFLOW_AUDIT_RETENTION_DAYS", "180")
     assert audit.purge(svc, now=now) == 2
     assert audit.query(svc).total == 1
+
+
+def test_the_schedulers_housekeeping_purges_old_events_and_dead_sessions(svc):
+    """What `gridflow scheduler` runs beside the sweep: events past the retention period and
+    sessions past their lifetime go; recent ones stay."""
+    from sqlalchemy import func, select
+
+    from grid.org import sessions
+    from grid.org.models import SecurityEvent, WebSession
+
+    now = clock.now()
+    with svc.db.write() as s:
+        audit.record(s, audit.SIGN_IN, actor="x", at=now - timedelta(days=400))
+        audit.record(s, audit.SIGN_IN, actor="y", at=now - timedelta(days=10))
+    sessions.create(svc, staff_id(svc, "jiangranran"), data="{}", user_agent="t", ip="127.0.0.1",
+                    limits=sessions.Limits(timedelta(minutes=60), timedelta(hours=8)), now=now - timedelta(days=2))
+    ((_name, _every, job),) = [j for j in svc.periodic_jobs() if j[0] == "gridflow-retention"]
+    job()
+    with svc.db.read() as s:
+        assert sorted(s.scalars(select(SecurityEvent.actor_staff_id))) == ["y"]
+        assert s.scalar(select(func.count()).select_from(WebSession)) == 0

@@ -140,9 +140,35 @@ def test_expired_sessions_are_gone_from_the_table(app, svc, fake_clock):
     with svc.db.read() as s:
         assert s.scalar(select(func.count()).select_from(WebSession)
                         .where(WebSession.token_hash == sessions.token_hash(value))) == 0
-    anonymous = app.test_client()
-    csrf(anonymous, "/login")  # an anonymous session (the sign-in form's CSRF token)
+    login(app, "qiuyun")  # a session nobody uses again: past its absolute lifetime it is purged
     fake_clock.advance(timedelta(hours=9))
     assert sessions.purge_expired(svc) >= 1
     with svc.db.read() as s:
         assert s.scalar(select(func.count()).select_from(WebSession)) == 0
+
+
+def _rows(svc) -> int:
+    with svc.db.read() as s:
+        return s.scalar(select(func.count()).select_from(WebSession))
+
+
+def test_visitors_who_do_not_sign_in_write_no_session_rows(app, svc):
+    """Anonymous requests (the sign-in page, a redirect to it) keep what they need in a signed
+    cookie: 50 of them leave the session table as it was, and the sign-in form still works."""
+    before = _rows(svc)
+    for _ in range(25):
+        fresh = app.test_client()
+        assert fresh.get("/").status_code == 302
+        assert fresh.get("/login").status_code == 200
+    assert _rows(svc) == before
+    client = app.test_client()
+    token = csrf(client, "/login")
+    assert cookie(client).startswith("a.")  # signed, not a table row
+    r = client.post("/login", data={"username": "jiangranran", "password": DEMO_PASSWORD, "csrf_token": token})
+    assert r.status_code == 302 and signed_in(client)
+    assert _rows(svc) == before + 1 and not cookie(client).startswith("a.")  # now an opaque id
+
+
+def test_a_forged_anonymous_cookie_is_ignored(app):
+    client = with_cookie(app, "a.eyJfdXNlcl9pZCI6ImFkbWluIn0.forged")
+    assert not signed_in(client)

@@ -178,14 +178,31 @@ class DbSessionInterface(SessionInterface):
 
     The id changes whenever the signed-in person does (sign-in, sign-out): the old row is
     deleted and a new token issued, so a token known before sign-in is worthless after it.
-    Static files skip the session entirely."""
+    Static files skip the session entirely. Before sign-in nothing is written to the database:
+    what an anonymous visitor has (the sign-in form's CSRF secret, the language) travels in a
+    signed cookie marked `a.`, so unauthenticated requests cannot fill the session table."""
 
     serializer = session_json_serializer
+    ANON = "a."
+    ANON_MAX_AGE = 3600  # seconds: a sign-in page left open longer asks for a fresh form
+
+    def _signer(self, app: Flask):
+        from itsdangerous import URLSafeTimedSerializer
+
+        return URLSafeTimedSerializer(app.secret_key, salt="gridflow-anonymous-session",
+                                      serializer=self.serializer, signer_kwargs={"key_derivation": "hmac"})
 
     def open_session(self, app: Flask, request) -> ServerSession:
         if app.static_url_path and request.path.startswith(app.static_url_path + "/"):
             return ServerSession(static=True)
         token = request.cookies.get(self.get_cookie_name(app))
+        if token and token.startswith(self.ANON) and len(token) <= 4096:
+            from itsdangerous import BadSignature
+
+            try:
+                return ServerSession(self._signer(app).loads(token[len(self.ANON):], max_age=self.ANON_MAX_AGE))
+            except (BadSignature, ValueError, TypeError):
+                return ServerSession()
         if not token or len(token) > 128:
             return ServerSession()
         loaded, expired = sessions.load(app.extensions["gridflow"], token, limits=session_limits(app))
@@ -221,6 +238,10 @@ class DbSessionInterface(SessionInterface):
             if not session:
                 if request.cookies.get(self.get_cookie_name(app)):
                     self._cookie(app, response, None, session)
+                return
+            if identity is None:  # not signed in: a signed cookie, no row
+                if session.modified or not request.cookies.get(self.get_cookie_name(app), "").startswith(self.ANON):
+                    self._cookie(app, response, self.ANON + self._signer(app).dumps(dict(session)), session)
                 return
             token = sessions.create(svc, identity, data=self.serializer.dumps(dict(session)),
                                     user_agent=request.user_agent.string, ip=request.remote_addr,

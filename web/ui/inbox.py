@@ -2,7 +2,7 @@
 list of late work in their jurisdiction, with urging (催办)."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -29,6 +29,9 @@ def index():
     svc = services()
     if current_user.is_admin and all(r.role == "admin" for r in current_user.roles) and routed("/admin/"):
         return redirect("/admin/")  # an administrator has no inbox: land on the administration page
+    if (not request.args and routed("/dashboard")
+            and any(r.role == "supervisor" and r.level in ("county", "city") for r in current_user.roles)):
+        return redirect(url_for("dashboard.home"))  # county and city leaders land on their dashboard
     category = request.args.get("category") or None
     state = request.args.get("state") or None
     if state not in STATES:

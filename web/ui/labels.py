@@ -62,6 +62,14 @@ EVENTS = {
     "signal_received": _l("Signal received"),
     "event_thrown": _l("Event"),
     "migrated": _l("Moved to another process version"),
+    "returned": _l("Returned to the level below"),
+    "extension_requested": _l("Time extension requested"),
+    "extension_decided": _l("Time extension decided"),
+    "held": _l("Put on hold (long-term issue)"),
+    "hold_reviewed": _l("Hold reviewed"),
+    "hold_released": _l("Hold released"),
+    "verify_overdue": _l("On-site verification overdue"),
+    "repeat": _l("Repeat dispute"),
 }
 DIAGRAM = {"current": _l("Current task"), "done": _l("Completed"), "waiting": _l("Waiting (timer)")}
 
