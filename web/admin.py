@@ -45,7 +45,10 @@ def _actor() -> str:
 @bp.before_request
 @login_required
 def _only_admins():
-    if not is_admin(current_user):
+    """Process versions serve the whole city: a county's administrator manages its organisation
+    (/admin/org/), not the city's processes."""
+    if not is_admin(current_user) or not any(r.role == "admin" and r.level == "city"
+                                             for r in getattr(current_user, "roles", ())):
         abort(403)
     return None
 

@@ -50,13 +50,9 @@ def password():
         ended = accounts.change_password(services(), current_user.id, current, new, confirm,
                                          keep_session=current_session_id())
     except InvalidData as e:
-        path = e.errors[0]["path"] if getattr(e, "errors", None) else ""
-        messages = {
-            "current_password": _("The current password is wrong."),
-            "confirm": _("The two new passwords are not the same."),
-        }
-        return _page(422, messages.get(path, _("The new password needs at least %(n)d characters and may not be "
-                                              "your username.", n=accounts.PASSWORD_MIN)))
+        from web.admin_org import policy_message  # the policy's own words: length, classes, history
+
+        return _page(422, policy_message(e))
     flash(_("Your password was changed.") + (" " + _("Your other sessions were ended.") if ended else ""), "success")
     return redirect(url_for("settings.index"))
 
