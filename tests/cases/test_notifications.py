@@ -92,13 +92,14 @@ def test_urge_reaches_the_handler_count_list_and_task_card(fake_clock, svc):
     assert cases.urge(svc, sup, c.id, "再次催办") == "recorded"
     assert [x.comment for x in notifications.open_urges(svc, med, [mediate.task_guid])[mediate.task_guid]] == [
         "请今天处理", "再次催办"]
+    assert notifications.unread_count(svc, med) == 4, "the recorded urge is told to the handler as well"
 
     # reading is one's own: another person's ids change nothing
     assert notifications.mark_read(svc, sup, [top.id]) == 0
-    assert notifications.unread_count(svc, med) == 3
+    assert notifications.unread_count(svc, med) == 4
     assert notifications.mark_read(svc, med, [top.id]) == 1
-    assert notifications.unread_count(svc, med) == 2
-    assert notifications.mark_read(svc, med) == 2
+    assert notifications.unread_count(svc, med) == 3
+    assert notifications.mark_read(svc, med) == 3
     assert notifications.unread_count(svc, med) == 0
     assert notifications.page(svc, med, unread_only=True)["items"] == []
 

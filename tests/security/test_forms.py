@@ -115,11 +115,17 @@ def test_a_duplicate_of_longer_than_the_column_is_refused(app, svc):
     assert r.status_code == 422
     assert "最多" in r.get_data(as_text=True)
     assert fingerprint(svc, c.id) == before
+    # 40 characters fit the column, but no such case exists: a field error, not a 500, nothing stored
     r = client.post(f"/tasks/{guid}", data={"csrf_token": token, "lock_version": lock, "action": "duplicate",
                                             "duplicate_of": "M" * 40})
+    assert r.status_code == 422
+    assert fingerprint(svc, c.id) == before
+    original = report_case(svc)  # a real earlier case: its number is stored on the duplicate
+    r = client.post(f"/tasks/{guid}", data={"csrf_token": token, "lock_version": lock, "action": "duplicate",
+                                            "duplicate_of": original.case_no})
     assert r.status_code == 302
     with svc.db.read() as s:
-        assert s.get(DisputeCase, c.id).duplicate_of == "M" * 40
+        assert s.get(DisputeCase, c.id).duplicate_of == original.case_no
 
 
 # ---- D: NaN and infinities -----------------------------------------------------------------------
