@@ -23,6 +23,10 @@ STATIC_MAX_AGE = 365 * 24 * 3600  # a year: versioned static URLs never change c
 STATIC_CACHE = f"public, max-age={STATIC_MAX_AGE}, immutable"
 
 
+UPLOAD_ENDPOINTS = frozenset({"report.create", "tasks.submit", "admin.upload", "registry.import_upload"})
+TEXT_FORM_LIMIT = 256 * 1024
+
+
 def create_app(settings: Settings | None = None, services=None, **overrides) -> Flask:
     """Application factory: one app per settings object. A production app with an unsafe
     configuration (no secret key, debug on, insecure cookies behind TLS) refuses to start."""
@@ -55,7 +59,22 @@ def create_app(settings: Settings | None = None, services=None, **overrides) -> 
 
     @app.get("/healthz")
     def healthz():
-        return jsonify(svc.health())
+        h = svc.health()  # what a load balancer needs; which database it is, nobody outside
+        return jsonify({k: h[k] for k in ("status", "db_ok", "time")})
+
+    @app.before_request
+    def _body_limit():
+        """Per-route body limits: files only where a form takes files (25 MB a request, 10 MB a file,
+        checked by the attachment store), 256 KB for every other form (sign-in included), 1 MB for
+        the API. A bigger body is refused with 413 before it is read."""
+        from flask import request
+
+        if request.endpoint in UPLOAD_ENDPOINTS:
+            request.max_content_length = 25 * 1024 * 1024
+        elif request.blueprint in ("api", "open311"):
+            request.max_content_length = 1024 * 1024
+        else:
+            request.max_content_length = TEXT_FORM_LIMIT
 
     import importlib
 
