@@ -73,6 +73,8 @@ class DisputeCase(Base):
     source: Mapped[str] = mapped_column(String(20), default="grid_worker", server_default="grid_worker")
     # 现场化解情况: what the grid worker wrote when she settled it on the spot (shown, searchable)
     settlement: Mapped[str | None] = mapped_column(Text)
+    # the one-time token of the report form it came from: a retried POST finds this case again
+    submit_token: Mapped[str | None] = mapped_column(String(40), unique=True)
 
 
 class CaseRecord(Base):

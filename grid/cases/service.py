@@ -6,11 +6,13 @@ and write.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine import clock
@@ -45,8 +47,13 @@ def _grid_of(s: Session, staff_id: str, grid_code: str | None) -> str:
 
 
 def report(svc, staff_id: str | None, data: dict, grid_code: str | None = None, *, source: str = "grid_worker",
-           reporter_id: str | None = None, on_behalf_of: dict | None = None, actor: str | None = None) -> DisputeCase:
+           reporter_id: str | None = None, on_behalf_of: dict | None = None, actor: str | None = None,
+           submit_token: str | None = None) -> DisputeCase:
     """Report a dispute: validate the report form, create the case, start the process.
+
+    `submit_token` is the one-time token of the rendered form: a phone that retries after a lost
+    response (or a double tap) gets the first case back, with `replayed` set, and nothing new is
+    created - also when the two POSTs race (the unique column decides, the loser reads the winner).
 
     `source` says how it came in (default: the grid worker's own phone, `staff_id` being her). For
     hotline/window, `staff_id` is the operator; for open311/api, `staff_id` is None and `actor`
@@ -54,7 +61,33 @@ def report(svc, staff_id: str | None, data: dict, grid_code: str | None = None, 
     the process data like the parties (personal data). The per-source count goes to the rollup in
     this same transaction, beside the step listener's `reported`.
     """
-    data = dict(data)
+    if submit_token is not None:
+        if not re.fullmatch(r"[0-9a-f]{32}", submit_token):
+            raise InvalidData("the form token is not valid", [{"path": "submit_token", "validator": "pattern",
+                                                              "message": "the form token is not valid"}])
+        first = _submitted(svc, submit_token, staff_id)
+        if first is not None:
+            return first
+    try:
+        return _report(svc, staff_id, dict(data), grid_code, source, reporter_id, on_behalf_of, actor, submit_token)
+    except IntegrityError:
+        first = _submitted(svc, submit_token, staff_id) if submit_token else None
+        if first is None:
+            raise
+        return first
+
+
+def _submitted(svc, submit_token: str, staff_id: str | None) -> DisputeCase | None:
+    """The case an earlier POST of this form created (only the same person's)."""
+    with svc.db.read() as s:
+        c = s.scalar(select(DisputeCase).where(DisputeCase.submit_token == submit_token))
+    if c is None or (staff_id is not None and c.reporter_id != staff_id):
+        return None
+    c.replayed = True
+    return c
+
+
+def _report(svc, staff_id, data, grid_code, source, reporter_id, on_behalf_of, actor, submit_token) -> DisputeCase:
     rt = svc.runtime
     with svc.db.write() as s:
         if source == "grid_worker":
@@ -76,7 +109,7 @@ def report(svc, staff_id: str | None, data: dict, grid_code: str | None = None, 
                         lng=loc.get("lng"), parties=data.get("parties") or [], photos=data.get("photos") or [],
                         reporter_id=reporter, grid_code=grid, unit_path=unit.path, status="open",
                         reported_at=now, updated_at=now, escalations=0, rework_count=0, warnings=0, overdue=0,
-                        source=source)
+                        source=source, submit_token=submit_token)
         s.add(c)
         s.flush()
         c.case_no = f"MD{clock.local(now):%Y%m%d}{c.id:06d}"

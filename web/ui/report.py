@@ -2,6 +2,8 @@
 case in the worker's grid would use, photos, location from the browser or typed."""
 from __future__ import annotations
 
+import uuid
+
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -17,9 +19,10 @@ from .labels import lang
 bp = Blueprint("report", __name__)
 
 
-def _render(rf: pages.ReportForm, grid: str, state: forms.FormState, status: int = 200):
+def _render(rf: pages.ReportForm, grid: str, state: forms.FormState, status: int = 200, token: str | None = None):
     fields = forms.build(rf.schema, lang())
-    return render_template("report/new.html", rf=rf, grid=grid, fields=fields, state=state), status
+    token = token if token and len(token) == 32 else uuid.uuid4().hex  # one per rendered form: kept on a retry
+    return render_template("report/new.html", rf=rf, grid=grid, fields=fields, state=state, submit_token=token), status
 
 
 @bp.get("/report")
@@ -38,13 +41,17 @@ def create():
     sub = forms.read(svc, current_user.id, fields, request.form, request.files)
     errors = forms.merge(sub.errors, forms.error_map(form_validation.validate(rf.schema, sub.data)))
     state = forms.FormState(sub.raw, sub.files, errors, submitted=True)
+    token = request.form.get("submit_token") or None
     if errors:
-        return _render(rf, grid, state, 422)
+        return _render(rf, grid, state, 422, token)
     try:
-        c = cases.report(svc, current_user.id, sub.data, grid_code=grid)
+        c = cases.report(svc, current_user.id, sub.data, grid_code=grid, submit_token=token)
     except InvalidData as e:
         state.errors = forms.merge(errors, forms.error_map(form_validation.errors_from(e)))
-        return _render(rf, grid, state, 422)
+        return _render(rf, grid, state, 422, token)
+    if getattr(c, "replayed", False):  # the same form sent again: the first case, nothing new
+        flash(_("This report was already submitted as case %(no)s.", no=c.case_no), "info")
+        return redirect(url_for("cases.show", case_id=c.id))
     attachments.link(svc, current_user.id, sub.upload_ids, c.id)
     flash(_("Reported as case %(no)s.", no=c.case_no), "success")
     return redirect(url_for("cases.show", case_id=c.id))
