@@ -75,6 +75,10 @@ def create_app(settings: Settings | None = None, services=None, **overrides) -> 
             request.max_content_length = 1024 * 1024
         else:
             request.max_content_length = TEXT_FORM_LIMIT
+        if request.mimetype == "multipart/form-data" and (None in request.form or None in request.files):
+            from werkzeug.exceptions import BadRequest
+
+            raise BadRequest("a form part without a name")  # 400, not a 500 in the CSRF check
 
     import importlib
 

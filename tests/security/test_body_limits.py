@@ -56,3 +56,17 @@ def test_a_report_with_a_two_megabyte_photo_is_accepted(app, svc):
                     content_type="multipart/form-data")
     assert r.status_code == 302, r.status_code
     assert _cases(svc) == before + 1
+
+
+NAMELESS = (b'--XX\r\nContent-Disposition: form-data\r\n\r\nvalue\r\n'
+            b'--XX\r\nContent-Disposition: form-data; name="username"\r\n\r\nx\r\n--XX--\r\n')
+
+
+@pytest.mark.parametrize("who, path", [(None, "/login"), ("jiangranran", "/report"), ("qiuyun", "/archive")])
+def test_a_multipart_part_without_a_name_is_a_400_not_a_500(app, svc, who, path):
+    """Defect 10: it crashed Flask-WTF's CSRF lookup on any POST, before sign-in."""
+    client = login(app, who) if who else app.test_client()
+    before = _cases(svc)
+    r = client.post(path, data=NAMELESS, content_type="multipart/form-data; boundary=XX")
+    assert r.status_code == 400
+    assert _cases(svc) == before
