@@ -85,7 +85,10 @@ def clean_name(name: str | None, content_type: str) -> str:
     digits and a few punctuation marks; the extension is the one of the real type.
     """
     raw = name or ""
-    if "\x00" in raw or "/" in raw or "\\" in raw or ".." in raw:
+    # compatibility forms first: a fullwidth "．．／" is "../" to anything that folds it later
+    # (the ASCII fallback of Content-Disposition does), so it is judged as that
+    folded = unicodedata.normalize("NFKC", raw)
+    if any("\x00" in s or "/" in s or "\\" in s or ".." in s for s in (raw, folded)):
         raise UploadRefused("name", "the file name must not contain a path")
     text = unicodedata.normalize("NFC", raw)
     text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C").lstrip(". ")

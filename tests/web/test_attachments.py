@@ -40,7 +40,8 @@ def test_clean_name(name, expected):
     assert clean_name(name, "image/png") == expected
 
 
-@pytest.mark.parametrize("name", ["../evil.png", "..\\evil.png", "/etc/passwd", "a/b.png", "x\x00.png", "..", "a..b.png"])
+@pytest.mark.parametrize("name", ["../evil.png", "..\\evil.png", "/etc/passwd", "a/b.png", "x\x00.png", "..", "a..b.png",
+                                  "．．／．．／evil.png", "a／b.png", "．．＼evil.png"])  # fullwidth forms fold to ASCII
 def test_names_with_paths_are_refused(name):
     with pytest.raises(UploadRefused) as e:
         clean_name(name, "image/png")
