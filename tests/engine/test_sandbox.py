@@ -1,7 +1,6 @@
 """The sandbox: escapes fail clearly, runaway code stops, helpers work."""
 from __future__ import annotations
 
-import time
 from datetime import UTC, date, datetime
 
 import pytest
@@ -44,12 +43,11 @@ def test_open_and_dunder_in_scripts_fail():
         env.execute("x = ().__class__", {})
 
 
-def test_endless_loop_is_stopped_quickly():
+def test_endless_loop_is_stopped():
+    """The budget stops it (the test returns at all); how fast is bench/sandbox_bench.py's business."""
     env = sandbox.RestrictedEnvironment()
-    t0 = time.monotonic()
     with pytest.raises(sandbox.ScriptBudgetExceeded):
         env.execute("n = 0\nwhile True:\n    n = n + 1", {})
-    assert time.monotonic() - t0 < 5
     with pytest.raises(sandbox.ScriptBudgetExceeded):
         env.execute("x = sum(range(10**9))", {})
 
