@@ -100,18 +100,6 @@ def _element_lines(root: etree._Element, filename: str, out: dict, tags: dict | 
                 tags.setdefault(el.get("id"), etree.QName(el).localname)
 
 
-def _element_at(root: etree._Element, line: int | None) -> str | None:
-    best = None
-    for el in root.iter():
-        if not isinstance(el.tag, str) or el.sourceline is None or line is None:
-            continue
-        if el.sourceline <= line and el.get("id"):
-            best = el.get("id")
-        if el.sourceline > line:
-            break
-    return best
-
-
 def parse_bundle(bundle: Bundle, extra: bool = True) -> ParsedBundle:
     """Validate everything in the bundle; raise DeployError with every problem found."""
     problems: list[Problem] = []
@@ -142,7 +130,7 @@ def parse_bundle(bundle: Bundle, extra: bool = True) -> ParsedBundle:
             continue
         if not schema.validate(root):
             for err in schema.error_log:
-                el = _element_at(root, err.line)
+                el = texts.element_at(root, err.line)
                 problems.append(texts.from_xsd(name, err.message, err.line, el, enames.get(el)))
     if problems:
         raise DeployError(texts.coded_all(problems, enames))

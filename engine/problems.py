@@ -384,14 +384,14 @@ def precheck(bpmn: dict[str, bytes], dmn: dict[str, bytes], forms: set[str]) -> 
         schema = _bpmn_schema()
         if not schema.validate(root):
             for err in schema.error_log:
-                el = _element_at(root, err.line)
+                el = element_at(root, err.line)
                 problems.append(from_xsd(name, err.message, err.line, el, names.get(el)))
     if not bpmn:
         problems.append(make("no_bpmn", "(bundle)"))
     return problems
 
 
-def _element_at(root, line: int | None) -> str | None:
+def element_at(root, line: int | None) -> str | None:
     """The id of the last element with an id that starts at or before `line` (as deploy locates)."""
     best = None
     for el in root.iter():
