@@ -23,14 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 TARGET_S = 1.0
-BROKEN = """<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d" targetNamespace="x">
-  <bpmn:process id="p" isExecutable="true">
-    <bpmn:startEvent id="start"/>
-    <bpmn:bogusTask id="bad" name="坏元素"/>
-  </bpmn:process>
-</bpmn:definitions>
-"""
+BROKEN = (ROOT / "tests" / "fixtures" / "bogus_task.bpmn").read_text(encoding="utf-8")  # an unknown element
 SMALL_OK = ROOT / "tests" / "fixtures" / "four_tasks.bpmn"
 
 

@@ -22,34 +22,20 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tests.pg_admin import create_database, drop_database
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_S = 60.0
+_drop = drop_database  # bench/request_profile.py drops its scratch database with it
 
 
 def _scratch(pg: str | None) -> tuple[str, str | None, str]:
+    """(url, PostgreSQL database name or None, temporary folder) of a scratch database."""
     tmp = tempfile.mkdtemp(prefix="gridflow_demo_bench_")
     if not pg:
         return f"sqlite:///{tmp}/demo.sqlite", None, tmp
-    from sqlalchemy import create_engine, text
-
     name = f"gridflow_demo_bench_{os.getpid()}"
-    admin = create_engine(pg.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return pg.rsplit("/", 1)[0] + "/" + name, name, tmp
-
-
-def _drop(pg: str, name: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(pg.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' "
-                       "AND pid <> pg_backend_pid()"))
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    return create_database(pg, name, replace=True), name, tmp
 
 
 def run(url: str, size: str) -> dict:
@@ -96,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         report.update(run(url, args.size))
     finally:
         if pg_name:
-            _drop(args.pg, pg_name)
+            drop_database(args.pg, pg_name)
         shutil.rmtree(tmp, ignore_errors=True)
     verdict = "PASS" if report["total_s"] < TARGET_S else "MISS"
     report["target"] = f"whole build < {TARGET_S:.0f} s: {verdict}"

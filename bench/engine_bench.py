@@ -22,11 +22,9 @@ import json
 import os
 import platform
 import pstats
-import shutil
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,11 +38,12 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.session import SessionTransaction
 
 import engine.runtime as rt_mod
+from bench._common import PG_DEFAULT, Scratch, admin_engine
 from engine import clock, sandbox
 from engine.db import Database
 from engine.deploy import Bundle, deploy
@@ -57,7 +56,6 @@ BPMN = HERE / "fixtures" / "four_tasks.bpmn"
 FORMS = HERE / "fixtures" / "forms"
 RESULTS = HERE / "results"
 PROCESS = "four_tasks"
-PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)  # the fake clock; the PT1H reminder on t2 is due at T0 + 1h
 FORM_DATA = {"note": "ok", "amount": 1}
 UNITS = 3000
@@ -91,24 +89,11 @@ def unit_of(i: int) -> str:
 
 
 # ---- databases ------------------------------------------------------------------------------------------
-class Target:
+class Target(Scratch):
     """A scratch database of one dialect: Gridflow's tables (migrated) plus thin_instance."""
 
     def __init__(self, dialect: str, pg_base: str | None):
-        self.dialect = dialect
-        self._tmp = None
-        self._pg_base = pg_base
-        self.pg_name = None
-        if dialect == "sqlite":
-            self._tmp = tempfile.mkdtemp(prefix="gridflow_bench_")
-            self.path = os.path.join(self._tmp, "bench.sqlite")
-            self.url = f"sqlite:///{self.path}"
-        else:
-            self.pg_name = f"gridflow_bench_{os.getpid()}"
-            with _admin(pg_base).connect() as c:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{self.pg_name}"'))
-                c.execute(text(f'CREATE DATABASE "{self.pg_name}"'))
-            self.url = pg_base.rsplit("/", 1)[0] + "/" + self.pg_name
+        super().__init__(dialect, pg_base, "gridflow_bench")
         self.db = Database(self.url)
         upgrade(self.db)
         with self.db.write() as s:
@@ -116,19 +101,7 @@ class Target:
 
     def close(self) -> None:
         self.db.dispose()
-        if self._tmp:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-        if self.pg_name:
-            eng = _admin(self._pg_base)
-            with eng.connect() as c:
-                c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                               "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": self.pg_name})
-                c.execute(text(f'DROP DATABASE IF EXISTS "{self.pg_name}"'))
-            eng.dispose()
-
-
-def _admin(url: str):
-    return create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
+        super().close()
 
 
 # ---- the thin loop ------------------------------------------------------------------------------------------
@@ -531,23 +504,19 @@ def thin_breakdown(thin: Thin, n: int) -> dict:
     """ms per call by phase for the thin loop's start and complete (from inline timers)."""
     thin.phases = {}
     totals = {"start": 0.0, "complete": 0.0}
-    orig_start, orig_complete = thin.start, thin.complete
 
-    def start(*a):
-        t = perf()
-        try:
-            return orig_start(*a)
-        finally:
-            totals["start"] += perf() - t
+    def timed(op: str):
+        orig = getattr(thin, op)
 
-    def complete(*a):
-        t = perf()
-        try:
-            return orig_complete(*a)
-        finally:
-            totals["complete"] += perf() - t
+        def call(*a):
+            t = perf()
+            try:
+                return orig(*a)
+            finally:
+                totals[op] += perf() - t
+        return call
 
-    thin.start, thin.complete = start, complete
+    thin.start, thin.complete = timed("start"), timed("complete")
     try:
         for i in range(n):
             thin_instance(thin, i)
@@ -628,7 +597,7 @@ def bulk_fill(target: Target, rt: Runtime, rows: int, fake: clock.FakeClock) -> 
                 "CAST(:base AS timestamptz) + ((id * 7919) % 2592000) * interval '1 second', '{}'::jsonb "
                 "FROM instance WHERE id BETWEEN :lo AND :hi"), {**p, "lo": lo, "hi": hi})
     if target.dialect == "postgresql":
-        with _admin(target.url).connect() as c:  # what autovacuum would do soon after a load like this
+        with admin_engine(target.url).connect() as c:  # what autovacuum would do soon after a load like this
             c.execute(text("ANALYZE instance"))
             c.execute(text("ANALYZE work_item"))
     fill_s = perf() - t

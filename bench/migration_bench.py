@@ -25,16 +25,15 @@ import os
 import platform
 import pstats
 import re
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy import func, insert, select, text
 
+from bench._common import PG_DEFAULT, Scratch, admin_engine
 from engine import clock
 from engine.db import Database
 from engine.deploy import Bundle
@@ -45,43 +44,11 @@ from engine.versions import deploy_bundle
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
-PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
 START = datetime(2026, 3, 2, 10, 0, tzinfo=clock.SHANGHAI)
 MIX = (("dispatch", 0.45), ("verify", 0.45), ("mediation", 0.10))
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 perf = time.perf_counter
-
-
-def _admin(url: str):
-    return create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
-
-
-class Scratch:
-    def __init__(self, dialect: str, pg_base: str | None):
-        self.dialect, self.pg_base, self.tmp, self.pg_name = dialect, pg_base, None, None
-        if dialect == "sqlite":
-            self.tmp = tempfile.mkdtemp(prefix="gridflow_mbench_")
-            self.url = f"sqlite:///{self.tmp}/bench.sqlite"
-        else:
-            self.pg_name = f"gridflow_mbench_{os.getpid()}"
-            with _admin(pg_base).connect() as c:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{self.pg_name}"'))
-                c.execute(text(f'CREATE DATABASE "{self.pg_name}"'))
-            self.url = pg_base.rsplit("/", 1)[0] + "/" + self.pg_name
-        self.db = Database(self.url)
-
-    def close(self) -> None:
-        self.db.dispose()
-        if self.tmp:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-        if self.pg_name:
-            eng = _admin(self.pg_base)
-            with eng.connect() as c:
-                c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                               "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": self.pg_name})
-                c.execute(text(f'DROP DATABASE IF EXISTS "{self.pg_name}"'))
-            eng.dispose()
 
 
 def _templates(svc, fake) -> dict[str, str]:
@@ -177,22 +144,23 @@ def run(dialect: str, n: int, batch: int, pg_base: str | None, profile: bool) ->
     from engine.migrate import upgrade
     from grid.cases.scenario import prepare
 
-    sc = Scratch(dialect, pg_base)
+    sc = Scratch(dialect, pg_base, "gridflow_mbench")
+    db = Database(sc.url)
     try:
         fake = clock.install_fake(START)
         t = perf()
-        upgrade(sc.db)
-        svc = prepare(sc.db, ROOT / "workflows", ROOT / "forms")
+        upgrade(db)
+        svc = prepare(db, ROOT / "workflows", ROOT / "forms")
         templates = _templates(svc, fake)
-        counts = _copy_cases(sc.db, templates, n)
+        counts = _copy_cases(db, templates, n)
         setup_s = perf() - t
         print(f"[{dialect}] {n} open cases created ({counts}) in {setup_s:.1f}s", flush=True)
         v2 = ROOT / "tests" / "fixtures" / "v2"
-        deploy_bundle(sc.db, Bundle.from_dirs(v2 / "workflows", v2 / "forms"), actor="bench", tag="v2")
+        deploy_bundle(db, Bundle.from_dirs(v2 / "workflows", v2 / "forms"), actor="bench", tag="v2")
         fake.advance(clock.duration("PT1H"))
         sel = Selection("dispute_case", business_keys=None, where=Instance.business_key.like("BM%"),
                         label="benchmark copies")
-        before = _clocks(sc.db)
+        before = _clocks(db)
 
         m = Migrator(svc.runtime)
         t = perf()
@@ -214,10 +182,10 @@ def run(dialect: str, n: int, batch: int, pg_base: str | None, profile: bool) ->
               f"migrated {result.migrated} ({result.migrated / exec_s:.0f}/s), blocked {result.blocked}, "
               f"skipped {result.skipped}, failed {result.failed}", flush=True)
 
-        after = _clocks(sc.db)
+        after = _clocks(db)
         moved_timers = sum(1 for k, v in before[0].items() if after[0].get(k) != v)
         moved_items = sum(1 for k, v in before[1].items() if after[1].get(k) != v)
-        with sc.db.read() as s:
+        with db.read() as s:
             events = s.scalar(select(func.count()).select_from(InstanceEvent)
                               .where(InstanceEvent.kind == "version_changed"))
         expected_ok = counts["dispatch"] + counts["verify"]
@@ -248,6 +216,7 @@ def run(dialect: str, n: int, batch: int, pg_base: str | None, profile: bool) ->
         return out
     finally:
         clock.set_source(None)
+        db.dispose()
         sc.close()
 
 
@@ -264,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     for dialect in [d.strip() for d in args.dialects.split(",") if d.strip()]:
         if dialect == "postgresql":
             try:
-                with _admin(args.pg).connect() as c:
+                with admin_engine(args.pg).connect() as c:
                     c.execute(text("select 1"))
             except Exception as e:  # noqa: BLE001
                 print(f"[postgresql] skipped: {e}", file=sys.stderr)

@@ -31,6 +31,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tests.pg_admin import create_database, drop_database
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
@@ -248,13 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     tmp = tempfile.mkdtemp(prefix="gridflow_registry_bench_")
     pg_name = None
     if args.pg:
-        from sqlalchemy import create_engine, text
-
         pg_name = f"gridflow_registry_bench_{os.getpid()}"
-        admin = create_engine(args.pg.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{pg_name}"'))
-        url = args.pg.rsplit("/", 1)[0] + "/" + pg_name
+        url = create_database(args.pg, pg_name)
     else:
         url = f"sqlite:///{tmp}/registry.sqlite"
     csv_path = f"{tmp}/residents.csv"
@@ -289,10 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {report['my_grid']}", flush=True)
     finally:
         if pg_name:
-            with admin.connect() as c:
-                c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n "
-                               "AND pid <> pg_backend_pid()"), {"n": pg_name})
-                c.execute(text(f'DROP DATABASE IF EXISTS "{pg_name}"'))
+            drop_database(args.pg, pg_name)
         if args.keep:
             print(f"kept {tmp}")
         else:

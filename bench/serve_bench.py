@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, select, text  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 
 from engine.db import Database  # noqa: E402
 from engine.models import WorkItem  # noqa: E402
@@ -43,6 +43,7 @@ from grid.cases import service as cases  # noqa: E402
 from grid.cases.models import DisputeCase  # noqa: E402
 from grid.org import service as org  # noqa: E402
 from grid.org.passwords import DEMO_PASSWORD  # noqa: E402
+from tests.pg_admin import create_database, drop_database  # noqa: E402
 from tests.server_helpers import (  # noqa: E402
     GRIDFLOW,
     KEY,
@@ -204,10 +205,7 @@ def main() -> None:
     if base is None:
         sys.exit("PostgreSQL is not reachable (set GRIDFLOW_TEST_PG_URL)")
     name = f"gridflow_servebench_{os.getpid()}"
-    admin = create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base.rsplit("/", 1)[0] + "/" + name
+    url = create_database(base, name)
     db = Database(url)
     started_at = time.time()
     try:
@@ -245,11 +243,7 @@ def main() -> None:
         print(f"saved {path.relative_to(ROOT)}")
     finally:
         db.dispose()
-        with admin.connect() as c:
-            c.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' "
-                           "AND pid <> pg_backend_pid()"))
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+        drop_database(base, name)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,12 @@ them commits and never change, so every attachment the snapshot knows is in the 
 uploaded meanwhile are extra and harmless). The manifest lists the schema revision, each table's
 row count (checked after a restore) and every file with its size and SHA-256.
 
+Attachments kept in an object store (S3-compatible, `grid.storage`) are included when the caller
+passes the store instead of a directory: anything with `keys()` (key, modified) and `get(key)`
+for a backup, `put(key, data)` for a restore. They are copied through a temporary directory, so
+the host needs room for them; for a large bucket, back it up with its own tools (versioning,
+replication, `rclone`/`mc mirror`) and leave it out (docs/storage.md).
+
 Generic: knows no table of the domain. `restore` refuses a database that already has tables
 unless told to overwrite (SQLite only); the PostgreSQL target must be empty.
 """
@@ -114,9 +120,13 @@ def _dump_database(db, work: Path) -> str:
     raise BackupError(f"no backup method for {db.dialect}")
 
 
-def backup(db, archive: Path, uploads: Path | None = None, *, note: dict | None = None,
+def _is_store(uploads) -> bool:
+    return uploads is not None and not isinstance(uploads, str | os.PathLike) and hasattr(uploads, "keys")
+
+
+def backup(db, archive: Path, uploads=None, *, note: dict | None = None,
            progress: Progress | None = None) -> dict:
-    """Write a backup of `db` (and the `uploads` directory, if any) to `archive` (.tar.gz);
+    """Write a backup of `db` (and the `uploads` directory or object store, if any) to `archive` (.tar.gz);
     returns the manifest."""
     progress = progress or (lambda done, total, note="": None)
     archive = Path(archive)
@@ -128,6 +138,14 @@ def backup(db, archive: Path, uploads: Path | None = None, *, note: dict | None 
         counts = table_counts(db)
         name = _dump_database(db, work)
         progress(1, 3, "uploads")
+        if _is_store(uploads):  # an object store: its objects into the work directory first
+            for key, _modified in sorted(uploads.keys()):
+                dest = work / "store" / key
+                if key.endswith(".part") or work / "store" not in dest.resolve().parents:
+                    continue
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(uploads.get(key))
+            uploads = work / "store"
         if uploads and Path(uploads).is_dir():
             root = Path(uploads)
             files = [(p, "uploads/" + p.relative_to(root).as_posix()) for p in sorted(root.rglob("*")) if p.is_file()]
@@ -214,7 +232,10 @@ def restore(archive: Path, database_url: str, uploads: Path | None = None, *, ov
             if done.returncode != 0:
                 raise BackupError(f"pg_restore failed: {done.stderr.strip()[:500]}")
         progress(2, 3, "uploads")
-        if uploads is not None and manifest["uploads"]:
+        if _is_store(uploads):
+            for f in manifest["uploads"]:
+                uploads.put(f["path"][len("uploads/"):], (work / f["path"]).read_bytes())
+        elif uploads is not None and manifest["uploads"]:
             root = Path(uploads)
             for f in manifest["uploads"]:
                 dest = root / f["path"][len("uploads/"):]

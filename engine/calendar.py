@@ -4,6 +4,11 @@ The file (`workflows/calendar.yaml`) lists, per year, `holidays` (days off) and
 `workdays` (make-up working days on weekends, 调休). Weekends are days off unless listed.
 An optional top-level `day_ends: "17:30"` makes `workdays(n)` (n > 0) end at that time on the
 n-th working day, the close of the working day officials expect, instead of at the same minute.
+
+The calendar is deployed with the bundle (`calendar.yaml` among a version's files), so a change
+needs no restart and a running instance keeps the calendar of the version it runs on until it is
+migrated; `VersionCalendars` is the runtime's cache of them (a version without one uses the
+runtime's configured calendar).
 """
 from __future__ import annotations
 
@@ -26,7 +31,14 @@ class WorkCalendar:
     def load(cls, path: str | Path | None) -> WorkCalendar:
         if not path or not Path(path).exists():
             return cls()
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        return cls.from_text(Path(path).read_text(encoding="utf-8"))
+
+    @classmethod
+    def from_text(cls, text: str) -> WorkCalendar:
+        """The calendar a `calendar.yaml` text describes (raises ValueError/yaml.YAMLError if unreadable)."""
+        raw = yaml.safe_load(text) or {}
+        if not isinstance(raw, dict):
+            raise ValueError("the calendar must be a mapping with `years`")
         hol, work = set(), set()
         years = raw.get("years", raw)
         for _year, spec in (years or {}).items():
@@ -86,6 +98,52 @@ class WorkCalendar:
             d += timedelta(days=1)
             days += self.is_workday(d)
         return days
+
+
+CALENDAR_FILE = "calendar.yaml"
+
+
+def problems_in(text: str) -> list[str]:
+    """What is wrong with a calendar file (empty: it loads), for deploy's validation."""
+    try:
+        cal = WorkCalendar.from_text(text)
+    except yaml.YAMLError as e:
+        return [f"not valid YAML: {str(e).splitlines()[0]}"]
+    except (ValueError, TypeError, AttributeError) as e:
+        return [f"not a calendar: {e}"]
+    del cal
+    return []
+
+
+class VersionCalendars:
+    """The work calendar each deployed version carries, parsed once per version id.
+
+    `day_ends` (None: as the file says) overrides the close of the working day for every
+    calendar handed out: the scenario runner's `calendar: {day_ends: ...}` tries one."""
+
+    def __init__(self) -> None:
+        self._cache: dict[int, WorkCalendar | None] = {}
+        self._patched: dict[tuple[int, str], WorkCalendar] = {}
+        self.day_ends: str | None = None
+
+    def get(self, s, version_id: int | None, fallback: WorkCalendar) -> WorkCalendar:
+        """The calendar of `version_id` (one query the first time), else `fallback`."""
+        cal = None
+        if version_id is not None:
+            if version_id not in self._cache:
+                from .models import ProcessVersion  # noqa: PLC0415 - the models import the db layer
+
+                files = s.get(ProcessVersion, version_id).files if s is not None else None
+                text = (files or {}).get(CALENDAR_FILE)
+                self._cache[version_id] = WorkCalendar.from_text(text) if text else None
+            cal = self._cache[version_id]
+        cal = cal or fallback
+        if self.day_ends is None:
+            return cal
+        key = (id(cal), str(self.day_ends))
+        if key not in self._patched:
+            self._patched[key] = cal.with_day_ends(self.day_ends)
+        return self._patched[key]
 
 
 def _as_time(v) -> time | None:

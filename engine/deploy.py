@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from . import clock, form_validation, limits, modeler_compat, sandbox, xmlsafe
 from . import problems as texts
+from .calendar import CALENDAR_FILE, problems_in
 from .errors import DeployError, Problem, ScriptError
 from .models import ProcessDefinition, ProcessVersion
 from .serializer import SERIALIZER
@@ -34,11 +35,13 @@ ISO_LIKE = re.compile(r"^(R\d*/)?P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(\d+H)?(\d+
 
 @dataclass
 class Bundle:
-    """Files to deploy: BPMN and DMN by file name, forms by form name."""
+    """Files to deploy: BPMN and DMN by file name, forms by form name, and the work calendar
+    (`calendar.yaml`, stored with each version so running instances keep theirs)."""
 
     bpmn: dict[str, bytes] = field(default_factory=dict)
     dmn: dict[str, bytes] = field(default_factory=dict)
     forms: dict[str, bytes] = field(default_factory=dict)
+    calendar: bytes | None = None
 
     @classmethod
     def from_dirs(cls, workflows: str | Path, forms: str | Path | None = None) -> Bundle:
@@ -50,6 +53,9 @@ class Bundle:
                 b.bpmn[p.name] = p.read_bytes()
             elif p.suffix == ".dmn":
                 b.dmn[p.name] = p.read_bytes()
+        cal = (workflows if workflows.is_dir() else workflows.parent) / CALENDAR_FILE
+        if cal.is_file():
+            b.calendar = cal.read_bytes()
         fdir = Path(forms) if forms else (workflows if workflows.is_dir() else workflows.parent).parent / "forms"
         if fdir.is_dir():
             for p in sorted(fdir.glob("*.json")):
@@ -57,7 +63,8 @@ class Bundle:
         return b
 
     def paths(self) -> list[str]:
-        return list(self.bpmn) + list(self.dmn) + [f"forms/{n}" for n in self.forms]
+        cal = [CALENDAR_FILE] if self.calendar is not None else []
+        return list(self.bpmn) + list(self.dmn) + cal + [f"forms/{n}" for n in self.forms]
 
 
 @dataclass
@@ -122,6 +129,11 @@ def parse_bundle(bundle: Bundle, extra: bool = True) -> ParsedBundle:
             problems += _check_size(roots[name], name)
     if not bundle.bpmn:
         problems.append(Problem("(bundle)", "no BPMN files found"))
+    if bundle.calendar is not None:
+        try:
+            problems += [Problem(CALENDAR_FILE, m, 1) for m in problems_in(bundle.calendar.decode("utf-8"))]
+        except UnicodeDecodeError:
+            problems.append(Problem(CALENDAR_FILE, "not UTF-8 text", 1))
     # 1. XML Schema (the BPMN XSDs SpiffWorkflow ships, plus its extension schema)
     schema = VALIDATOR.validator
     for name in bundle.bpmn:
@@ -404,10 +416,12 @@ def _check_timer(expr: str, file, line, bid) -> list[Problem]:
     return []
 
 
-def _sha(spec_json: str, forms: dict) -> str:
+def _sha(spec_json: str, forms: dict, calendar: str | None = None) -> str:
     h = hashlib.sha256()
     h.update(spec_json.encode())
     h.update(json.dumps(forms, sort_keys=True, ensure_ascii=False).encode())
+    if calendar is not None:  # a new calendar is a new version (without one: the hash as before)
+        h.update(b"\0calendar\0" + calendar.encode())
     return h.hexdigest()
 
 
@@ -427,13 +441,16 @@ def deploy(s: Session, bundle: Bundle, actor: str | None = None, tag: str | None
     parsed = parse_bundle(bundle)
     report = DeployReport()
     files = {n: c.decode("utf-8") for n, c in {**bundle.bpmn, **bundle.dmn}.items()}
+    calendar = bundle.calendar.decode("utf-8") if bundle.calendar is not None else None
+    if calendar is not None:
+        files[CALENDAR_FILE] = calendar
     total = len(parsed.specs)
     for i, (pid, (spec, subs)) in enumerate(parsed.specs.items(), 1):
         spec_doc = {"spec": SERIALIZER.registry.convert(spec),
                     "subprocess_specs": {k: SERIALIZER.registry.convert(v) for k, v in subs.items()}}
         spec_json = json.dumps(spec_doc, sort_keys=True, ensure_ascii=False)
         forms = {n: parsed.forms[n] for n in sorted(_forms_of(spec, subs)) if n in parsed.forms}
-        sha = _sha(spec_json, forms)
+        sha = _sha(spec_json, forms, calendar)
         definition = s.get(ProcessDefinition, pid)
         if definition is None:
             definition = ProcessDefinition(process_id=pid, name=parsed.names.get(pid))

@@ -1,4 +1,4 @@
-"""Engine tables: process versions, instances, work items, audit events.
+"""Engine tables: process versions, instances, work items, audit events and audit chain heads.
 
 Inbox pages, counts and indicators read these projections (and domain tables), never
 the state JSON.
@@ -116,3 +116,18 @@ class InstanceEvent(Base):
     kind: Mapped[str] = mapped_column(String(40), index=True)
     task: Mapped[str | None] = mapped_column(String(200))
     data: Mapped[dict] = mapped_column(JSONType, default=dict)
+    # HMAC over this row's content and the previous row's hash (engine.audit_chain)
+    hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class ChainHead(Base):
+    """The head of a named audit chain (engine.audit_chain): the last seq and hash, and the anchor
+    (the last purged row) that verification starts from."""
+
+    __tablename__ = "audit_chain_head"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    hash: Mapped[str | None] = mapped_column(String(64))
+    anchor_seq: Mapped[int] = mapped_column(Integer, default=0)
+    anchor_hash: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -30,8 +30,8 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy.orm import Session
 
 from . import clock, limits, sandbox, store
-from .assignment import Assigner, Assignment, TaskContext, default_assigner, work_item_row
-from .calendar import WorkCalendar
+from .assignment import Assigner, Assignment, TaskContext, default_assigner, reassign_act, work_item_row
+from .calendar import VersionCalendars, WorkCalendar
 from .db import Database
 from .errors import Conflict, EngineError, InvalidData, NotFound
 from .reads import InstanceReads
@@ -68,6 +68,17 @@ def _check_input(data: Any, what: str) -> None:
         raise InvalidData(f"the {what} is nested more than {limits.MAX_DATA_DEPTH} levels deep")
 
 
+def _deliver(definition: type, kind: str, name: str, payload: Any):
+    """The step action delivering a message or signal event `name`; Conflict if nothing waits for it."""
+    def act(wf: BpmnWorkflow, step: Step, s: Session) -> None:
+        try:
+            wf.send_event(BpmnEvent(definition(name), payload=payload))
+        except WorkflowException as e:
+            raise Conflict(f"the instance is not waiting for {kind} {name!r}") from e
+        step.record(f"{kind}_received", data={"name": name, "payload": _jsonable(payload)})
+    return act
+
+
 class Runtime(SpecCache, InstanceReads):
     """The engine facade: the only place that touches SpiffWorkflow workflows."""
 
@@ -77,7 +88,8 @@ class Runtime(SpecCache, InstanceReads):
         self.assigner = assigner or default_assigner
         self.listeners: list[Listener] = []
         self.validate_forms = validate_forms
-        self.calendar = calendar or WorkCalendar()
+        self.calendar = calendar or WorkCalendar()  # for versions deployed without a calendar.yaml
+        self.version_calendars = VersionCalendars()
         self.script_engine = LimitedScriptEngine()
         self._specs: dict[int, tuple] = {}
         self._validators: dict[tuple[int, str], Draft202012Validator] = {}
@@ -102,7 +114,7 @@ class Runtime(SpecCache, InstanceReads):
         start = wf.get_tasks(state=TaskState.READY)[0]
         start.data.update(data or {})
         step = Step(actor=actor, process_id=process_id, version_id=vid, business_key=business_key,
-                    calendar=self.calendar)
+                    calendar=self.calendar_of(s, vid))
         step.fallback_state = dump_state(wf)
         step.record("started", data={"version_id": vid, "process_id": process_id})
         self._advance(wf, step)
@@ -140,27 +152,12 @@ class Runtime(SpecCache, InstanceReads):
     def send_message(self, instance_id: int, name: str, payload: Any = None, *, actor: str | None = None,
                      session: Session | None = None) -> Step:
         _check_input(payload, "message payload")
-
-        def act(wf: BpmnWorkflow, step: Step, s: Session) -> None:
-            try:
-                wf.send_event(BpmnEvent(MessageEventDefinition(name), payload=payload))
-            except WorkflowException as e:
-                raise Conflict(f"the instance is not waiting for message {name!r}") from e
-            step.record("message_received", data={"name": name, "payload": _jsonable(payload)})
-
-        return self._step(instance_id, act, actor, session=session)
+        return self._step(instance_id, _deliver(MessageEventDefinition, "message", name, payload), actor,
+                          session=session)
 
     def signal(self, instance_id: int, name: str, payload: Any = None, *, actor: str | None = None) -> Step:
         _check_input(payload, "signal payload")
-
-        def act(wf: BpmnWorkflow, step: Step, s: Session) -> None:
-            try:
-                wf.send_event(BpmnEvent(SignalEventDefinition(name), payload=payload))
-            except WorkflowException as e:
-                raise Conflict(f"the instance is not waiting for signal {name!r}") from e
-            step.record("signal_received", data={"name": name, "payload": _jsonable(payload)})
-
-        return self._step(instance_id, act, actor)
+        return self._step(instance_id, _deliver(SignalEventDefinition, "signal", name, payload), actor)
 
     def cancel(self, instance_id: int, *, actor: str | None = None, reason: str | None = None,
                session: Session | None = None) -> Step:
@@ -170,6 +167,11 @@ class Runtime(SpecCache, InstanceReads):
             step.record("cancelled", data={"reason": reason})
 
         return self._step(instance_id, act, actor, run=False, allow={"running", "failed"}, session=session)
+
+    def reassign(self, instance_id: int, task_guid: str, to: Assignment, *, reason: str, actor: str | None = None,
+                 expect: dict | None = None) -> Step:
+        """Hand a READY user task to someone else (engine.assignment.reassign_act): one step, audited."""
+        return self._step(instance_id, reassign_act(task_guid, to, reason, expect), actor)
 
     def fire_timers(self, instance_id: int, *, session: Session | None = None) -> Step:
         """Fire whatever timers are due now (the sweep calls this per due instance)."""
@@ -221,7 +223,7 @@ class Runtime(SpecCache, InstanceReads):
         wf = load_state(inst.state_json, spec, subs, self.script_engine)
         before = {str(t.id) for t in wf.get_tasks(state=TaskState.READY, manual=True)}
         step = Step(actor=actor, instance_id=inst.id, process_id=inst.process_id, version_id=inst.version_id,
-                    business_key=inst.business_key, calendar=self.calendar)
+                    business_key=inst.business_key, calendar=self.calendar_of(s, inst.version_id))
         token = sandbox.current_step.set(step)
         try:
             act(wf, step, s)  # may say "already completed", which beats "stale" for a double submit
@@ -363,6 +365,11 @@ class Runtime(SpecCache, InstanceReads):
         """Write the prepared steps with one statement per kind (executemany), then run listeners."""
         store.write(s, writes, self.listeners)
 
+    def calendar_of(self, s: Session, version_id: int | None) -> WorkCalendar:
+        """The work calendar deployed with this version (else the configured one): a running
+        instance keeps the calendar it started with until it is migrated."""
+        return self.version_calendars.get(s, version_id, self.calendar)
+
     def work_item_row(self, s: Session, step: Step, task, now) -> dict:
         """The work-item row for a READY user task (assignment hook + SLA times)."""
         return self._work_item_row(s, step, task, now)
@@ -416,7 +423,7 @@ class Runtime(SpecCache, InstanceReads):
         wf = load_state(inst.state_json, spec, subs, self.script_engine)
         before = {str(t.id) for t in wf.get_tasks(state=TaskState.READY, manual=True)}
         step = Step(actor=None, instance_id=inst.id, process_id=inst.process_id, version_id=inst.version_id,
-                    business_key=inst.business_key, calendar=self.calendar)
+                    business_key=inst.business_key, calendar=self.calendar_of(s, inst.version_id))
         self._advance(wf, step)
         return self._prepare(s, inst, wf, step, before, now)
 

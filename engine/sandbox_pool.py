@@ -12,7 +12,11 @@ pickle, and a worker that ran untrusted code must not be able to send objects ba
 tagged JSON crosses (sandbox_wire), in both directions.
 
 Limits come from the environment: GRIDFLOW_SANDBOX_MEMORY_MB (default 256),
-GRIDFLOW_SANDBOX_CPU_SECONDS (default 2), GRIDFLOW_SANDBOX_WORKERS (default 2).
+GRIDFLOW_SANDBOX_CPU_SECONDS (default 2), GRIDFLOW_SANDBOX_WORKERS (default 2),
+GRIDFLOW_SANDBOX_CHECKOUT_SECONDS (default 10): how long a request waits for a free worker. The
+caller usually holds the step's write transaction (on SQLite, the database's write lock) while it
+waits, so a pool kept busy by overrunning scripts must not stall it: past the wait the script does
+not run and the step becomes an incident (SandboxBusy), which a retry can clear.
 """
 from __future__ import annotations
 
@@ -42,12 +46,17 @@ class ScriptLimitExceeded(ScriptBudgetExceeded):
     """The script hit the worker's memory or CPU limit and its worker was stopped."""
 
 
+class SandboxBusy(ScriptLimitExceeded):
+    """No sandbox worker became free within `Limits.checkout_seconds`; the script did not run."""
+
+
 @dataclass(frozen=True)
 class Limits:
     memory_mb: int = 256
     cpu_seconds: float = 2.0
     workers: int = 2
     max_result_mb: int = 16  # largest reply (the script's data) a worker may send back
+    checkout_seconds: float = 10.0  # longest wait for a free worker (the caller may hold a write lock)
 
     @property
     def wall_seconds(self) -> float:
@@ -74,7 +83,8 @@ class Limits:
 
         return cls(memory_mb=num("GRIDFLOW_SANDBOX_MEMORY_MB", base.memory_mb, int),
                    cpu_seconds=num("GRIDFLOW_SANDBOX_CPU_SECONDS", base.cpu_seconds, float),
-                   workers=num("GRIDFLOW_SANDBOX_WORKERS", base.workers, int))
+                   workers=num("GRIDFLOW_SANDBOX_WORKERS", base.workers, int),
+                   checkout_seconds=num("GRIDFLOW_SANDBOX_CHECKOUT_SECONDS", base.checkout_seconds, float))
 
 
 class _Worker:
@@ -147,6 +157,7 @@ class Pool:
 
     # ---- workers ----------------------------------------------------------------------------
     def _checkout(self) -> _Worker:
+        deadline = time.monotonic() + self.limits.checkout_seconds
         with self._cond:
             while True:
                 while self._idle:
@@ -158,7 +169,13 @@ class Pool:
                 if self._count < self.limits.workers:
                     self._count += 1
                     break
-                self._cond.wait()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise SandboxBusy(
+                        f"all {self.limits.workers} script sandbox workers stayed busy for "
+                        f"{self.limits.checkout_seconds:g} s; the script did not run (retry the incident later, "
+                        "or raise GRIDFLOW_SANDBOX_WORKERS)")
+                self._cond.wait(left)
         try:
             w = _Worker(self.limits)
         except BaseException:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from . import clock
+from . import audit_chain, clock
 from .db import UTCDateTime
 from .errors import Conflict, NotFound
 from .models import Instance, InstanceEvent, WorkItem
@@ -68,8 +68,8 @@ def write(s: Session, writes: list[Write], listeners: Iterable[Listener]) -> Non
     if items:
         conn.execute(INS_ITEMS, items)
     events = [e for w in writes for e in w.events]
-    if events:
-        conn.execute(INS_EVENTS, events)
+    if events:  # each with its chain hash (engine.audit_chain): the prev hash read in this transaction
+        conn.execute(INS_EVENTS, audit_chain.seal_events(conn, events))
     for w in writes:
         for fn in listeners:
             fn(s, w.step)
@@ -85,8 +85,8 @@ def annotate(s: Session, instance_id: int, kind: str, data: dict, actor: str | N
                        .values(lock_version=row.lock_version + 1, event_seq=row.event_seq + 1))
     if res.rowcount != 1:
         raise Conflict("someone else changed this at the same time; reload and try again")
-    conn.execute(INS_EVENTS, [{"instance_id": instance_id, "seq": row.event_seq + 1, "at": clock.now(),
-                               "actor": actor, "kind": kind, "task": None, "data": jsonable(data)}])
+    audit_chain.insert_events(conn, [{"instance_id": instance_id, "seq": row.event_seq + 1, "at": clock.now(),
+                                      "actor": actor, "kind": kind, "task": None, "data": jsonable(data)}])
 
 
 def mark_broken(s: Session, instance_id: int, e: Exception) -> None:
@@ -96,5 +96,5 @@ def mark_broken(s: Session, instance_id: int, e: Exception) -> None:
     seq = conn.execute(select(_I.c.event_seq).where(_I.c.id == instance_id)).scalar_one() + 1
     conn.execute(_I.update().where(_I.c.id == instance_id).values(
         status="failed", error_message=msg, event_seq=seq, lock_version=_I.c.lock_version + 1))
-    conn.execute(INS_EVENTS, [{"instance_id": instance_id, "seq": seq, "at": clock.now(), "actor": "timer",
-                               "kind": "error", "task": None, "data": {"message": msg}}])
+    audit_chain.insert_events(conn, [{"instance_id": instance_id, "seq": seq, "at": clock.now(), "actor": "timer",
+                                      "kind": "error", "task": None, "data": {"message": msg}}])

@@ -5,11 +5,36 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 from .db import Base, UTCDateTime
 from .models import JSONType
+
+
+class Messages(TypeDecorator):
+    """A list of verdicts or notes, stored as codes with arguments ({"code", "args"}: no English
+    sentence in the database) and read back as engine.migration.labels.Msg (English text for the
+    CLI, `code` and `args` for pages in other languages)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
+
+    def process_bind_param(self, value, dialect):
+        from .migration.labels import store
+
+        return None if value is None else store(value)
+
+    def process_result_value(self, value, dialect):
+        from .migration.labels import load
+
+        return None if value is None else [load(m) for m in value]
+
 
 VERSION_ACTIONS = ("deploy", "activate", "pin", "unpin", "retire", "migrate", "revert")
 
@@ -59,8 +84,8 @@ class MigrationRecord(Base):
     instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id"), index=True)
     # pending | can_move | blocked | migrated | skipped | failed | reverted
     outcome: Mapped[str] = mapped_column(String(20), default="pending")
-    reasons: Mapped[list] = mapped_column(JSONType, default=list)
-    notes: Mapped[list] = mapped_column(JSONType, default=list)
+    reasons: Mapped[list] = mapped_column(Messages, default=list)
+    notes: Mapped[list] = mapped_column(Messages, default=list)
     from_version_id: Mapped[int | None] = mapped_column(ForeignKey("process_version.id"))
     to_version_id: Mapped[int | None] = mapped_column(ForeignKey("process_version.id"))
     lock_before: Mapped[int | None] = mapped_column(Integer)

@@ -150,6 +150,8 @@ def bundle_from_upload(files: Iterable[tuple[str, bytes]]) -> Bundle:
             bundle.dmn[base] = content
         elif base.endswith(".json"):
             bundle.forms[base] = content
+        elif base == "calendar.yaml":  # the work calendar, deployed with the version
+            bundle.calendar = content
         elif not base.endswith((".md", ".yaml", ".yml", ".txt")):
             problems.append(Problem(name, "not a BPMN, DMN or form (.json) file"))
 
@@ -228,7 +230,7 @@ def deploy_bundle(db: Database, bundle: Bundle, actor: str | None, tag: str | No
         report = deploy(s, bundle, actor=actor, tag=tag, activate=activate, progress=progress)
         for v in report.created:
             _audit(s, "deploy", actor, v.process_id, v.id, number=v.number, tag=tag, sha256=v.sha256,
-                   checks=[str(c) for c in checks], check_codes=[c.as_dict() for c in checks],
+                   checks=[c.as_dict() for c in checks],
                    files=sorted(bundle.paths()), source=source, activated=v in report.activated,
                    bundle=[{"process_id": x.process_id, "number": x.number} for x in report.created])
         for v in report.activated:
@@ -243,19 +245,23 @@ def deploy_bundle(db: Database, bundle: Bundle, actor: str | None, tag: str | No
 def activate(db: Database, process_id: str, number: int, actor: str | None = None) -> None:
     """Make a version the one new instances use; activating an older one is a rollback."""
     with db.write() as s:
-        v = _get(s, process_id, number)
-        if v.state == "retired":
-            raise Conflict(f"{process_id} v{number} is retired and cannot be activated")
-        d = s.get(ProcessDefinition, process_id)
-        if d is None:
-            raise NotFound(f"process {process_id} does not exist")
-        previous = s.get(ProcessVersion, d.active_version_id) if d.active_version_id else None
-        if previous is not None and previous.id == v.id:
-            return
-        d.active_version_id = v.id
-        rollback = previous is not None and previous.number > v.number
-        _audit(s, "activate", actor, process_id, v.id, number=number,
-               previous=previous.number if previous else None, rollback=rollback)
+        _activate_in(s, process_id, number, actor)
+
+
+def _activate_in(s, process_id: str, number: int, actor: str | None, **audit_extra) -> None:
+    """In session `s`: make v`number` the active version (audited; nothing if it already is)."""
+    v = _get(s, process_id, number)
+    if v.state == "retired":
+        raise Conflict(f"{process_id} v{number} is retired and cannot be activated")
+    d = s.get(ProcessDefinition, process_id)
+    if d is None:
+        raise NotFound(f"process {process_id} does not exist")
+    previous = s.get(ProcessVersion, d.active_version_id) if d.active_version_id else None
+    if previous is not None and previous.id == v.id:
+        return
+    d.active_version_id = v.id
+    _audit(s, "activate", actor, process_id, v.id, number=number, previous=previous.number if previous else None,
+           rollback=previous is not None and previous.number > v.number, **audit_extra)
 
 
 def pin(db: Database, process_id: str, scope: str, number: int, actor: str | None = None,
@@ -366,22 +372,10 @@ def activate_bundle(db: Database, process_id: str, number: int, actor: str | Non
     """Activate a version and the versions deployed with it, in one transaction (a rollback when
     they are older than the active ones). Returns the bundle."""
     members = bundle_of(db, process_id, number)
+    bundle = [{"process_id": x["process_id"], "number": x["number"]} for x in members]
     with db.write() as s:
         for m in members:
-            v = _get(s, m["process_id"], m["number"])
-            if v.state == "retired":
-                raise Conflict(f"{m['process_id']} v{m['number']} is retired and cannot be activated")
-            d = s.get(ProcessDefinition, m["process_id"])
-            if d is None:
-                raise NotFound(f"process {m['process_id']} does not exist")
-            previous = s.get(ProcessVersion, d.active_version_id) if d.active_version_id else None
-            if previous is not None and previous.id == v.id:
-                continue
-            d.active_version_id = v.id
-            _audit(s, "activate", actor, m["process_id"], v.id, number=m["number"],
-                   previous=previous.number if previous else None,
-                   rollback=previous is not None and previous.number > v.number,
-                   bundle=[{"process_id": x["process_id"], "number": x["number"]} for x in members])
+            _activate_in(s, m["process_id"], m["number"], actor, bundle=bundle)
     return members
 
 

@@ -79,6 +79,20 @@ class Settings:
     test_clock: str | None = field(default_factory=lambda: os.environ.get("GRIDFLOW_TEST_CLOCK") or None)
     data_key: str | None = field(default_factory=lambda: os.environ.get("GRIDFLOW_DATA_KEY") or None)
     audit_retention_days: int = field(default_factory=lambda: env_number("GRIDFLOW_AUDIT_RETENTION_DAYS", 365, int, 180))
+    # maps (docs/maps.md): a tile URL template ({z}/{x}/{y}, {s}); none = outlines on a plain background
+    map_tiles: str | None = field(default_factory=lambda: os.environ.get("GRIDFLOW_MAP_TILES", "").strip() or None)
+    map_attribution: str = field(default_factory=lambda: _env("GRIDFLOW_MAP_ATTRIBUTION", ""))
+    map_crs: str = field(default_factory=lambda: _choice("GRIDFLOW_MAP_CRS", "wgs84", ("wgs84", "gcj02")))
+    # attachments (docs/storage.md): where the bytes live, size limits per kind, how long an unlinked upload may wait
+    storage: str = field(default_factory=lambda: _env("GRIDFLOW_STORAGE", ""))
+    s3_endpoint: str | None = field(default_factory=lambda: os.environ.get("GRIDFLOW_S3_ENDPOINT") or None)
+    s3_region: str | None = field(default_factory=lambda: os.environ.get("GRIDFLOW_S3_REGION") or None)
+    max_photo_mb: float = field(default_factory=lambda: env_number("GRIDFLOW_MAX_PHOTO_MB", 10, float, 0.01))
+    max_audio_mb: float = field(default_factory=lambda: env_number("GRIDFLOW_MAX_AUDIO_MB", 10, float, 0.01))
+    max_video_mb: float = field(default_factory=lambda: env_number("GRIDFLOW_MAX_VIDEO_MB", 25, float, 0.01))
+    max_document_mb: float = field(default_factory=lambda: env_number("GRIDFLOW_MAX_DOCUMENT_MB", 10, float, 0.01))
+    upload_request_mb: float = field(default_factory=lambda: env_number("GRIDFLOW_UPLOAD_REQUEST_MB", 40, float, 1))
+    upload_grace_hours: float = field(default_factory=lambda: env_number("GRIDFLOW_UPLOAD_GRACE_HOURS", 24, float, 0.01))
 
     @property
     def calendar(self) -> Path:
@@ -124,6 +138,8 @@ class Settings:
             warnings.append("GRIDFLOW_SECURE_COOKIES is off: fine only if nobody reaches the site over HTTPS")
         if self.debug:
             unsafe.append("GRIDFLOW_DEBUG is on: the debugger runs code sent by the browser")
+        if self.storage and not (self.storage.startswith("s3://") and len(self.storage) > 5):
+            unsafe.append("GRIDFLOW_STORAGE must be s3://bucket/prefix (leave it empty to use GRIDFLOW_UPLOADS)")
         if self.production and self.database_url.startswith("sqlite"):
             warnings.append("SQLite in production: run one web worker host and one scheduler only; "
                             "PostgreSQL is recommended")
@@ -170,6 +186,19 @@ class Settings:
             "GRIDFLOW_TEST_CLOCK": self.test_clock or "-",
             "GRIDFLOW_DATA_KEY": "set" if self.data_key else "missing",
             "GRIDFLOW_AUDIT_RETENTION_DAYS": str(self.audit_retention_days),
+            "GRIDFLOW_MAP_TILES": (self.map_tiles.split("tk=")[0] + "tk=***" if self.map_tiles and "tk=" in
+                                   self.map_tiles else self.map_tiles or "-"),
+            "GRIDFLOW_MAP_ATTRIBUTION": self.map_attribution or "-",
+            "GRIDFLOW_MAP_CRS": self.map_crs,
+            "GRIDFLOW_STORAGE": self.storage or "(local: GRIDFLOW_UPLOADS)",
+            "GRIDFLOW_S3_ENDPOINT": self.s3_endpoint or "-",
+            "GRIDFLOW_S3_REGION": self.s3_region or "-",
+            "GRIDFLOW_MAX_PHOTO_MB": f"{self.max_photo_mb:g}",
+            "GRIDFLOW_MAX_AUDIO_MB": f"{self.max_audio_mb:g}",
+            "GRIDFLOW_MAX_VIDEO_MB": f"{self.max_video_mb:g}",
+            "GRIDFLOW_MAX_DOCUMENT_MB": f"{self.max_document_mb:g}",
+            "GRIDFLOW_UPLOAD_REQUEST_MB": f"{self.upload_request_mb:g}",
+            "GRIDFLOW_UPLOAD_GRACE_HOURS": f"{self.upload_grace_hours:g}",
         }
         return [(name, value, name in os.environ) for name, value in shown.items()]
 

@@ -8,6 +8,8 @@ are (a negative number is data, not a formula).
 """
 from __future__ import annotations
 
+import codecs
+from pathlib import Path
 from typing import Any
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -26,3 +28,17 @@ def unescape_formula(text: str) -> str:
     if text.startswith("'") and text[1:2] and text[1:2] in FORMULA_STARTS:
         return text[1:]
     return text
+
+
+def file_encoding(path: Path) -> str:
+    """The encoding of an uploaded CSV: UTF-8 (with or without BOM) if its first MiB decodes as
+    such, else GB18030 (what Excel on a Chinese Windows writes)."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 20)
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        return "gb18030"

@@ -13,8 +13,10 @@ MODEL_MODULES = (
     "grid.org.api_clients",
     "grid.cases.models",
     "grid.cases.notification_models",
+    "grid.cases.accountability_models",
     "grid.cases.routing",
     "grid.registry.models",
+    "grid.registry.counts",
 )
 
 

@@ -39,6 +39,9 @@ class Services:
         feed.install(svc)  # the feed and the notifications read the updated case row
         notifications.install(svc)
         visits.install(svc)
+        from grid.cases import accountability
+
+        accountability.install(svc)  # the 问责/督办 registers (after the case listener: it reads its records)
         cases.party_checker = party_check.unknown_residents  # a party's resident id must exist
         return svc
 
@@ -51,7 +54,12 @@ class Services:
             sessions.purge_expired(self)
             audit.purge(self)
 
-        return [("gridflow-retention", 3600.0, retention)]
+        def uploads() -> None:  # uploads no finished form owns, past GRIDFLOW_UPLOAD_GRACE_HOURS
+            from grid.cases import attachments
+
+            attachments.cleanup(self)
+
+        return [("gridflow-retention", 3600.0, retention), ("gridflow-uploads-cleanup", 3600.0, uploads)]
 
     def health(self) -> dict:
         try:

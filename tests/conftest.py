@@ -13,36 +13,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from engine import clock
 from engine.db import Database
 from engine.migrate import upgrade
+from tests.pg_admin import admin_engine, create_database, drop_database, pg_base_url
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
 
 
-def _pg_base_url() -> str | None:
-    url = os.environ.get("GRIDFLOW_TEST_PG_URL")
-    candidates = [url] if url else [PG_DEFAULT]
-    for u in candidates:
-        try:
-            eng = create_engine(u.replace("postgresql://", "postgresql+psycopg://", 1),
-                                connect_args={"connect_timeout": 3})
-            with eng.connect() as c:
-                c.execute(text("select 1"))
-            eng.dispose()
-            return u
-        except Exception:  # noqa: BLE001
-            if os.environ.get("GRIDFLOW_REQUIRE_PG") == "1":
-                raise
-    return None
-
-
-def _admin(url: str):
-    return create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
+_pg_base_url = pg_base_url  # tests/db_helpers.py and older imports name it so
 
 
 @pytest.fixture(scope="session")
@@ -51,19 +33,12 @@ def pg_url(request):
     if base is None:
         pytest.skip("PostgreSQL is not reachable (set GRIDFLOW_TEST_PG_URL); CI runs these")
     name = f"gridflow_t_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = _admin(base)
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base.rsplit("/", 1)[0] + "/" + name
+    url = create_database(base, name)
     db = Database(url)
     upgrade(db)
     db.dispose()
     yield url
-    with admin.connect() as c:
-        c.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' "
-                       "AND pid <> pg_backend_pid()"))
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    drop_database(base, name)
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +53,7 @@ def sqlite_template(tmp_path_factory) -> Path:
 
 
 def _truncate_all(url: str) -> None:
-    eng = _admin(url)
+    eng = admin_engine(url)
     from grid.schema import metadata
 
     names = ", ".join(f'"{t.name}"' for t in metadata().sorted_tables)
@@ -136,3 +111,20 @@ def svc(db):
     from grid.cases.scenario import prepare
 
     return prepare(db, ROOT / "workflows", ROOT / "forms")
+
+
+@pytest.fixture
+def app(svc, tmp_path):
+    """The Flask app over `svc` (uploads under tmp_path), for the tests that drive pages."""
+    from tests.web_helpers import make_app
+
+    return make_app(svc, tmp_path)
+
+
+@pytest.fixture
+def reg(fake_clock, svc):
+    """`svc` with the registry's visit listener installed (the registry and security tests)."""
+    from grid.registry import visits
+
+    visits.install(svc)
+    return svc

@@ -10,10 +10,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from engine.db import Base, Database, make_engine
 from tests.conftest import _pg_base_url
+from tests.pg_admin import admin_engine
 
 PG_URL = _pg_base_url()
 BACKENDS = [
@@ -39,7 +40,7 @@ def fresh_db(backend: str, tmp_dir) -> Iterator[Database]:
             db.dispose()
         return
     schema = f"t_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
+    admin = admin_engine(PG_URL)
     with admin.connect() as c:
         c.execute(text(f'CREATE SCHEMA "{schema}"'))
     db = Database(engine=make_engine(PG_URL, connect_args={"options": f"-c search_path={schema}"}))

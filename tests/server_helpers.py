@@ -30,13 +30,14 @@ from typing import Any
 
 import pytest
 
+from tests.pg_admin import create_database, drop_database, pg_base_url
+
 ROOT = Path(__file__).resolve().parent.parent
 GRIDFLOW = [str(Path(sys.executable).with_name("gridflow"))]  # the installed console script
 KEY = secrets.token_hex(32)
 DATA_KEY = base64.b64encode(secrets.token_bytes(32)).decode()  # production refuses to run without one
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 CLEAN = {k: v for k, v in os.environ.items() if not k.startswith("GRIDFLOW_")}
-PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def free_port() -> int:
@@ -91,7 +92,8 @@ def started(args: list[str], env: dict[str, str], logdir: Path, name: str, cwd: 
         proc.stop()
 
 
-def until(check: Callable[[], Any], what: str, proc: Proc | None = None, seconds: float = 90) -> Any:
+def until(check: Callable[[], Any], what: str, proc: Proc | None = None, seconds: float = 90,
+          pause: float = 0.2) -> Any:
     """Poll `check` until it returns something truthy; fail with the process log otherwise."""
     deadline = time.monotonic() + seconds
     while True:
@@ -105,7 +107,7 @@ def until(check: Callable[[], Any], what: str, proc: Proc | None = None, seconds
             pytest.fail(f"{what}: the process exited with {proc.p.returncode}\n{proc.log()}")
         if time.monotonic() > deadline:
             pytest.fail(f"{what}: not within {seconds}s\n{proc.log() if proc else ''}")
-        time.sleep(0.2)
+        time.sleep(pause)
 
 
 def get(port: int, path: str, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
@@ -151,43 +153,18 @@ def gunicorn_env(url: str, tmp: Path, port: int, workers: int = 1, **extra: str)
 
 # -- a scratch PostgreSQL database ------------------------------------------------------------
 
-def pg_base_url() -> str | None:
-    """GRIDFLOW_TEST_PG_URL (else the local server) if it answers, as tests/conftest.py finds it."""
-    from sqlalchemy import create_engine, text
-
-    url = os.environ.get("GRIDFLOW_TEST_PG_URL") or PG_DEFAULT
-    try:
-        eng = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1), connect_args={"connect_timeout": 3})
-        with eng.connect() as c:
-            c.execute(text("select 1"))
-        eng.dispose()
-        return url
-    except Exception:  # noqa: BLE001 - unreachable, for whatever reason
-        if os.environ.get("GRIDFLOW_REQUIRE_PG") == "1":
-            raise
-        return None
-
-
 @contextmanager
 def scratch_pg(prefix: str, base: str | None = None) -> Iterator[str]:
     """An empty PostgreSQL database (no schema) for the block, dropped afterwards."""
-    from sqlalchemy import create_engine, text
-
     base = base or pg_base_url()
     if base is None:
         pytest.skip("PostgreSQL is not reachable (set GRIDFLOW_TEST_PG_URL)")
     name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = create_database(base, name)
     try:
-        yield base.rsplit("/", 1)[0] + "/" + name
+        yield url
     finally:
-        with admin.connect() as c:
-            c.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' "
-                           "AND pid <> pg_backend_pid()"))
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+        drop_database(base, name)
 
 
 # -- a browser-like HTTP client ----------------------------------------------------------------

@@ -38,14 +38,14 @@ def png(width: int = 4, height: int = 4) -> bytes:
             + chunk(b"IDAT", zlib.compress(row * height)) + chunk(b"IEND", b""))
 
 
-def make_app(svc, tmp_path):
-    """The app over a prepared Services object, uploads in tmp_path. Each test module declares
-    `@pytest.fixture def app(svc, tmp_path): return make_app(svc, tmp_path)`."""
+def make_app(svc, tmp_path, **config):
+    """The app over a prepared Services object, uploads in tmp_path (the `app` fixture of
+    tests/conftest.py; a module that needs more, e.g. extra config, declares its own)."""
     from web import create_app
 
     svc.settings.uploads = tmp_path / "uploads"
     svc.settings.secret_key = "test-secret"
-    return create_app(svc.settings, services=svc, TESTING=True)
+    return create_app(svc.settings, services=svc, TESTING=True, **config)
 
 
 def csrf(client, path: str = "/settings") -> str:
@@ -113,6 +113,20 @@ def page_form(client, path: str) -> tuple[str, str, str]:
     html = client.get(path).get_data(as_text=True)
     lock = re.search(r'name="lock_version" value="(\d+)"', html)
     return html, TOKEN.search(html).group(1), lock.group(1) if lock else ""
+
+
+class TaskForm:
+    """A case's open `task` page as `who` sees it, signed in: `html`, `token` and `lock`; `post(**fields)`
+    submits the form with them (a stale or repeated post reuses the same token and lock)."""
+
+    def __init__(self, app, svc, case_id: int, task: str = "dispatch", who: str = "qiuyun"):
+        self.guid = open_items(svc, case_id, task)[0].task_guid
+        self.client = login(app, who)
+        self.html, self.token, self.lock = page_form(self.client, f"/tasks/{self.guid}")
+
+    def post(self, content_type: str | None = None, **fields):
+        data = {"csrf_token": self.token, "lock_version": self.lock, **fields}
+        return self.client.post(f"/tasks/{self.guid}", data=data, content_type=content_type)
 
 
 def upload(name: str, data: bytes | None = None):

@@ -64,13 +64,13 @@ def create_app(settings: Settings | None = None, services=None, **overrides) -> 
 
     @app.before_request
     def _body_limit():
-        """Per-route body limits: files only where a form takes files (25 MB a request, 10 MB a file,
-        checked by the attachment store), 256 KB for every other form (sign-in included), 1 MB for
+        """Per-route body limits: files only where a form takes files (40 MB a request, and per
+        file 10 MB a photo or voice note, 25 MB a video, checked by the attachment store), 256 KB for every other form (sign-in included), 1 MB for
         the API. A bigger body is refused with 413 before it is read."""
         from flask import request
 
-        if request.endpoint in UPLOAD_ENDPOINTS:
-            request.max_content_length = 25 * 1024 * 1024
+        if request.endpoint in UPLOAD_ENDPOINTS:  # GRIDFLOW_UPLOAD_REQUEST_MB; per file: GRIDFLOW_MAX_*_MB
+            request.max_content_length = int(settings.upload_request_mb * 1024 * 1024)
         elif request.blueprint in ("api", "open311"):
             request.max_content_length = 1024 * 1024
         else:
@@ -82,7 +82,8 @@ def create_app(settings: Settings | None = None, services=None, **overrides) -> 
 
     import importlib
 
-    for name in ("ui", "admin", "admin_org", "registry", "api", "open311", "notifications", "dashboard"):  # staff UI, admin, registry, exchange
+    for name in ("ui", "ui.case_actions", "admin", "admin_org", "registry", "api", "open311", "notifications", "dashboard",
+                 "maps", "intake", "accountability"):  # staff UI, admin, registry, exchange
         try:
             module = importlib.import_module(f"web.{name}")
         except ModuleNotFoundError as e:
@@ -92,6 +93,9 @@ def create_app(settings: Settings | None = None, services=None, **overrides) -> 
         module.register(app)
     _static_versions(app)
     app.after_request(_user_for_access_log)
+    from . import audit_hooks
+
+    audit_hooks.install(app)  # refusals and exports in the security audit, for every route
     if settings.proxy_hops:
         from werkzeug.middleware.proxy_fix import ProxyFix
 

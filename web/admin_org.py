@@ -10,7 +10,9 @@ reset, or at first sign-in) to that page before anything else. `register` instal
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -156,6 +158,17 @@ def _refused(e: Exception) -> None:
     flash(_("Not done: %(e)s", e=str(e)), "error")
 
 
+def _attempt(done: str | Callable[[Any], str], verb: Callable[..., Any], *args, **kw) -> None:
+    """Run one service verb as the signed-in administrator: flash `done` (or `done(result)`) when it
+    is done, the reason when it refuses (the verb has changed nothing then)."""
+    try:
+        result = verb(_svc(), _me(), *args, **kw)
+    except org.OrgError as e:
+        _refused(e)
+        return
+    flash(done(result) if callable(done) else done, "success")
+
+
 @bp.get("/")
 def tree():
     q = (request.args.get("q") or "").strip()[:50]
@@ -183,21 +196,13 @@ def add_unit(code: str):
 
 @bp.post("/units/<code>/rename")
 def rename_unit(code: str):
-    try:
-        admin.rename_unit(_svc(), _me(), code, request.form.get("name", ""))
-        flash(_("Unit renamed."), "success")
-    except org.OrgError as e:
-        _refused(e)
+    _attempt(_("Unit renamed."), admin.rename_unit, code, request.form.get("name", ""))
     return _back("admin_org.unit", code=code)
 
 
 @bp.post("/units/<code>/retire")
 def retire_unit(code: str):
-    try:
-        admin.retire_unit(_svc(), _me(), code)
-        flash(_("Unit retired."), "success")
-    except org.OrgError as e:
-        _refused(e)
+    _attempt(_("Unit retired."), admin.retire_unit, code)
     return _back("admin_org.unit", code=code)
 
 
@@ -228,22 +233,15 @@ def staff(staff_id: str):
 @bp.post("/staff/<staff_id>/edit")
 def edit_staff(staff_id: str):
     f = request.form
-    try:
-        admin.edit_staff(_svc(), _me(), staff_id, name=f.get("name"), phone=f.get("phone"), title=f.get("title"))
-        flash(_("Saved."), "success")
-    except org.OrgError as e:
-        _refused(e)
+    _attempt(_("Saved."), admin.edit_staff, staff_id, name=f.get("name"), phone=f.get("phone"), title=f.get("title"))
     return _back("admin_org.staff", staff_id=staff_id)
 
 
 @bp.post("/staff/<staff_id>/roles")
 def assign_role(staff_id: str):
     f = request.form
-    try:
-        admin.assign_role(_svc(), _me(), staff_id, f.get("unit", "").strip(), f.get("role", ""), f.get("title"))
-        flash(_("Role assigned."), "success")
-    except org.OrgError as e:
-        _refused(e)
+    _attempt(_("Role assigned."), admin.assign_role, staff_id, f.get("unit", "").strip(), f.get("role", ""),
+             f.get("title"))
     return _back("admin_org.staff", staff_id=staff_id)
 
 
@@ -269,33 +267,20 @@ def unlock(staff_id: str):
 
 @bp.post("/staff/<staff_id>/move")
 def move(staff_id: str):
-    try:
-        admin.move_grid_worker(_svc(), _me(), staff_id, request.form.get("grid", "").strip())
-        flash(_("The grid worker was moved."), "success")
-    except org.OrgError as e:
-        _refused(e)
+    _attempt(_("The grid worker was moved."), admin.move_grid_worker, staff_id, request.form.get("grid", "").strip())
     return _back("admin_org.staff", staff_id=staff_id)
 
 
 @bp.post("/staff/<staff_id>/handover")
 def handover(staff_id: str):
-    try:
-        n = admin.hand_over(_svc(), _me(), staff_id, request.form.get("to", ""))
-        flash(_("%(n)s task(s) handed over.", n=n), "success")
-    except org.OrgError as e:
-        _refused(e)
+    _attempt(lambda n: _("%(n)s task(s) handed over.", n=n), admin.hand_over, staff_id, request.form.get("to", ""))
     return _back("admin_org.staff", staff_id=staff_id)
 
 
 @bp.post("/staff/<staff_id>/deactivate")
 def deactivate(staff_id: str):
-    to = request.form.get("to") or None
-    try:
-        n = admin.deactivate(_svc(), _me(), staff_id, hand_over_to=to)
-    except org.OrgError as e:
-        _refused(e)
-        return _back("admin_org.staff", staff_id=staff_id)
-    flash(_("The account is deactivated and signed out everywhere; %(n)s task(s) handed over.", n=n), "success")
+    _attempt(lambda n: _("The account is deactivated and signed out everywhere; %(n)s task(s) handed over.", n=n),
+             admin.deactivate, staff_id, hand_over_to=request.form.get("to") or None)
     return _back("admin_org.staff", staff_id=staff_id)
 
 

@@ -343,6 +343,7 @@ def demo(ctx, size, host, port, do_serve) -> None:
 
     t0 = time.monotonic()
     counts = gen.generate(svc.db, size=size, progress=Progress("demo city"))
+    gen.add_departments(svc.db)  # 城管, 住建, 司法所, 派出所 on the seed chain (部门协同)
     click.echo("demo city: " + ", ".join(f"{k}={v}" for k, v in counts.items()) + f" ({time.monotonic() - t0:.1f}s)")
     if counts.get("created", True):
         t0 = time.monotonic()
@@ -386,7 +387,7 @@ def scenario_run(files, workflows, forms, url) -> None:
 def _register_more() -> None:
     import importlib
 
-    for name in ("cli_versions", "cli_registry", "cli_indicators", "cli_api", "cli_org"):
+    for name in ("cli_versions", "cli_registry", "cli_indicators", "cli_api", "cli_org", "cli_audit", "cli_media"):
         try:
             module = importlib.import_module(f"web.{name}")
         except ModuleNotFoundError as e:

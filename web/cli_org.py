@@ -41,6 +41,16 @@ def _staff(svc, username: str) -> str:
     return staff_id
 
 
+def _on_staff(ctx: click.Context, verb, as_user: str, username: str, *args):
+    """`verb(svc, actor, staff_id, *args)` (a grid.org.admin verb) by administrator `as_user` on
+    `username`; a refusal ends the command (`_fail`)."""
+    svc = _svc(ctx)
+    try:
+        return verb(svc, _actor(svc, as_user), _staff(svc, username), *args)
+    except Exception as e:  # noqa: BLE001
+        _fail(e)
+
+
 def _write_codes(path: Path, rows: list[tuple[str, str, str]]) -> None:
     """The one-time passwords, readable by the owner only (they open accounts until changed)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -173,11 +183,7 @@ def register(main: click.Group) -> None:
         """Move a grid worker to another grid."""
         from grid.org import admin
 
-        svc = _svc(ctx)
-        try:
-            admin.move_grid_worker(svc, _actor(svc, as_user), _staff(svc, username), grid)
-        except Exception as e:  # noqa: BLE001
-            _fail(e)
+        _on_staff(ctx, admin.move_grid_worker, as_user, username, grid)
         click.echo(f"{username} now works grid {grid}")
 
     @staff_group.command("reset-password")
@@ -188,11 +194,7 @@ def register(main: click.Group) -> None:
         """A new one-time password (printed); the person must change it at next sign-in."""
         from grid.org import admin
 
-        svc = _svc(ctx)
-        try:
-            pw = admin.reset_password(svc, _actor(svc, as_user), _staff(svc, username))
-        except Exception as e:  # noqa: BLE001
-            _fail(e)
+        pw = _on_staff(ctx, admin.reset_password, as_user, username)
         click.echo(f"{username} one-time password: {pw}")
 
     @staff_group.command("unlock")
@@ -203,11 +205,7 @@ def register(main: click.Group) -> None:
         """Lift a sign-in throttle."""
         from grid.org import admin
 
-        svc = _svc(ctx)
-        try:
-            admin.unlock(svc, _actor(svc, as_user), _staff(svc, username))
-        except Exception as e:  # noqa: BLE001
-            _fail(e)
+        _on_staff(ctx, admin.unlock, as_user, username)
         click.echo(f"{username} unlocked")
 
     @main.command("backup")

@@ -22,6 +22,17 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 
+def _engine(verb, *args, refused: str = "", **kw):
+    """`verb(*args, **kw)`; if the engine refuses (EngineError), the command ends with the reason
+    after `refused`, exit status 1."""
+    from engine.errors import EngineError
+
+    try:
+        return verb(*args, **kw)
+    except EngineError as e:
+        _fail(f"{refused}{e}")
+
+
 def unit_scope(svc, unit: str):
     """grid.cases.service.unit_scope, re-exported for web.admin; imported on use, so that loading
     the `gridflow` command does not load the domain (`gridflow validate` starts fast)."""
@@ -107,12 +118,8 @@ def register(main: click.Group) -> None:
     def activate(ctx, process_id, number, actor) -> None:
         """Make version NUMBER active for new cases (activating an older one rolls back)."""
         from engine import versions as v
-        from engine.errors import EngineError
 
-        try:
-            v.activate(_svc(ctx).db, process_id, number, actor=actor)
-        except EngineError as e:
-            _fail(str(e))
+        _engine(v.activate, _svc(ctx).db, process_id, number, actor=actor)
         click.echo(f"{process_id} v{number} is active")
 
     @version.command("pin")
@@ -125,14 +132,10 @@ def register(main: click.Group) -> None:
     def pin(ctx, process_id, number, unit, scope, actor) -> None:
         """Pin a version for a jurisdiction (a pilot)."""
         from engine import versions as v
-        from engine.errors import EngineError
 
         svc = _svc(ctx)
-        try:
-            scope, label = _scope(svc, unit, scope)
-            v.pin(svc.db, process_id, scope, number, actor=actor, label=label)
-        except EngineError as e:
-            _fail(str(e))
+        scope, label = _engine(_scope, svc, unit, scope)
+        _engine(v.pin, svc.db, process_id, scope, number, actor=actor, label=label)
         click.echo(f"{process_id} v{number} pinned for {label or scope}")
 
     @version.command("unpin")
@@ -144,14 +147,10 @@ def register(main: click.Group) -> None:
     def unpin(ctx, process_id, unit, scope, actor) -> None:
         """Remove a pin: the jurisdiction follows the active version again."""
         from engine import versions as v
-        from engine.errors import EngineError
 
         svc = _svc(ctx)
-        try:
-            scope, _label = _scope(svc, unit, scope)
-            v.unpin(svc.db, process_id, scope, actor=actor)
-        except EngineError as e:
-            _fail(str(e))
+        scope, _label = _engine(_scope, svc, unit, scope)
+        _engine(v.unpin, svc.db, process_id, scope, actor=actor)
         click.echo(f"{process_id}: pin for {scope} removed")
 
     @version.command("retire")
@@ -162,12 +161,8 @@ def register(main: click.Group) -> None:
     def retire(ctx, process_id, number, actor) -> None:
         """Retire a version without open cases (it can no longer be activated or pinned)."""
         from engine import versions as v
-        from engine.errors import EngineError
 
-        try:
-            v.retire(_svc(ctx).db, process_id, number, actor=actor)
-        except EngineError as e:
-            _fail(f"refused: {e}")
+        _engine(v.retire, _svc(ctx).db, process_id, number, actor=actor, refused="refused: ")
         click.echo(f"{process_id} v{number} is retired")
 
     @version.command("compare")
@@ -177,14 +172,9 @@ def register(main: click.Group) -> None:
     @click.pass_context
     def compare_(ctx, process_id, a, b) -> None:
         """Tasks added/removed/changed, timers, time limits and forms between versions A and B."""
-        from engine.errors import EngineError
         from engine.migration import compare, compare_lines
 
-        try:
-            c = compare(_svc(ctx).runtime, process_id, a, b)
-        except EngineError as e:
-            _fail(str(e))
-        for line in compare_lines(c):
+        for line in compare_lines(_engine(compare, _svc(ctx).runtime, process_id, a, b)):
             click.echo(line)
 
     @version.command("migrate")
@@ -247,7 +237,6 @@ def register(main: click.Group) -> None:
     @click.pass_context
     def revert(ctx, case, actor) -> None:
         """Put a migrated case (instance id or business key) back as it was before its last migration."""
-        from engine.errors import EngineError
         from engine.migration import Migrator
         from engine.versions import find_instance
 
@@ -255,10 +244,7 @@ def register(main: click.Group) -> None:
         iid = find_instance(svc.db, case)
         if iid is None:
             _fail(f"no case {case}")
-        try:
-            rec = Migrator(svc.runtime).revert(iid, actor=actor)
-        except EngineError as e:
-            _fail(f"refused: {e}")
+        rec = _engine(Migrator(svc.runtime).revert, iid, actor=actor, refused="refused: ")
         click.echo(f"instance {iid} is back on version id {rec.from_version_id}")
 
     @version.command("replay")
@@ -272,16 +258,12 @@ def register(main: click.Group) -> None:
     def replay(ctx, process_id, to, since, calendar) -> None:
         """What if: past cases' timing against version --to's time limits, per unit, before activating it."""
         from engine.calendar import WorkCalendar
-        from engine.errors import EngineError
         from grid.cases.replay import replay as run_replay
         from grid.cases.replay import report_lines
 
         svc = _svc(ctx)
-        try:
-            report = run_replay(svc, process_id, to, since.date(),
-                                calendar=WorkCalendar.load(calendar) if calendar else None)
-        except EngineError as e:
-            _fail(str(e))
+        report = _engine(run_replay, svc, process_id, to, since.date(),
+                         calendar=WorkCalendar.load(calendar) if calendar else None)
         for line in report_lines(report):
             click.echo(line)
 

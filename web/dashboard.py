@@ -7,7 +7,7 @@ inline scripts).
 """
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 
 from flask import Blueprint, Flask, Response, abort, render_template, request
 from flask_babel import gettext as _
@@ -21,6 +21,8 @@ from grid.cases import lists
 from grid.org import accounts
 
 from .ui import due_text, form_labels, page_arg, services
+from .ui.archive import day_arg as _day
+from .ui.archive import day_start as _start
 from .ui.labels import CASE_STATUS, LEVELS, RESULTS, lang, word
 
 bp = Blueprint("dashboard", __name__)
@@ -29,17 +31,6 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 # ---- request parsing ---------------------------------------------------------------------------
-def _day(value: str | None) -> date | None:
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
-
-
-def _start(d: date | None) -> datetime | None:
-    return datetime.combine(d, time(0), tzinfo=clock.SHANGHAI) if d else None
-
-
 def _period() -> tuple[str, date, date]:
     """(kind, first day, last day) from ?period=day|week|month|quarter|year|custom&date=&from=&to=
     (default: this month, Beijing time)."""
@@ -242,20 +233,20 @@ def open_cases():
 
 @bp.get("/cases/mine")
 def my_reports():
-    status = lists.valid(request.args.get("status"), lists.STATUSES)
-    result = lists.my_reports(services(), current_user.id, status=status, page=page_arg(last=1000),
-                              per_page=PER_PAGE)
-    return render_template("dashboard/simple_list.html", result=result, status=status, params=_params("status"),
-                           title=_("My reports"), endpoint="dashboard.my_reports", **_list_context("mine"))
+    return _simple_list(lists.my_reports, _("My reports"), "dashboard.my_reports", "mine")
 
 
 @bp.get("/cases/handled")
 def handled():
+    return _simple_list(lists.handled_by_me, _("Handled by me"), "dashboard.handled", "handled")
+
+
+def _simple_list(fetch, title: str, endpoint: str, which: str):
+    """A list of the signed-in person's own cases (`fetch`), filtered by ?status=."""
     status = lists.valid(request.args.get("status"), lists.STATUSES)
-    result = lists.handled_by_me(services(), current_user.id, status=status, page=page_arg(last=1000),
-                                 per_page=PER_PAGE)
+    result = fetch(services(), current_user.id, status=status, page=page_arg(last=1000), per_page=PER_PAGE)
     return render_template("dashboard/simple_list.html", result=result, status=status, params=_params("status"),
-                           title=_("Handled by me"), endpoint="dashboard.handled", **_list_context("handled"))
+                           title=title, endpoint=endpoint, **_list_context(which))
 
 
 def _list_context(which: str) -> dict:

@@ -171,22 +171,18 @@ def compare(rt: Runtime, process_id: str, a_number: int, b_number: int) -> dict:
             processes.append(entry)
             continue
         sd = SpecDiff(reg, p1, p2)
-        for ts in sd.added:
-            if _visible(ts):
-                c2 = reg.convert(ts)
-                entry["added"].append({"id": ts.bpmn_id, "name": spec_name(ts), "type": _task_kind(c2)})
-                markers_b[ts.bpmn_id] = "added"
-                if _timer_expr(c2) is not None:
-                    timers.append({"process": name, "id": ts.bpmn_id, "name": ts.bpmn_name, "before": None,
-                                   "after": _timer_expr(c2), "change": "added"})
-        for ts in sd.removed:
-            if _visible(ts):
-                c1 = reg.convert(ts)
-                entry["removed"].append({"id": ts.bpmn_id, "name": spec_name(ts), "type": _task_kind(c1)})
-                markers_a[ts.bpmn_id] = "removed"
-                if _timer_expr(c1) is not None:
-                    timers.append({"process": name, "id": ts.bpmn_id, "name": ts.bpmn_name, "before": _timer_expr(c1),
-                                   "after": None, "change": "removed"})
+        for change, specs, markers in (("added", sd.added, markers_b), ("removed", sd.removed, markers_a)):
+            for ts in specs:
+                if not _visible(ts):
+                    continue
+                conv = reg.convert(ts)
+                entry[change].append({"id": ts.bpmn_id, "name": spec_name(ts), "type": _task_kind(conv)})
+                markers[ts.bpmn_id] = change
+                expr = _timer_expr(conv)
+                if expr is not None:
+                    before, after = (None, expr) if change == "added" else (expr, None)
+                    timers.append({"process": name, "id": ts.bpmn_id, "name": ts.bpmn_name, "before": before,
+                                   "after": after, "change": change})
         for ts, attrs in sd.changed.items():
             new = sd.alignment.get(ts)
             if not _visible(ts) or new is None:

@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from .. import clock
+from .. import audit_chain, clock
 from ..errors import Conflict, NotFound
 from ..models import Instance, InstanceEvent, ProcessVersion, WorkItem
 from ..runtime import Runtime
 from ..step import Step
 from ..timers import sla_times
 from ..version_models import MigrationRecord, MigrationRun, VersionEvent
-from .labels import vlabel
+from .labels import failure, msg, store, vlabel
 from .plan import Plan, plan
 from .runs import get_run, records
 from .selection import Selection, find_version, load_open, select_ids
@@ -103,9 +103,9 @@ def step(m: Migrator, run_id: int, limit: int = 50) -> MigrationRun:
                     counts["migrated"] += 1
                     continue
                 except Conflict as e:
-                    outcome, reasons = "skipped", [str(e)]
+                    outcome, reasons = "skipped", [failure(e, "save_failed")]
                 except Exception as e:  # noqa: BLE001 - the savepoint rolled back: the instance is untouched
-                    outcome, reasons = "failed", [f"{type(e).__name__}: {e}"[:500]]
+                    outcome, reasons = "failed", [failure(e, "save_failed")]
             elif p.error:
                 outcome = "failed"
             res = s.connection().execute(SETTLE_RECORD, {
@@ -169,24 +169,23 @@ def save(rt: Runtime, s: Session, p: Plan, to: ProcessVersion, run_id: int, rec_
         "p_id": p.instance_id, "p_lock": p.lock_version, "p_from": p.from_version_id, "p_state": p.state_json,
         "p_to": to.id, "p_next": p.next_timer, "p_new_lock": new_lock, "p_seq": p.event_seq + 1, "p_now": now})
     if res.rowcount != 1:
-        raise Conflict("someone worked on the instance while it was being migrated; it was left as it was "
-                       "(run the migration again to move it)")
+        raise Conflict(msg("worked_meanwhile"))
     frm = s.get(ProcessVersion, p.from_version_id)
     step = Step(actor=actor, instance_id=p.instance_id, process_id=p.process_id, version_id=to.id,
                 business_key=p.business_key, status="running", lock_version=new_lock)
     step.record("version_changed", data={"from_version_id": frm.id, "to_version_id": to.id,
                                          "from": frm.number, "to": to.number, "run_id": run_id,
-                                         "notes": p.notes})
+                                         "notes": store(p.notes)})
     _sync_work_items(rt, s, p, step, now)
     ev = step.events[0]
-    conn.execute(INS_EVENT, {"instance_id": p.instance_id, "seq": p.event_seq + 1, "at": now,
-                             "actor": ev["actor"], "kind": ev["kind"], "task": None, "data": ev["data"]})
+    audit_chain.insert_events(conn, [{"instance_id": p.instance_id, "seq": p.event_seq + 1, "at": now,
+                                      "actor": ev["actor"], "kind": ev["kind"], "task": None, "data": ev["data"]}])
     res = conn.execute(MIGRATED_RECORD, {
         "p_id": rec_id, "p_notes": p.notes, "p_from": p.from_version_id, "p_to": to.id, "p_lock": p.lock_version,
         "p_new_lock": new_lock, "p_state": pack(p.state_before), "p_next": p.next_timer_before,
         "p_items": p.work_items_before, "p_now": now})
     if res.rowcount != 1:
-        raise Conflict("another migration worker settled this instance first")
+        raise Conflict(msg("settled_elsewhere"))
     for fn in rt.listeners:
         fn(s, step)
 

@@ -1,8 +1,6 @@
 """How verdicts, notes and reports name elements, tasks and versions."""
 from __future__ import annotations
 
-import re
-
 from SpiffWorkflow.util.task import TaskState
 
 from ..models import ProcessVersion
@@ -37,9 +35,10 @@ def vlabel(v: ProcessVersion) -> str:
 
 
 # ---- verdicts as codes with arguments ------------------------------------------------------------
-# Every reason and note the rule gives has a code and arguments; the English text (for the CLI,
-# logs and the stored run) is rendered from the template below, and `decode` reads a stored text
-# back into (code, args), so the web layer can show it in the user's language.
+# Every reason and note the engine gives has a code and arguments, and is stored that way
+# ({"code", "args"}, see engine.version_models.Messages). The English text (the CLI, logs) is
+# rendered from the template below; the web layer has its own text for each code, in the
+# user's language (web/ui/admin_words.py), so nothing reads an English sentence back.
 MESSAGES: dict[str, str] = {
     "other_process": "the instance runs {process}, not {target}",
     "already_on": "already on {version}",
@@ -68,7 +67,18 @@ MESSAGES: dict[str, str] = {
     "form_adopted": "the open task {element} takes {version}'s form and assignment settings",
     "follows": "{element} ({state}) follows {version} from here ({attrs})",
     "task_failed": "{element} has failed; retry or fix it before moving the instance",
+    # what the move in memory refuses (plan.apply), and what saving it meets (execute)
+    "would_discard": "moving would discard {element} ({state})",
+    "would_drop": "moving would drop a {state} task",
+    "would_turn": "{element} would turn {state} instead of staying {before}",
+    "no_counterpart": "{element} has no counterpart in {version}",
+    "left_alone": "{element} would be left to run on its own",
+    "worked_meanwhile": "someone worked on the instance while it was being migrated; it was left as it was "
+                        "(run the migration again to move it)",
+    "settled_elsewhere": "another migration worker settled this instance first",
     "error": "cannot be migrated: {error}",
+    "save_failed": "{error}",  # saving the moved instance failed (its savepoint rolled back)
+    "text": "{text}",  # a text that came with no code (kept as it is)
 }
 
 
@@ -83,36 +93,41 @@ class Msg(str):
         self.code, self.args = code, dict(args)
         return self
 
+    def as_dict(self) -> dict:
+        """How it is stored: the code and its arguments, no sentence."""
+        return {"code": self.code, "args": self.args}
+
+    def __reduce__(self):
+        return load, (self.as_dict(),)
+
 
 def msg(code: str, **args) -> Msg:
     """The message `code` with its arguments (all shown as text)."""
     return Msg(code, **{k: str(v) for k, v in args.items()})
 
 
-def template_pattern(template: str) -> re.Pattern:
-    """A regular expression reading a str.format template's text back into its arguments."""
-    out, pos = [], 0
-    for m in re.finditer(r"\{(\w+)\}", template):
-        out.append(re.escape(template[pos:m.start()]))
-        out.append(f"(?P<{m.group(1)}>.+?)")
-        pos = m.end()
-    out.append(re.escape(template[pos:]))
-    return re.compile("^" + "".join(out) + "$", re.S)
+def load(stored) -> Msg:
+    """A stored message ({"code", "args"}) back as a Msg; an uncoded text or an unknown code
+    becomes a `text` message, so nothing stored is lost or turned into an exception."""
+    if isinstance(stored, Msg):
+        return stored
+    if isinstance(stored, dict):
+        code, args = stored.get("code"), stored.get("args") or {}
+        try:
+            return msg(code, **args) if code in MESSAGES else msg("text", text=f"{code} {args}")
+        except (KeyError, IndexError):  # arguments the template does not know
+            return msg("text", text=f"{code} {args}")
+    return msg("text", text=stored)
 
 
-# most literal text first, so "…; it would skip X" is not read as a shorter template's argument
-_PATTERNS = sorted(((code, template_pattern(t)) for code, t in MESSAGES.items()),
-                   key=lambda cp: -len(re.sub(r"\{\w+\}", "", MESSAGES[cp[0]])))
+def store(messages) -> list[dict]:
+    """Messages as stored: each a {"code", "args"}."""
+    return [load(m).as_dict() for m in messages or []]
 
 
-def decode(text) -> tuple[str, dict] | None:
-    """(code, args) of a stored verdict text (a Msg gives its own); None for a text no template made."""
-    if isinstance(text, Msg):
-        return text.code, text.args
-    if isinstance(text, dict) and "code" in text:
-        return text["code"], dict(text.get("args") or {})
-    for code, pat in _PATTERNS:
-        m = pat.match(str(text))
-        if m:
-            return code, m.groupdict()
-    return None
+def failure(e: Exception, code: str = "error") -> Msg:
+    """An error as a verdict: the exception's own message if it carries one, else `code` with the
+    exception's text as its argument (kept short)."""
+    if e.args and isinstance(e.args[0], Msg):
+        return e.args[0]
+    return msg(code, error=f"{type(e).__name__}: {e}"[:500 - len(MESSAGES[code].format(error=""))])

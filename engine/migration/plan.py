@@ -21,7 +21,7 @@ from ..models import Instance, ProcessVersion, WorkItem
 from ..serializer import dump_state, load_state
 from ..timers import next_timer_at
 from .diff import PairDiff
-from .labels import label, state_name
+from .labels import Msg, failure, label, msg, state_name
 from .rule import RESET, check, is_timer
 from .snapshot import row_dict
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 class MigrationRefused(EngineError):
     """The instance cannot be moved (the reasons say why)."""
 
-    def __init__(self, reasons: list[str]):
+    def __init__(self, reasons: list[Msg]):
         self.reasons = reasons
         super().__init__("; ".join(reasons))
 
@@ -49,8 +49,8 @@ class Plan:
     event_seq: int
     process_id: str
     ok: bool = False
-    reasons: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    reasons: list[Msg] = field(default_factory=list)  # labels.Msg: English text, code and arguments
+    notes: list[Msg] = field(default_factory=list)
     at: list[str] = field(default_factory=list)  # where the instance stands (open tasks)
     state_before: str | None = None
     next_timer_before: datetime | None = None
@@ -85,11 +85,11 @@ def apply(wf, pair: PairDiff, to_label: str) -> list:
     wf.subprocess_specs = pair.deps2
     for t in removed:
         if not t.has_state(TaskState.PREDICTED_MASK | TaskState.FUTURE):
-            raise MigrationRefused([f"moving would discard {label(t.task_spec)} ({state_name(t)})"])
+            raise MigrationRefused([msg("would_discard", element=label(t.task_spec), state=state_name(t))])
     for tid, (state, data, idata, changed_at) in snap.items():
         t = wf.get_task_from_id(tid)
         if t is None:
-            raise MigrationRefused([f"moving would drop a {TaskState.get_name(state)} task"])
+            raise MigrationRefused([msg("would_drop", state=TaskState.get_name(state))])
         t.data, t.internal_data = data, idata
         if t.state != state:
             if state == TaskState.WAITING and t.state == TaskState.READY and is_timer(t.task_spec):
@@ -98,18 +98,18 @@ def apply(wf, pair: PairDiff, to_label: str) -> list:
                 t._set_state(TaskState.WAITING)
                 wf.event_manager.add_task(t)
             else:
-                raise MigrationRefused([f"{label(t.task_spec)} would turn {state_name(t)} instead of staying "
-                                        f"{TaskState.get_name(state)}"])
+                raise MigrationRefused([msg("would_turn", element=label(t.task_spec), state=state_name(t),
+                                            before=TaskState.get_name(state))])
         t.last_state_change = changed_at
     ready = []
     for part, _sd, _ns in parts:
         specs = part.spec.task_specs
         for t in part.tasks.values():
             if specs.get(t.task_spec.name) is not t.task_spec:
-                raise MigrationRefused([f"{label(t.task_spec)} has no counterpart in {to_label}"])
+                raise MigrationRefused([msg("no_counterpart", element=label(t.task_spec), version=to_label)])
             if t.state == TaskState.READY:
                 if not t.task_spec.manual:
-                    raise MigrationRefused([f"{label(t.task_spec)} would be left to run on its own"])
+                    raise MigrationRefused([msg("left_alone", element=label(t.task_spec))])
                 ready.append(t)
     return ready
 
@@ -124,14 +124,13 @@ def plan(m: Migrator, s: Session, inst: Instance, to: ProcessVersion, rows: list
     p.work_items_before = [row_dict(w) for w in rows]
     to_label = f"v{to.number}"
     if inst.process_id != to.process_id:
-        p.reasons.append(f"the instance runs {inst.process_id}, not {to.process_id}")
+        p.reasons.append(msg("other_process", process=inst.process_id, target=to.process_id))
         return p
     if inst.version_id == to.id:
-        p.reasons.append(f"already on {to_label}")
+        p.reasons.append(msg("already_on", version=to_label))
         return p
     if inst.status != "running":
-        p.reasons.append("the instance has a failed step; retry or fix it first" if inst.status == "failed"
-                         else f"the instance is {inst.status}")
+        p.reasons.append(msg("failed_step") if inst.status == "failed" else msg("status", status=inst.status))
         return p
     try:
         pair = m.pair(s, inst.version_id, to.id)
@@ -153,6 +152,6 @@ def plan(m: Migrator, s: Session, inst: Instance, to: ProcessVersion, rows: list
     except MigrationRefused as e:
         p.reasons = list(e.reasons)
     except Exception as e:  # noqa: BLE001 - a verdict, not a crash
-        p.reasons = [f"cannot be migrated: {type(e).__name__}: {e}"[:500]]
+        p.reasons = [failure(e)]
         p.error = p.reasons[0]
     return p

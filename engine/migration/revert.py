@@ -1,11 +1,11 @@
 """Reverting a migration: one instance back exactly as it was before its last move."""
 from __future__ import annotations
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
-from .. import clock
+from .. import audit_chain, clock
 from ..errors import Conflict, NotFound
-from ..models import Instance, InstanceEvent, ProcessVersion, WorkItem
+from ..models import Instance, ProcessVersion, WorkItem
 from ..runtime import Runtime
 from ..step import Step
 from ..version_models import MigrationRecord, VersionEvent
@@ -52,9 +52,9 @@ def revert(rt: Runtime, instance_id: int, actor: str | None = None) -> Migration
         data = {"from_version_id": to.id, "to_version_id": frm.id, "from": to.number, "to": frm.number,
                 "run_id": rec.run_id}
         step.record("version_reverted", data=data)
-        s.execute(insert(InstanceEvent), [{"instance_id": instance_id, "seq": inst.event_seq + 1, "at": now,
-                                           "actor": actor, "kind": "version_reverted", "task": None,
-                                           "data": data}])
+        audit_chain.insert_events(s.connection(), [{"instance_id": instance_id, "seq": inst.event_seq + 1,
+                                                    "at": now, "actor": actor, "kind": "version_reverted",
+                                                    "task": None, "data": data}])
         rec.outcome, rec.reverted_at, rec.reverted_by = "reverted", now, actor
         s.add(VersionEvent(at=now, actor=actor, action="revert", process_id=inst.process_id,
                            version_id=frm.id, data={"instance_id": instance_id, **data}))

@@ -149,14 +149,11 @@ def units(svc, path: str, *, cursor: str | None = None, limit: int = 100, level:
             _under(path))
         if level:
             q = q.where(OrgUnit.level == level)
-        if cursor:
-            q = q.where(OrgUnit.code > decode_cursor(cursor)[0])
-        rows = list(s.execute(q.order_by(OrgUnit.code).limit(limit)))
+        rows = _keyset(s, q, OrgUnit.code, cursor, limit)
     items = [{"code": u.code, "name": u.name, "level": u.level, "kind": u.kind, "parent": u.parent_code,
               "lat": u.lat, "lng": u.lng, **({"boundary": json.loads(g) if g else None} if with_boundary else {})}
              for u, g in rows]
-    return {"items": items, "next_cursor": encode_cursor(items[-1]["code"]) if items else cursor,
-            "has_more": len(items) == limit}
+    return _page(items, "code", cursor, limit)
 
 
 def unit(svc, path: str, code: str) -> dict:
@@ -178,12 +175,22 @@ def staff_directory(svc, path: str, *, unit_code: str | None = None, cursor: str
              .where(StaffRole.active.is_(True), _under(path)))
         if unit_code:
             q = q.where(StaffRole.unit_code == unit_code)
-        if cursor:
-            q = q.where(StaffRole.id > decode_cursor(cursor)[0])
-        rows = list(s.execute(q.order_by(StaffRole.id).limit(limit)))
+        rows = _keyset(s, q, StaffRole.id, cursor, limit)
     items = [{"id": r.id, "staff_id": r.staff_id, "unit": r.unit_code, "role": r.role, "title": r.title,
               **({"name": name} if personal else {})} for r, name in rows]
-    return {"items": items, "next_cursor": encode_cursor(items[-1]["id"]) if items else cursor,
+    return _page(items, "id", cursor, limit)
+
+
+def _keyset(s, q, key, cursor: str | None, limit: int) -> list:
+    """One page of `q` in `key` order, after the key the cursor carries."""
+    if cursor:
+        q = q.where(key > decode_cursor(cursor)[0])
+    return list(s.execute(q.order_by(key).limit(limit)))
+
+
+def _page(items: list[dict], key: str, cursor: str | None, limit: int) -> dict:
+    """The reply: the items, the cursor after the last (the same one when empty), whether more may follow."""
+    return {"items": items, "next_cursor": encode_cursor(items[-1][key]) if items else cursor,
             "has_more": len(items) == limit}
 
 

@@ -1,48 +1,59 @@
-"""Attachments (photos and files): stored on disk under `settings.uploads`, outside the static root.
+"""Attachments (photos, voice notes, videos, files): bytes in the configured store
+(`grid.storage`: a local or shared directory, or an S3-compatible bucket), records in the database.
 
-* The bytes decide the type (magic numbers), not the client's Content-Type or the file name:
-  JPEG, PNG, WebP, HEIC/HEIF and PDF only, at most MAX_BYTES each.
+* The bytes decide the type (`grid.cases.media.sniff`), not the client's Content-Type or the
+  file name; each kind has its own size limit (GRIDFLOW_MAX_*_MB).
 * The client's file name is only a label. A name that carries a path (`/`, `\\`, `..`) is
   refused outright; the rest is cleaned (Chinese kept) and its extension follows the real type.
   The storage key is a random UUID, never derived from the name.
+* **Checked before stored.** A form's uploads are `check`ed while the form is read (nothing
+  written), and `save`d only once the whole form is valid, as `pending`; `link` (to a case) or
+  `keep` makes them permanent when the step has gone through, `discard` removes them when it has
+  not. A refused form stores nothing; what a crash leaves pending, or bytes without a record, is
+  removed by `cleanup` after the grace period (a periodic job and `gridflow uploads cleanup`).
+* Photos are stored with a thumbnail and a screen rendition (upright, no EXIF/GPS); pages show
+  those, the original goes out only as a download.
 * Reading an attachment is authorised: an attachment linked to a case follows the case
-  (jurisdiction, or an open task on it); one uploaded before its case exists (the report page)
-  belongs to its uploader until `link` attaches it to the new case.
+  (jurisdiction, or an open task on it); one not linked (an upload before its case exists, a
+  visit's photo) belongs to its uploader.
 """
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import unicodedata
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from engine import clock
 from engine.errors import InvalidData, NotFound
 from engine.models import WorkItem
+from grid import storage
+from grid.cases import media
 from grid.cases import service as cases
 from grid.cases.models import Attachment, DisputeCase
 from grid.org import service as org
 
-MAX_BYTES = 10 * 1024 * 1024
-IMAGE_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/heic": ".heic"}
-FILE_TYPES = {**IMAGE_TYPES, "application/pdf": ".pdf"}
-_HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
+MAX_BYTES = 10 * 1024 * 1024  # the default photo limit (GRIDFLOW_MAX_PHOTO_MB)
+IMAGE_TYPES = {t: ext for t, (kind, ext) in media.TYPES.items() if kind == "photo"}
+FILE_TYPES = {t: ext for t, (_kind, ext) in media.TYPES.items()}
+DEFAULT_KINDS = frozenset({"photo", "document"})
 _NAME_OK = re.compile(r"[^\w\u3000-\u303f\uff00-\uffef .()\[\]\-+]", re.UNICODE)
 
 
 class UploadRefused(InvalidData):
-    """An upload that is not stored; `code` is one of name, type, size, empty."""
+    """An upload that is not stored; `code` is one of name, type, size, empty, damaged.
+    `limit_mb` is the limit a `size` refusal was measured against."""
 
-    def __init__(self, code: str, message: str, field: str = ""):
+    def __init__(self, code: str, message: str, field: str = "", limit_mb: float | None = None):
         super().__init__(message, [{"path": field, "message": message, "validator": "upload", "code": code}])
-        self.code = code
+        self.code, self.limit_mb = code, limit_mb
 
 
 @dataclass(frozen=True)
@@ -54,28 +65,59 @@ class StoredFile:
     case_id: int | None
 
     @property
+    def kind(self) -> str:
+        return media.kind_of(self.content_type)
+
+    @property
     def is_image(self) -> bool:
-        return self.content_type in IMAGE_TYPES
+        return self.kind == "photo"
+
+    @property
+    def playable(self) -> bool:
+        """Audio or video a browser plays inline (AMR and 3GP are offered as downloads)."""
+        return self.content_type in media.BROWSER_PLAYS
+
+
+@dataclass(frozen=True)
+class Checked:
+    """An upload that passed every check and is not stored yet (`save` stores it)."""
+
+    id: str
+    filename: str
+    content_type: str
+    data: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+@dataclass(frozen=True)
+class Content:
+    """Bytes to send: a local file (ranged requests, sendfile) or the bytes from a remote store."""
+
+    content_type: str
+    etag: str
+    path: Path | None = None
+    data: bytes | None = None
 
 
 def _view(a: Attachment) -> StoredFile:
     return StoredFile(a.id, a.filename, a.content_type, a.size, a.case_id)
 
 
+def _store(svc) -> storage.Store:
+    return storage.from_settings(svc.settings)
+
+
+def limit_mb(settings, kind: str) -> float:
+    return float(getattr(settings, f"max_{kind}_mb"))
+
+
 # ---- checks ----------------------------------------------------------------------------------
 def sniff(head: bytes) -> str | None:
-    """The content type the first bytes prove, among the accepted ones, or None."""
-    if head.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    if head[4:8] == b"ftyp" and head[8:12] in _HEIC_BRANDS:
-        return "image/heic"
-    if head.startswith(b"%PDF-"):
-        return "application/pdf"
-    return None
+    """The content type the bytes prove, among the accepted ones, or None (see media.sniff)."""
+    return media.sniff(head)
 
 
 def clean_name(name: str | None, content_type: str) -> str:
@@ -98,16 +140,49 @@ def clean_name(name: str | None, content_type: str) -> str:
     return stem[:80] + FILE_TYPES[content_type]
 
 
-def _root(svc) -> Path:
-    return Path(svc.settings.uploads).resolve()
+def check(svc, filename: str | None, stream: BinaryIO, *, kinds: frozenset[str] | set[str] | None = None,
+          images_only: bool = False, field: str = "") -> Checked:
+    """Every check an upload gets, without storing anything: type by content among `kinds`,
+    the kind's size limit, a photo that decodes, a clean name. Raises UploadRefused."""
+    kinds = frozenset({"photo"}) if images_only else frozenset(kinds or DEFAULT_KINDS)
+    biggest = max(limit_mb(svc.settings, k) for k in kinds)
+    data = stream.read(int(biggest * 1024 * 1024) + 1)
+    if not data:
+        raise UploadRefused("empty", "the file is empty", field)
+    ctype = media.sniff(data)
+    if ctype is None or media.kind_of(ctype) not in kinds:
+        raise UploadRefused("type", "this file type is not accepted", field)
+    limit = limit_mb(svc.settings, media.kind_of(ctype))
+    if len(data) > limit * 1024 * 1024:
+        raise UploadRefused("size", f"the file is larger than {limit:g} MB", field, limit)
+    if media.kind_of(ctype) == "photo":
+        try:
+            media.probe(data)
+        except media.BadImage:
+            raise UploadRefused("damaged", "the photo cannot be read", field) from None
+    try:
+        name = clean_name(filename, ctype)
+    except UploadRefused as e:
+        raise UploadRefused(e.code, str(e), field) from None
+    return Checked(str(uuid.uuid4()), name, ctype, data)
 
 
-def _path(svc, storage_key: str) -> Path:
-    root = _root(svc)
-    path = (root / storage_key).resolve()
-    if root not in path.parents:  # defence in depth: keys are ours, but never leave the root
-        raise NotFound("no such attachment")
-    return path
+def _keys(key: str) -> list[str]:
+    return [key] + [f"{key}.{r}" for r in media.RENDITIONS]
+
+
+def _write(st: storage.Store, key: str, c: Checked) -> None:
+    st.put(key, c.data, c.content_type)
+    if media.kind_of(c.content_type) == "photo":
+        try:
+            _write_renditions(st, key, c.data)
+        except media.BadImage:
+            pass  # the original is kept; the page shows the file name instead of a picture
+
+
+def _write_renditions(st: storage.Store, key: str, original: bytes) -> None:
+    for r in media.renditions(original):
+        st.put(f"{key}.{r.name}", r.data, r.content_type)
 
 
 # ---- who may see what ------------------------------------------------------------------------
@@ -129,44 +204,43 @@ def _visible_case(s: Session, staff_id: str, case_id: int) -> DisputeCase:
 
 
 # ---- operations ------------------------------------------------------------------------------
-def store(svc, staff_id: str, filename: str | None, stream: BinaryIO, *, case_id: int | None = None,
-          unit_code: str | None = None, images_only: bool = False, field: str = "") -> StoredFile:
-    """Check and store one upload; returns its record. Nothing is written if a check fails."""
-    data = stream.read(MAX_BYTES + 1)
-    if not data:
-        raise UploadRefused("empty", "the file is empty", field)
-    if len(data) > MAX_BYTES:
-        raise UploadRefused("size", f"the file is larger than {MAX_BYTES // (1024 * 1024)} MB", field)
-    ctype = sniff(data[:32])
-    allowed = IMAGE_TYPES if images_only else FILE_TYPES
-    if ctype not in allowed:
-        raise UploadRefused("type", "this file type is not accepted", field)
-    try:
-        name = clean_name(filename, ctype)
-    except UploadRefused as e:
-        raise UploadRefused(e.code, str(e), field) from None
-    with svc.db.read() as s:
-        if case_id is not None:
+def save(svc, staff_id: str, items: list[Checked], *, case_id: int | None = None, unit_code: str | None = None,
+         pending: bool = True) -> list[StoredFile]:
+    """Store checked uploads (bytes and renditions first, then the rows in one transaction).
+    `pending` ones wait for `link`/`keep`; if anything fails, what was written is removed."""
+    if not items:
+        return []
+    if case_id is not None:
+        with svc.db.read() as s:
             unit_code = _visible_case(s, staff_id, case_id).grid_code
-    att_id = str(uuid.uuid4())
-    key = f"{att_id[:2]}/{att_id}"
-    path = _path(svc, key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, 0o640)
-    os.replace(tmp, path)
+    st, written = _store(svc), []
     try:
+        rows = []
+        for c in items:
+            key = f"{c.id[:2]}/{c.id}"
+            written.append(key)
+            _write(st, key, c)
+            rows.append(Attachment(id=c.id, case_id=case_id, unit_code=unit_code, uploaded_by=staff_id,
+                                   filename=c.filename, content_type=c.content_type, size=c.size,
+                                   sha256=hashlib.sha256(c.data).hexdigest(), storage_key=key,
+                                   created_at=clock.now(), pending=pending and case_id is None))
         with svc.db.write() as s:
-            row = Attachment(id=att_id, case_id=case_id, unit_code=unit_code, uploaded_by=staff_id, filename=name,
-                             content_type=ctype, size=len(data), sha256=hashlib.sha256(data).hexdigest(),
-                             storage_key=key, created_at=clock.now())
-            s.add(row)
-        return _view(row)
+            s.add_all(rows)
+        return [_view(r) for r in rows]
     except Exception:
-        path.unlink(missing_ok=True)
+        for key in written:
+            for k in _keys(key):
+                st.delete(k)
         raise
+
+
+def store(svc, staff_id: str, filename: str | None, stream: BinaryIO, *, case_id: int | None = None,
+          unit_code: str | None = None, images_only: bool = False, kinds: frozenset[str] | None = None,
+          field: str = "", pending: bool = False) -> StoredFile:
+    """Check and store one upload at once (for callers that have validated the rest already,
+    such as a drawn signature); returns its record. Nothing is written if a check fails."""
+    c = check(svc, filename, stream, kinds=kinds, images_only=images_only, field=field)
+    return save(svc, staff_id, [c], case_id=case_id, unit_code=unit_code, pending=pending)[0]
 
 
 def usable(svc, staff_id: str, ids: list[str], case_id: int | None = None) -> list[StoredFile]:
@@ -179,8 +253,8 @@ def usable(svc, staff_id: str, ids: list[str], case_id: int | None = None) -> li
         ok = []
         for i in ids:
             a = rows.get(i)
-            if a is None or not ((a.case_id is None and a.uploaded_by == staff_id)
-                                 or (case_id is not None and a.case_id == case_id)):
+            if a is None or a.pending or not ((a.case_id is None and a.uploaded_by == staff_id)
+                                              or (case_id is not None and a.case_id == case_id)):
                 raise InvalidData("unknown attachment", [{"path": "", "message": f"unknown attachment {i}",
                                                           "validator": "upload", "code": "unknown"}])
             ok.append(_view(a))
@@ -190,7 +264,8 @@ def usable(svc, staff_id: str, ids: list[str], case_id: int | None = None) -> li
 
 
 def link(svc, staff_id: str, ids: list[str], case_id: int) -> int:
-    """Attach the person's unlinked uploads to a case (after reporting it, or completing a task)."""
+    """Attach the person's unlinked uploads to a case (after reporting it, or completing a task);
+    pending ones become permanent."""
     if not ids:
         return 0
     with svc.db.write() as s:
@@ -198,27 +273,90 @@ def link(svc, staff_id: str, ids: list[str], case_id: int) -> int:
         n = 0
         for a in s.scalars(select(Attachment).where(Attachment.id.in_(ids), Attachment.case_id.is_(None),
                                                     Attachment.uploaded_by == staff_id)):
-            a.case_id, a.unit_code = case_id, c.grid_code
+            a.case_id, a.unit_code, a.pending = case_id, c.grid_code, False
             n += 1
         return n
 
 
-def open_for(svc, staff_id: str, attachment_id: str) -> tuple[StoredFile, Path]:
-    """The attachment and the path of its bytes, if this person may see it; else NotFound."""
+def keep(svc, staff_id: str, ids: list[str]) -> int:
+    """Make the person's pending uploads permanent without a case (a finished form that has
+    none, such as a household visit): they stay the uploader's."""
+    if not ids:
+        return 0
+    with svc.db.write() as s:
+        rows = list(s.scalars(select(Attachment).where(Attachment.id.in_(ids), Attachment.uploaded_by == staff_id,
+                                                       Attachment.pending.is_(True))))
+        for a in rows:
+            a.pending = False
+        return len(rows)
+
+
+def discard(svc, staff_id: str, ids: list[str]) -> int:
+    """Remove the person's pending uploads (the step they were for did not go through)."""
+    if not ids:
+        return 0
+    with svc.db.write() as s:
+        rows = list(s.scalars(select(Attachment).where(Attachment.id.in_(ids), Attachment.uploaded_by == staff_id,
+                                                       Attachment.pending.is_(True), Attachment.case_id.is_(None))))
+        keys = [a.storage_key for a in rows]
+        for a in rows:
+            s.delete(a)
+    st = _store(svc)
+    for key in keys:
+        for k in _keys(key):
+            st.delete(k)
+    return len(keys)
+
+
+def _readable(s: Session, staff_id: str, attachment_id: str) -> Attachment:
+    a = s.get(Attachment, attachment_id)
+    if a is None or (a.case_id is None and a.uploaded_by != staff_id):
+        raise NotFound("no such attachment")
+    if a.case_id is not None:
+        _visible_case(s, staff_id, a.case_id)
+    return a
+
+
+def view_for(svc, staff_id: str, attachment_id: str) -> StoredFile:
+    """The attachment's record, if this person may see it; else NotFound."""
     with svc.db.read() as s:
-        a = s.get(Attachment, attachment_id)
-        if a is None:
-            raise NotFound("no such attachment")
-        if a.case_id is None:
-            if a.uploaded_by != staff_id:
-                raise NotFound("no such attachment")
-        else:
-            _visible_case(s, staff_id, a.case_id)
-        view, key = _view(a), a.storage_key
-    path = _path(svc, key)
-    if not path.is_file():
+        return _view(_readable(s, staff_id, attachment_id))
+
+
+def open_for(svc, staff_id: str, attachment_id: str, rendition: str | None = None) -> tuple[StoredFile, Content]:
+    """The attachment and its bytes (the original, or a photo's `thumb`/`screen` rendition,
+    made now if it was never made), if this person may see it; else NotFound."""
+    with svc.db.read() as s:
+        a = _readable(s, staff_id, attachment_id)
+        view, key, sha = _view(a), a.storage_key, a.sha256
+    if rendition is not None and (rendition not in media.RENDITIONS or view.kind != "photo"):
+        raise NotFound("no such rendition")
+    st = _store(svc)
+    name = key if rendition is None else f"{key}.{rendition}"
+    if rendition is not None and not st.exists(name):
+        try:
+            original = st.get(key)
+        except storage.Missing:
+            raise NotFound("the attachment's file is missing") from None
+        try:
+            _write_renditions(st, key, original)
+        except media.BadImage:
+            raise NotFound("this photo has no rendition") from None
+    path = st.local_path(name)
+    try:
+        data = None if path is not None else st.get(name)
+    except storage.Missing:
+        raise NotFound("the attachment's file is missing") from None
+    if path is None and data is None:
         raise NotFound("the attachment's file is missing")
-    return view, path
+    if rendition is None:
+        return view, Content(view.content_type, sha, path, data)
+    if data is not None:
+        head = data[:8]
+    else:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    return view, Content(media.sniff(head) or "image/jpeg", f"{sha[:32]}-{rendition}", path, data)
 
 
 def for_case(svc, case_id: int) -> list[StoredFile]:
@@ -226,3 +364,34 @@ def for_case(svc, case_id: int) -> list[StoredFile]:
     with svc.db.read() as s:
         return [_view(a) for a in s.scalars(select(Attachment).where(Attachment.case_id == case_id)
                                             .order_by(Attachment.created_at, Attachment.id))]
+
+
+# ---- housekeeping ----------------------------------------------------------------------------
+def cleanup(svc, *, grace: timedelta | None = None) -> dict[str, int]:
+    """Remove what no finished form owns, once older than the grace period
+    (GRIDFLOW_UPLOAD_GRACE_HOURS): pending uploads (their rows and bytes), and bytes in the
+    store that no row names (a crash between writing and recording, a `.part` left behind).
+    Younger ones are left alone: a form may be between saving and linking them right now."""
+    grace = grace if grace is not None else timedelta(hours=svc.settings.upload_grace_hours)
+    cutoff = clock.now() - grace
+    with svc.db.write() as s:
+        old = list(s.execute(select(Attachment.id, Attachment.storage_key).where(
+            Attachment.pending.is_(True), Attachment.created_at < cutoff)))
+        if old:
+            s.execute(delete(Attachment).where(Attachment.id.in_([i for i, _k in old]),
+                                               Attachment.pending.is_(True)))
+    st = _store(svc)
+    for _i, key in old:
+        for k in _keys(key):
+            st.delete(k)
+    with svc.db.read() as s:
+        known = set(s.scalars(select(Attachment.storage_key)))
+    stray = 0
+    for key, modified in list(st.keys()):
+        base = key.removesuffix(".part")
+        for r in media.RENDITIONS:
+            base = base.removesuffix(f".{r}")
+        if base not in known and modified < cutoff:
+            st.delete(key)
+            stray += 1
+    return {"pending": len(old), "stray": stray}

@@ -5,12 +5,21 @@ falls in (point in polygon, grid.cases.routing) or in the grid the operator chos
 The case keeps its `source` (a column, counted per source in the indicators); the grid's current
 grid worker is recorded as its reporter, since she verifies on site, and the operator or client
 as the actor who took it (`taken_by` in the process data, the start event's actor).
+
+`take_call` is the hotline/window page's entry (web/intake.py): role `operator` on a county or the
+city; routed by a chosen grid, else the pin (point in polygon), else the community the address
+names. A caller's phone is sealed (grid.crypto, context `case.caller_phone`) before it enters the
+process data, for API clients' `on_behalf_of` too, so neither the audit trail nor the feed has it.
 """
 from __future__ import annotations
 
+import re
+
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.errors import InvalidData
+from grid import crypto
 from grid.cases import routing
 from grid.cases import service as cases
 from grid.cases.models import DisputeCase
@@ -75,8 +84,124 @@ def report_external(svc, data: dict, *, grid_code: str, source: str, client_id: 
         raise InvalidData(f"a client cannot report as {source!r}",
                           [{"path": "source", "message": f"one of {', '.join(CLIENT_SOURCES)}"}])
     data = {**data, "settled_on_spot": False}
-    return cases.report(svc, staff_id, data, grid_code=grid_code, source=source, on_behalf_of=on_behalf_of,
+    return cases.report(svc, staff_id, data, grid_code=grid_code, source=source, on_behalf_of=sealed_caller(on_behalf_of),
                         actor=f"api:{client_id}" if client_id else None)
+
+
+CALLER_PHONE = "case.caller_phone"  # the AES-GCM context of a caller's phone in the process data
+OPERATOR_SOURCES = ("hotline", "window")
+PHONE_RE = re.compile(r"\+?[0-9][0-9 -]{5,18}[0-9]")
+
+
+def sealed_caller(caller: dict | None) -> dict | None:
+    """The caller with the phone encrypted (grid.crypto, like every phone at rest): the process
+    data, its audit trail and the event feed never carry it in clear. Already sealed stays."""
+    if not caller:
+        return caller
+    out = {k: caller[k] for k in ("name", "phone") if caller.get(k)}
+    phone = out.get("phone")
+    if phone and not crypto.is_sealed(phone):
+        out["phone"] = crypto.seal(str(phone), CALLER_PHONE)
+    return out
+
+
+def caller_phone(sealed: str | None) -> str | None:
+    """The caller's phone from the process data, for the roles that may reveal it (audited by the caller)."""
+    if not sealed:
+        return None
+    return crypto.unseal(sealed, CALLER_PHONE) if crypto.is_sealed(sealed) else sealed
+
+
+def operator_units(svc, staff_id: str) -> list[OrgUnit]:
+    """The units the person takes hotline/window reports for (her operator roles); Forbidden without one."""
+    with svc.db.read() as s:
+        codes = [r.unit_code for r in org.roles_of(s, staff_id) if r.role == "operator"]
+        if not codes:
+            raise Forbidden("only a hotline or service-window operator takes reports for residents")
+        return list(s.scalars(select(OrgUnit).where(OrgUnit.code.in_(codes)).order_by(OrgUnit.code)))
+
+
+def _problem(path: str, message: str) -> dict:
+    return {"path": path, "message": message}
+
+
+def take_call(svc, staff_id: str, form: dict) -> tuple[DisputeCase, str]:
+    """A case an operator takes on a resident's behalf (hotline call or service window).
+
+    `form`: source (hotline | window), caller_name, caller_phone, category, description,
+    location_text, lat, lng (both or neither), grid (a chosen grid code, optional). The grid is
+    the chosen one, else the one the point lies in (point in polygon), else the community the
+    address names; it must lie in the operator's jurisdiction. Returns (case, how it was routed:
+    chosen | point | address). Bad input is InvalidData with every problem, and nothing is written."""
+    units = operator_units(svc, staff_id)
+    problems = []
+    source = form.get("source") or "hotline"
+    if source not in OPERATOR_SOURCES:
+        problems.append(_problem("source", "hotline or window"))
+    name = (form.get("caller_name") or "").strip()
+    phone = re.sub(r"[ -]", "", (form.get("caller_phone") or "").strip())
+    if not name or len(name) > 50:
+        problems.append(_problem("caller_name", "the caller's name (at most 50 characters)"))
+    if not PHONE_RE.fullmatch(phone or "x"):
+        problems.append(_problem("caller_phone", "a phone number (digits, 7 to 20)"))
+    text = (form.get("location_text") or "").strip()
+    lat, lng = _number(form.get("lat"), -90, 90, "lat", problems), _number(form.get("lng"), -180, 180, "lng", problems)
+    if (lat is None) != (lng is None):
+        problems.append(_problem("lat", "give both latitude and longitude, or neither"))
+    grid = (form.get("grid") or "").strip() or None
+    if grid is not None and not (grid.isascii() and grid.isdigit() and len(grid) <= 20):
+        problems.append(_problem("grid", "a grid code"))
+    if problems:
+        raise InvalidData("the report is incomplete", problems)
+    how = "chosen"
+    if grid is None:
+        try:
+            if lat is not None:
+                how, grid = "point", _in_any(svc, lambda p: locate(svc, lat, lng, p), units)
+            elif text:
+                how, grid = "address", _in_any(svc, lambda p: locate_address(svc, text, p), units)
+            else:
+                raise OutsideGrids("give a point on the map, an address naming a community, or a grid")
+        except OutsideGrids as e:
+            raise InvalidData(str(e), [_problem("location", str(e))]) from None
+    with svc.db.read() as s:
+        u = s.get(OrgUnit, grid)
+        if u is None or u.level != "grid":
+            raise InvalidData("no such grid", [_problem("grid", "no such grid")])
+        if not text:  # the report form needs an address: the grid's own name stands in
+            village = s.get(OrgUnit, u.parent_code) if u.parent_code else None
+            text = f"{village.name if village else ''}{u.name}"
+    data = {"category": form.get("category") or "", "description": (form.get("description") or "").strip(),
+            "location": {"text": text or "", **({"lat": lat, "lng": lng} if lat is not None else {})},
+            "parties": [], "settled_on_spot": False}
+    c = report_external(svc, data, grid_code=grid, source=source, staff_id=staff_id,
+                        on_behalf_of={"name": name, "phone": phone})
+    return c, how
+
+
+def _number(raw, lo: float, hi: float, path: str, problems: list) -> float | None:
+    if raw is None or str(raw).strip() == "":
+        return None
+    try:
+        v = float(str(raw).strip())
+    except ValueError:
+        problems.append(_problem(path, "a number"))
+        return None
+    if not (lo <= v <= hi) or v != v:
+        problems.append(_problem(path, f"between {lo:g} and {hi:g}"))
+        return None
+    return v
+
+
+def _in_any(svc, find, units: list[OrgUnit]) -> str:
+    """The first grid `find(path)` gives within one of the operator's units."""
+    last: OutsideGrids | None = None
+    for u in units:
+        try:
+            return find(u.path)
+        except OutsideGrids as e:
+            last = e
+    raise last or OutsideGrids("the location lies outside your jurisdiction")
 
 
 def report_form(svc) -> dict:
@@ -89,7 +214,7 @@ def report_form(svc) -> dict:
 def locate_address(svc, text: str, unit_path: str) -> str:
     """A grid for an address without coordinates: the unit whose name the address names (the
     longest match), then its first grid. No geocoder: a stand-in until one is configured."""
-    from sqlalchemy import func, select
+    from sqlalchemy import func
 
     with svc.db.read() as s:
         rows = list(s.execute(select(OrgUnit.code, OrgUnit.name, OrgUnit.path, OrgUnit.level)

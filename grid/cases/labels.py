@@ -18,10 +18,15 @@ class Labels:
     forms: dict[str, dict[str, str]]
 
     def category(self, value: str | None, locale: str) -> str:
-        for v, titles in self.categories:
-            if v == value:
-                return titles.get(_lang(locale)) or titles.get("zh") or v
+        titles = self._by_value.get(value)  # type: ignore[arg-type]
+        if titles is not None:
+            return titles.get(_lang(locale)) or titles.get("zh") or value or ""
         return value or ""
+
+    def __post_init__(self) -> None:
+        self._by_value = {}
+        for v, titles in self.categories:
+            self._by_value.setdefault(v, titles)
 
     def form(self, name: str | None, locale: str, fallback: str | None = None) -> str:
         titles = self.forms.get(name or "")
@@ -55,10 +60,12 @@ _labels_lock = threading.Lock()
 
 def labels(svc) -> Labels:
     """Labels from the deployed versions (cached until a new version is deployed or activated)."""
-    with svc.db.read() as s:
-        key = (id(svc.db), s.scalar(select(func.max(ProcessVersion.id))),
-               s.scalar(select(ProcessDefinition.active_version_id)
-                        .where(ProcessDefinition.process_id == cases.PROCESS_ID)))
+    with svc.db.read() as s:  # one statement per request: what changes the labels
+        newest, active = s.execute(select(
+            select(func.max(ProcessVersion.id)).scalar_subquery(),
+            select(ProcessDefinition.active_version_id)
+            .where(ProcessDefinition.process_id == cases.PROCESS_ID).scalar_subquery())).one()
+        key = (id(svc.db), newest, active)
         cached = _labels_cache.get(key)
         if cached is not None:
             return cached

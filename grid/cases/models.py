@@ -11,6 +11,7 @@ from sqlalchemy import (
     DDL,
     JSON,
     BigInteger,
+    Boolean,
     Date,
     Float,
     ForeignKey,
@@ -107,6 +108,10 @@ class Attachment(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     storage_key: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # stored for a form whose step has not finished: made permanent by attachments.link/keep,
+    # removed by attachments.cleanup once older than the grace period (grid/cases/media.py)
+    pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    __table_args__ = (Index("ix_attachment_pending", "pending", "created_at"),)
 
 
 class IndicatorRollup(Base):

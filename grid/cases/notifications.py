@@ -37,7 +37,8 @@ from grid.org.models import OrgUnit, Staff
 PROCESS_ID = "dispute_case"
 # emitted event kind -> notification kind
 EVENT_KINDS = {"urged": "urged", "warning": "warning", "accountability": "overdue", "returned": "returned",
-               "transferred": "transferred", "extension_decided": "extension_decided"}
+               "transferred": "transferred", "extension_decided": "extension_decided",
+               "reassigned": "transferred"}  # 改派: the new holder is told
 PRIORITY = ("overdue", "urged", "warning", "returned", "transferred", "extension_decided", "new_task")
 SUPERVISOR = "supervisor"
 

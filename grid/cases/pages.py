@@ -113,6 +113,8 @@ class CasePage:
     phones_visible: bool
     version_id: int | None
     reporter: str
+    # 重复件 links from both ends, each the other case's summary with `direction` to | from
+    links: list[dict] = field(default_factory=list)
 
 
 def case_page(svc, staff_id: str, case_id: int) -> CasePage:
@@ -145,7 +147,7 @@ def case_page(svc, staff_id: str, case_id: int) -> CasePage:
     timeline.sort(key=lambda t: t.at)
     inst = d["instance"]
     return CasePage(c, open_items, d["records"], timeline, names, units, inst, attachments.for_case(svc, c.id), phones,
-                    inst.version_id if inst else None, names.get(c.reporter_id, c.reporter_id))
+                    inst.version_id if inst else None, names.get(c.reporter_id, c.reporter_id), list(d.get("links") or []))
 
 
 def archive_units(svc, staff_id: str) -> list[tuple[str, str, int]]:

@@ -31,7 +31,8 @@ Row = tuple[str, date, str, str, str, int]
 
 CLOSED_RESULTS = frozenset({"satisfied", "final_disposition", "settled_on_spot"})  # 办结, not 重复件
 LEVEL_ENDS = frozenset({"resolved", "cannot_resolve", "accountability"})
-HANDLED_KINDS = frozenset({"warning", "supervision", "urge", "accountability", "escalation", "rework"})
+HANDLED_KINDS = frozenset({"warning", "supervision", "urge", "accountability", "escalation", "rework",
+                           "accountability_decided"})  # an outcome of the register (grid.cases.accountability)
 # Upper bounds (working days) of the handling-time histogram; beyond the last: "over".
 BUCKETS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 15, 20, 30, 60, 120, 250)
 MINUTES_PER_DAY = 24 * 60
@@ -120,6 +121,15 @@ def contributions(st: CaseState, cal: WorkCalendar, kind: str, level: str | None
         rows.extend([(*where, "handled", 1), (*where, "handled_minutes", minutes), (*where, bucket_measure(minutes), 1)])
         st.entered_at = None
 
+    def department_handled() -> None:
+        try:
+            since = datetime.fromisoformat(str(data.get("assigned_at")))
+        except ValueError:
+            return
+        minutes = working_minutes(cal, since, at)
+        where = (unit or st.grid, day, cat, lv)
+        rows.extend([(*where, "handled", 1), (*where, "handled_minutes", minutes), (*where, bucket_measure(minutes), 1)])
+
     if kind == "level_entered":
         st.entered_at, st.entered_level, st.entered_unit = at, level, unit
     elif kind == "dispatched" and not st.accepted:
@@ -133,13 +143,17 @@ def contributions(st: CaseState, cal: WorkCalendar, kind: str, level: str | None
         st.overdue += 1
     elif kind == "rework":
         st.reworked = True
+    elif kind == "accountability_decided" and data.get("outcome"):
+        handling(f"accountability_{data['outcome']}")  # 免责 / 通报 / 约谈 / 问责
     elif kind == "repeat":  # an accepted case repeats earlier ones (grid.cases.checks)
         region("repeat")
     elif kind == "verified":
         handling("verified")
         if data.get("satisfied"):
             handling("satisfied")
-    if kind in LEVEL_ENDS:
+    if kind == "department_answered" or (kind == "accountability" and data.get("department")):
+        department_handled()  # 部门协同: a department's part counts like a level's handling
+    if kind in LEVEL_ENDS and not data.get("department"):  # a department's overdue does not end the level
         end_level()
     elif kind == "archived":
         result = data.get("result")

@@ -6,7 +6,9 @@ test and a fake clock. Top-level keys: `name`, `start`, `steps` and optionally `
 `report` (as a person), `complete` (a task, as a person, with data; `refused: <field>` expects
 the completion to be refused with an error on that field, nothing done), `advance` (the clock,
 then fire due timers), `expect` (where the case stands; `links: [{kind, direction, case}]` are
-its links to other cases, from both ends). An unknown key fails the scenario.
+its links to other cases, from both ends). An unknown key fails the scenario. The registers'
+steps (`complete` with `entry: N`, `expect_entries`, `expect_supervision`, `expect_indicators`)
+are in `grid.cases.accountability_scenario`.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from engine.errors import EngineError, InvalidData
 from engine.migrate import upgrade
 from engine.models import WorkItem
 from grid.cases import service as cases
+from grid.cases.accountability_scenario import AccountabilitySteps
 from grid.cases.models import CaseLink, CaseRecord, DisputeCase
 from grid.config import Settings
 from grid.org import demo
@@ -56,7 +59,7 @@ def _duration(text: str) -> timedelta:
     return clock.duration(text)
 
 
-class Runner:
+class Runner(AccountabilitySteps):
     """Runs one scenario document against a Services object whose database has the demo city."""
 
     def __init__(self, svc: Services, doc: dict, file: str = "<scenario>"):
@@ -126,8 +129,10 @@ class Runner:
             start_dt = start_dt.replace(tzinfo=clock.SHANGHAI)
         self.fake = clock.install_fake(start_dt)
         saved_calendar = self.svc.runtime.calendar
+        saved_day_ends = self.svc.runtime.version_calendars.day_ends
         if self.doc.get("calendar"):
             self.svc.runtime.calendar = saved_calendar.with_day_ends(self.doc["calendar"].get("day_ends"))
+            self.svc.runtime.version_calendars.day_ends = self.doc["calendar"].get("day_ends")  # the deployed ones too
         steps = self.doc.get("steps") or []
         result = Result(self.doc.get("name", self.file), self.file, True, len(steps))
         try:
@@ -154,6 +159,7 @@ class Runner:
         finally:
             clock.set_source(None)
             self.svc.runtime.calendar = saved_calendar
+            self.svc.runtime.version_calendars.day_ends = saved_day_ends
         return result
 
     def do_report(self, arg: dict) -> None:
@@ -170,7 +176,8 @@ class Runner:
     def do_complete(self, arg: dict) -> None:
         c = self.case(arg.get("case"))
         sid = self.staff_id(arg["as"])
-        items = [w for w in self._open_items(c) if w.task_spec == arg["task"]]
+        pool = self._entry_items(arg.get("case"), arg["entry"]) if "entry" in arg else self._open_items(c)
+        items = [w for w in pool if w.task_spec == arg["task"]]
         if not items:
             raise ScenarioFailed(f"no open task {arg['task']!r}; open: {self._describe(c)}")
         with self.svc.db.read() as s:
@@ -209,6 +216,28 @@ class Runner:
         with self.svc.db.write() as s:
             new = org.create_staff(s, arg["username"], arg.get("name", arg["username"]), password_hash="!")
             org.move_grid_worker(s, grid, new.id)
+
+    def do_reassign(self, arg: dict) -> None:
+        """改派: `as` moves the open `task` (the one `from` holds, if given) to `to` with a `reason`;
+        `refused: true` expects a refusal, with nothing changed."""
+        from grid.cases import reassign
+        from grid.errors import Forbidden
+
+        c = self.case(arg.get("case"))
+        items = [w for w in self._open_items(c) if w.task_spec == arg["task"]]
+        if arg.get("from"):
+            items = [w for w in items if w.user_id == self.staff_id(arg["from"])]
+        if not items:
+            raise ScenarioFailed(f"no open task {arg['task']!r} to reassign; open: {self._describe(c)}")
+        try:
+            reassign.reassign(self.svc, self.staff_id(arg["as"]), c.id, items[0].task_guid,
+                              self.staff_id(arg["to"]), arg.get("reason", ""))
+        except (EngineError, Forbidden) as e:
+            if arg.get("refused"):
+                return
+            raise ScenarioFailed(f"refused: {type(e).__name__}: {e}") from e
+        if arg.get("refused"):
+            raise ScenarioFailed("reassigned, expected a refusal")
 
     def do_urge(self, arg: dict) -> None:
         c = self.case(arg.get("case"))
@@ -335,6 +364,7 @@ def prepare(db: Database, workflows: Path, forms: Path) -> Services:
     with db.write() as s:
         deploy(s, Bundle.from_dirs(workflows, forms), actor="scenario")
     demo.generate(db, size="small")
+    demo.add_departments(db)  # 部门协同: the seed street's and county's departments
     return svc
 
 

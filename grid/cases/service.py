@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -19,7 +19,7 @@ from engine import clock
 from engine.errors import InvalidData, NotFound
 from engine.models import Instance, InstanceEvent, WorkItem
 from engine.runtime import Step
-from grid.cases import checks, parties, rollup, search
+from grid.cases import checks, inbox_counts, parties, rollup, search
 from grid.cases.models import CaseLate, CaseRecord, CaseSearch, DisputeCase
 from grid.errors import Forbidden
 from grid.org import service as org
@@ -178,6 +178,9 @@ def complete_task(svc, staff_id: str, task_guid: str, data: dict, expected_lock:
         if not can_act(s, staff_id, wi):
             raise Forbidden("this task is not yours to complete")
         _check_staff_pickers(svc, s, wi, data)
+        from grid.cases import departments  # 部门协同: the named departments are this level's
+
+        departments.check_transfer(s, wi, data)
         if data.get("duplicate_of"):  # a 重复件 names an existing case in the person's jurisdiction
             own = s.scalar(select(DisputeCase.id).where(DisputeCase.instance_id == wi.instance_id))
             checks.check_dispatch(s, staff_id, own, data)
@@ -258,8 +261,9 @@ _COLS = (WorkItem.task_guid, WorkItem.instance_id, WorkItem.task_spec, WorkItem.
 
 
 def inbox(svc, staff_id: str, category: str | None = None, state: str | None = None,
-          limit: int = 50, offset: int = 0) -> dict:
-    """The person's open work items, sorted by due time, with counts by category and state."""
+          limit: int = 50, offset: int = 0, cap: int | None = None) -> dict:
+    """The person's open work items, sorted by due time, with counts by category and state. With
+    `cap`, the counts read at most cap + 1 items ("99+", `grid.cases.inbox_counts`)."""
     now = clock.now()
     with svc.db.read() as s:
         mine = _mine(staff_id, _roles(s, staff_id))
@@ -274,20 +278,8 @@ def inbox(svc, staff_id: str, category: str | None = None, state: str | None = N
             q = q.where(cond)
         q = q.order_by(WorkItem.due_at.is_(None), WorkItem.due_at, WorkItem.created_at).limit(limit).offset(offset)
         items = [InboxRow(*row) for row in s.execute(q)]
-        state_expr = case((WorkItem.due_at <= now, "overdue"), (WorkItem.warn_at <= now, "warning"), else_="normal")
-        counts_q = (select(DisputeCase.category, state_expr, func.count()).select_from(WorkItem)
-                    .outerjoin(DisputeCase, DisputeCase.instance_id == WorkItem.instance_id)
-                    .where(WorkItem.state == "open", mine).group_by(DisputeCase.category, state_expr))
-        by_cat: dict[str, int] = {}
-        by_state: dict[str, int] = {"overdue": 0, "warning": 0, "normal": 0}
-        total = 0
-        for cat, st, n in s.execute(counts_q):
-            if category is None or cat == category:
-                by_state[st] += n
-            if state is None or st == state:
-                by_cat[cat or "other"] = by_cat.get(cat or "other", 0) + n
-            total += n
-        return {"items": items, "by_category": by_cat, "by_state": by_state, "total": total}
+        counted = inbox_counts.counts(s, mine, now, category, state, cap=cap)
+        return {"items": items, **counted, "cap": cap}
 
 
 def late_query(paths: list[str], now: datetime):
@@ -324,7 +316,11 @@ def late_in_jurisdiction(svc, staff_id: str, limit: int = 100, offset: int = 0,
 # ---- case pages ------------------------------------------------------------------------------
 def _sees_case(s: Session, staff_id: str, c: DisputeCase) -> bool:
     paths = org.jurisdiction_paths(s, staff_id)
-    return any(c.unit_path.startswith(p) for p in paths)
+    if any(c.unit_path.startswith(p) for p in paths):
+        return True
+    from grid.cases import departments  # a department's staff see a case sent to them, while it is
+
+    return departments.works_on(s, staff_id, c)
 
 
 def get_case(svc, staff_id: str, case_id: int) -> DisputeCase:

@@ -167,19 +167,20 @@ def set_locale(svc, staff_id: str, locale: str) -> None:
 
 def unit_names(svc, codes) -> dict[str, str]:
     """{code: name} for the given unit codes (unknown codes are left out)."""
-    codes = [c for c in set(codes) if c]
-    if not codes:
-        return {}
-    with svc.db.read() as s:
-        return dict(s.execute(select(OrgUnit.code, OrgUnit.name).where(OrgUnit.code.in_(codes))).all())
+    return _names(svc, OrgUnit.code, OrgUnit.name, codes)
 
 
 def staff_names(svc, ids) -> dict[str, str]:
-    ids = [i for i in set(ids) if i]
-    if not ids:
+    """{staff id: name} for the given ids (unknown ids are left out)."""
+    return _names(svc, Staff.id, Staff.name, ids)
+
+
+def _names(svc, key, name, keys) -> dict[str, str]:
+    keys = [k for k in set(keys) if k]
+    if not keys:
         return {}
     with svc.db.read() as s:
-        return dict(s.execute(select(Staff.id, Staff.name).where(Staff.id.in_(ids))).all())
+        return dict(s.execute(select(key, name).where(key.in_(keys))).all())
 
 
 def staff_id_for(svc, text: str) -> str | None:

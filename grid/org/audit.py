@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, or_, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from engine import clock
+from engine import audit_chain, clock
+from engine.models import ChainHead
 from grid.config import env_number
 from grid.org.models import OrgUnit, SecurityEvent, StaffRole
 
@@ -46,11 +48,17 @@ UNIT_RENAMED = "unit_renamed"
 UNIT_RETIRED = "unit_retired"
 ORG_IMPORT = "org_import"
 ACCESS_DENIED = "access_denied"
+REVEAL = "personal_data_revealed"  # an ID number or phone shown in full (granted or refused)
+EXACT_SEARCH = "exact_search"  # a search by a full ID number or phone (grid.registry.pages)
+EXPORT = "export"  # an unmasked export (registry, cases)
+API_CALL = "api_call"  # an API client's call (grid.org.api_clients)
+AUDIT_PURGED = "audit_purged"  # the retention purge removed the oldest events (the chain's anchor)
 ADMIN_KINDS = (ROLE_ASSIGNED, ROLE_REMOVED, PASSWORD_RESET, UNLOCKED, ACCOUNT_CREATED, ACCOUNT_EDITED,
                ACCOUNT_DEACTIVATED, ACCOUNT_MOVED, TASKS_HANDED_OVER, UNIT_ADDED, UNIT_RENAMED, UNIT_RETIRED,
                ORG_IMPORT, ACCESS_DENIED)
 KINDS = (SIGN_IN, SIGN_OUT, SIGN_IN_FAILURE, THROTTLED, PASSWORD_CHANGE, PASSWORD_CHANGE_FAILURE, SESSION_ENDED,
-         *ADMIN_KINDS)
+         *ADMIN_KINDS, REVEAL, EXACT_SEARCH, EXPORT, API_CALL, AUDIT_PURGED)
+CHAIN = "security"
 
 RETENTION_DEFAULT = 365
 RETENTION_MIN = 180  # 等保 2.0: audit records kept at least six months
@@ -64,6 +72,11 @@ _SECRET_KEY = re.compile(r"pass|pwd|secret|token|phone|mobile|tel|id_?(card|no|n
                          re.IGNORECASE)
 _PHONE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
 _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
+
+
+denied: ContextVar[bool] = ContextVar("gridflow_audit_denied", default=False)
+"""Whether an access_denial was recorded while serving this request (the web layer resets it per
+request and records a refusal itself only when no service did)."""
 
 
 @contextmanager
@@ -115,6 +128,8 @@ def record(s: Session, kind: str, *, actor: str | None = None, subject: str | No
                        ip=(ip if ip is not None else origin.get() or None), detail=_scrub(detail or {}))
     if ev.ip:
         ev.ip = ev.ip[:64]
+    if kind == ACCESS_DENIED:
+        denied.set(True)
     s.add(ev)
     s.flush()
     return ev
@@ -187,10 +202,96 @@ def query(svc, *, person: str | None = None, unit: str | None = None, within: bo
 
 def purge(svc, now: datetime | None = None, days: int | None = None) -> int:
     """Delete events older than the retention period; the number deleted. Refuses a period
-    under RETENTION_MIN days."""
+    under RETENTION_MIN days.
+
+    What goes is a prefix of the chain (every event before the first one still inside the
+    period), so what stays verifies from the anchor: the chain head keeps the last removed
+    event's seq and hash, and an `audit_purged` event in the chain records them too."""
     days = retention_days() if days is None else int(days)
     if days < RETENTION_MIN:
         raise ValueError(f"audit retention must be at least {RETENTION_MIN} days, not {days}")
     cutoff = (now or clock.now()) - timedelta(days=days)
     with svc.db.write() as s:
-        return s.execute(delete(SecurityEvent).where(SecurityEvent.at < cutoff)).rowcount or 0
+        conn = s.connection()
+        head_seq, _ = audit_chain.lock_head(conn, CHAIN)
+        keep_from = s.scalar(select(func.min(SecurityEvent.seq)).where(SecurityEvent.at >= cutoff))
+        through = (keep_from - 1) if keep_from is not None else head_seq
+        anchor = s.scalar(select(SecurityEvent.hash).where(SecurityEvent.seq == through)) if through else None
+        n = s.execute(delete(SecurityEvent).where(or_(SecurityEvent.seq <= through,
+                                                     SecurityEvent.seq.is_(None) & (SecurityEvent.at < cutoff))))
+        n = n.rowcount or 0
+        if n:
+            audit_chain.set_anchor(conn, CHAIN, through, anchor)
+            record(s, AUDIT_PURGED, detail={"deleted": n, "through_seq": through, "anchor_hash": anchor,
+                                            "older_than": cutoff.isoformat()})
+        return n
+
+
+# ---- the chain -----------------------------------------------------------------------------------
+def content(seq: int, at, kind, actor, subject, unit, ip, detail) -> bytes:
+    """The canonical content of one event, as its chain hash covers it."""
+    return audit_chain.canonical([seq, audit_chain.at_text(at), kind, actor, subject, unit, ip,
+                                  {} if detail is None else detail])
+
+
+def seal(conn: Connection, ev: SecurityEvent) -> None:
+    """Give a new event its place in the chain (called for every insert, see grid.org.models)."""
+    if ev.detail is None:
+        ev.detail = {}
+    [(ev.seq, ev.hash)] = audit_chain.advance(conn, CHAIN, [lambda n: content(
+        n, ev.at, ev.kind, ev.actor_staff_id, ev.subject_staff_id, ev.unit_code, ev.ip, ev.detail)])
+
+
+def _rows(svc, start: int, chunk: int, progress, total: int):
+    cols = (SecurityEvent.id, SecurityEvent.seq, SecurityEvent.hash, SecurityEvent.at, SecurityEvent.kind,
+            SecurityEvent.actor_staff_id, SecurityEvent.subject_staff_id, SecurityEvent.unit_code,
+            SecurityEvent.ip, SecurityEvent.detail)
+    last, done = start - 1, 0
+    while True:
+        with svc.db.read() as s:
+            rows = s.execute(select(*cols).where(SecurityEvent.seq > last).order_by(SecurityEvent.seq)
+                             .limit(chunk)).all()
+        if not rows:
+            return
+        yield from rows
+        done += len(rows)
+        last = rows[-1].seq
+        if progress:
+            progress(done, max(total, done), f"seq {last}")
+
+
+def verify(svc, progress=None, chunk: int = 5000) -> audit_chain.Problem | None:
+    """Walk the security chain from its anchor; the first row changed, removed or inserted."""
+    def problem(row_id, seq, what, table="security_event"):
+        return audit_chain.Problem(table, row_id, CHAIN, seq, what)
+
+    with svc.db.read() as s:
+        head = s.get(ChainHead, CHAIN)
+        head_seq, anchor_seq, anchor_hash = (head.seq, head.anchor_seq, head.anchor_hash) if head else (0, 0, None)
+        stray = s.scalar(select(func.min(SecurityEvent.id)).where(SecurityEvent.seq.is_(None)))
+        total = s.scalar(select(func.count()).select_from(SecurityEvent)) or 0
+        if anchor_seq:
+            purges = s.scalars(select(SecurityEvent.detail).where(SecurityEvent.kind == AUDIT_PURGED)
+                               .order_by(SecurityEvent.seq.desc())).all()
+            if not any((d or {}).get("through_seq") == anchor_seq and (d or {}).get("anchor_hash") == anchor_hash
+                       for d in purges):
+                return problem(None, anchor_seq, "removed: the chain's anchor matches no recorded purge",
+                               "audit_chain_head")
+        below = s.scalar(select(func.max(SecurityEvent.id)).where(SecurityEvent.seq <= anchor_seq)) \
+            if anchor_seq else None
+    if stray is not None:
+        return problem(stray, None, "inserted (not in the chain)")
+    if below is not None:
+        return problem(below, None, "inserted (before the chain's anchor)")
+
+    class _R:
+        __slots__ = ("id", "seq", "hash", "row")
+
+        def __init__(self, r):
+            self.id, self.seq, self.hash, self.row = r.id, r.seq, r.hash, r
+
+    return audit_chain.walk(
+        (_R(r) for r in _rows(svc, anchor_seq + 1, chunk, progress, total)), table="security_event", chain=CHAIN,
+        content=lambda e, n: content(n, e.row.at, e.row.kind, e.row.actor_staff_id, e.row.subject_staff_id,
+                                  e.row.unit_code, e.row.ip, e.row.detail),
+        head_seq=head_seq, start_seq=anchor_seq + 1, start_hash=anchor_hash)

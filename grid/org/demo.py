@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from engine import clock
 from engine.db import Database
-from grid.org.models import LEVELS, OrgUnit, Staff, StaffRole
+from grid.org.models import DEPARTMENT, LEVELS, OrgUnit, Staff, StaffRole
 from grid.org.passwords import DEMO_PASSWORD, demo_password_hash
 
 __all__ = ["DEMO_PASSWORD", "generate", "demo_accounts", "SEED_GRID", "SEED_VILLAGE"]
@@ -80,6 +80,17 @@ GIVEN = (
     "佳琪雪梅琳晨阳海波志国庆春燕晓丹婷宁慧颖倩瑶蕾萌冉云峰亮健鑫淑珍玲荣凤兵立新永发金秋月"
 )
 _DIGITS = "零一二三四五六七八九"
+
+# 职能部门 on the seed chain (部门协同), added by `add_departments` on top of the generated city:
+# (parent, code suffix, name); a department's code is its parent's + 99NN; two handlers each,
+# usernames dept1.<code> and dept2.<code>
+DEMO_DEPARTMENTS = [
+    ("420602003000", "9901", "真武山街道城管中队"),
+    ("420602003000", "9902", "真武山司法所"),
+    ("420602003000", "9903", "真武山派出所"),
+    ("420602000000", "9901", "襄城区住房和城乡建设局"),
+    ("420602000000", "9902", "襄城区城市管理执法局"),
+]
 
 # (first, second) mediator titles by level
 MEDIATOR_TITLES = {
@@ -254,6 +265,8 @@ class _Builder:
         self.person(code, "mediator", f"med1.{code}", title=t1)
         self.person(code, "mediator", f"med2.{code}", title=t2)
         self.person(code, "supervisor", f"sup.{code}")
+        if level in ("county", "city"):  # 12345 hotline / service window operator (grid.cases.intake)
+            self.person(code, "operator", f"op.{code}", title="热线受理员")
 
     def village_staff(self, code: str) -> None:
         t1, t2 = MEDIATOR_TITLES["village"]
@@ -349,6 +362,9 @@ def generate(
         return {**counts(s), "created": False}
 
     b = build(size, seed, now or clock.now())
+    from grid.org import boundaries  # nested Voronoi outlines; each unit's point moves inside its own
+
+    boundaries.write_demo(s, b.units, (SEED_COUNTY, SEED_TOWNSHIP, SEED_VILLAGE, SEED_GRID))
     total = len(b.units) + len(b.staff) + len(b.roles)
     done = 0
     for model, rows in ((OrgUnit, b.units), (Staff, b.staff), (StaffRole, b.roles)):
@@ -366,12 +382,37 @@ def generate(
     return out
 
 
+def add_departments(target: Session | Database) -> int:
+    """Add the demo's functional departments (level `department`) and their handlers to a generated
+    city; returns how many were added (none again, nor where their township or county is missing)."""
+    if isinstance(target, Database):
+        with target.write() as s:
+            return add_departments(s)
+    from grid.org import service as org  # noqa: PLC0415 - service imports this package's models only
+
+    s, added = target, 0
+    for parent, suffix, name in DEMO_DEPARTMENTS:
+        code = parent + suffix
+        if s.get(OrgUnit, parent) is None or s.get(OrgUnit, code) is not None:
+            continue
+        org.add_unit(s, code, name, DEPARTMENT, "部门", parent_code=parent)
+        for n in (1, 2):
+            st = org.create_staff(s, f"dept{n}.{code}", _DEPT_NAMES[(added * 2 + n - 1) % len(_DEPT_NAMES)],
+                                  password_hash=demo_password_hash())
+            org.assign_role(s, st.id, code, "department_handler", title="承办人")
+        added += 1
+    return added
+
+
+_DEPT_NAMES = ["周建国", "吴海燕", "郑立新", "王晓红", "冯志强", "陈玉兰", "褚卫东", "卫春梅", "蒋德明", "沈丽娟"]
+
+
 DEMO_LEVELS = [
     ("grid", SEED_GRID, ["grid_worker"]),
     ("village", SEED_VILLAGE, ["grid_head", "mediator", "supervisor"]),
     ("township", SEED_TOWNSHIP, ["dispatcher", "mediator", "supervisor"]),
-    ("county", SEED_COUNTY, ["dispatcher", "mediator", "supervisor"]),
-    ("city", CITY_CODE, ["dispatcher", "mediator", "supervisor", "admin"]),
+    ("county", SEED_COUNTY, ["dispatcher", "mediator", "supervisor", "operator"]),
+    ("city", CITY_CODE, ["dispatcher", "mediator", "supervisor", "operator", "admin"]),
 ]
 
 

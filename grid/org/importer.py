@@ -13,7 +13,6 @@ first sign-in.
 """
 from __future__ import annotations
 
-import codecs
 import csv
 import json
 import re
@@ -24,6 +23,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from grid.exports import file_encoding
 from grid.org import audit, policy
 from grid.org import service as org
 from grid.org.models import LEVELS, ROLE_LEVELS, ROLES, OrgUnit, Staff, StaffRole
@@ -98,17 +98,6 @@ def _cell(v) -> str:
     return str(v).strip()
 
 
-def _encoding(path: Path) -> str:
-    head = path.read_bytes()[: 1 << 20]
-    if head.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
-        return "utf-8"
-    except UnicodeDecodeError:
-        return "gb18030"
-
-
 def _sheet(wb, names: tuple[str, ...], fallback_first: bool):
     for ws in wb.worksheets:
         if ws.title.strip().lower() in names:
@@ -136,7 +125,7 @@ def read_table(path: Path, sheet: str = "units") -> Iterator[tuple[int, list[str
         return
     if path.suffix.lower() != ".csv":
         raise ValueError(f"{path.name}: use a .csv or .xlsx file")
-    with open(path, encoding=_encoding(path), newline="") as f:
+    with open(path, encoding=file_encoding(path), newline="") as f:
         reader = csv.reader(f)
         for cells in reader:
             yield reader.line_num, [c.strip() for c in cells]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, Date, Float, ForeignKey, Index, Integer, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.db import Base, UTCDateTime
@@ -19,8 +19,16 @@ from engine.models import JSONType
 LEVELS = ("city", "county", "township", "village", "grid")
 """Unit levels from the top; `OrgUnit.depth` is the 1-based position in this tuple."""
 
-ROLES = ("grid_worker", "grid_head", "mediator", "dispatcher", "supervisor", "admin")
-"""grid_worker 网格员, grid_head 网格长, mediator 调解人员, dispatcher 派件员, supervisor 督办, admin 系统管理员."""
+DEPARTMENT = "department"
+"""The level of a functional department (职能部门: 城管, 住建, 司法所, 派出所 ...): a unit under a
+township, county or city (`DEPARTMENT_PARENTS`), one deeper than its parent and outside the
+escalation chain, with its own staff (role `department_handler`); the level's dispatcher sends it
+a case, or a part of one (部门协同, grid.cases.departments)."""
+DEPARTMENT_PARENTS = frozenset({"township", "county", "city"})
+
+ROLES = ("grid_worker", "grid_head", "mediator", "dispatcher", "supervisor", "admin", "operator")
+"""grid_worker 网格员, grid_head 网格长, mediator 调解人员, dispatcher 派件员, supervisor 督办, admin 系统管理员,
+operator 热线/窗口受理员 (takes a resident's report at the 12345 hotline or a service window, web/intake.py)."""
 
 ROLE_LEVELS: dict[str, frozenset[str]] = {
     "grid_worker": frozenset({"grid"}),
@@ -29,8 +37,12 @@ ROLE_LEVELS: dict[str, frozenset[str]] = {
     "supervisor": frozenset({"village", "township", "county", "city"}),
     "dispatcher": frozenset({"township", "county", "city"}),
     "admin": frozenset({"city", "county"}),  # a county administrator manages the county (grid.org.admin)
+    "operator": frozenset({"city", "county"}),  # the city's 12345 hotline, a county's hotline or service window
 }
 """Which unit levels each role may be held on."""
+
+ROLES = (*ROLES, "department_handler")  # 部门承办人: does what the level sends the department
+ROLE_LEVELS["department_handler"] = frozenset({DEPARTMENT})
 
 
 class OrgUnit(Base):
@@ -56,6 +68,15 @@ class OrgUnit(Base):
 
     def __repr__(self) -> str:
         return f"OrgUnit({self.code} {self.name} {self.level})"
+
+
+class UnitBoundary(Base):
+    """A unit's outline as GeoJSON text ([lng, lat], WGS-84), one row per unit: the demo city's
+    generated tiling or a city's own; see grid.org.boundaries (reads fall back to `boundary`)."""
+
+    __tablename__ = "unit_boundary"
+    unit_code: Mapped[str] = mapped_column(String(20), primary_key=True)
+    geojson: Mapped[str] = mapped_column(Text)  # a GeoJSON Polygon/MultiPolygon
 
 
 class Staff(Base):
@@ -141,6 +162,7 @@ class SecurityEvent(Base):
         Index("ix_security_event_actor_at", "actor_staff_id", "at"),
         Index("ix_security_event_subject_at", "subject_staff_id", "at"),
         Index("ix_security_event_unit_at", "unit_code", "at"),
+        Index("ix_security_event_seq", "seq", unique=True),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
@@ -150,6 +172,17 @@ class SecurityEvent(Base):
     unit_code: Mapped[str | None] = mapped_column(String(20))
     ip: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict] = mapped_column(JSONType, default=dict)
+    # the row's place in the `security` audit chain and its hash (grid.org.audit.seal)
+    seq: Mapped[int | None] = mapped_column(Integer)
+    hash: Mapped[str | None] = mapped_column(String(64))
 
     def __repr__(self) -> str:
         return f"SecurityEvent({self.id} {self.kind} {self.at:%Y-%m-%d %H:%M})"
+
+
+@event.listens_for(SecurityEvent, "before_insert")
+def _chain_security_event(mapper, connection, target: SecurityEvent) -> None:
+    """Every security event joins the tamper-evident chain, however it is added."""
+    from grid.org.audit import seal  # audit imports this module
+
+    seal(connection, target)

@@ -18,7 +18,16 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from engine import clock
-from grid.org.models import LEVELS, ROLE_LEVELS, ROLES, OrgUnit, Staff, StaffRole
+from grid.org.models import (
+    DEPARTMENT,
+    DEPARTMENT_PARENTS,
+    LEVELS,
+    ROLE_LEVELS,
+    ROLES,
+    OrgUnit,
+    Staff,
+    StaffRole,
+)
 from grid.org.passwords import hash_password, verify_password
 
 ESCALATION_LEVELS = ["village", "township", "county", "city"]
@@ -126,7 +135,17 @@ def add_unit(
     lat: float | None = None,
     lng: float | None = None,
 ) -> OrgUnit:
-    """Create a unit under `parent_code`, deriving depth and path."""
+    """Create a unit under `parent_code`, deriving depth and path (a department: under a township,
+    county or city, one deeper than its parent)."""
+    if level == DEPARTMENT:
+        parent = _unit(s, parent_code) if parent_code else None
+        if parent is None or parent.level not in DEPARTMENT_PARENTS:
+            raise OrgError("a department sits under a township, county or city")
+        unit = OrgUnit(code=code, name=name, level=level, depth=parent.depth + 1, parent_code=parent_code,
+                       path=f"{parent.path}{code}/", kind=kind, lat=lat, lng=lng)
+        s.add(unit)
+        s.flush()
+        return unit
     if level not in LEVELS:
         raise OrgError(f"unknown level {level!r}")
     depth = LEVELS.index(level) + 1

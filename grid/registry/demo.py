@@ -13,19 +13,22 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import String, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from engine import clock
 from engine.errors import EngineError
+from grid import crypto
 from grid.org import demo
 from grid.org import service as org
 from grid.org.models import OrgUnit
+from grid.registry import counts as registry_counts
 from grid.registry import rules, visits
-from grid.registry.models import Building, Household, Resident, SpecialFlag, person_index
+from grid.registry.models import ID_CONTEXT, PHONE_CONTEXT, Building, Household, Resident, SpecialFlag
 
 ROADS = ("檀溪路", "长虹路", "胜利街", "春园路", "人民路", "解放路", "建设路", "汉江路", "新华路", "光明路",
          "朝阳路", "友谊街", "中原路", "滨江路", "清河路", "卧龙路", "文昌路", "永安路", "青云路", "丰乐街")
@@ -57,12 +60,15 @@ class People:
         self.used: dict[str, int] = {}  # region + birth date + sex -> how many drawn
 
     def id_number(self, rng: random.Random, region: str, born: date, male: bool) -> str:
-        key = f"{region}{born:%Y%m%d}{'1' if male else '0'}"
-        n = self.used.get(key, 0)
-        self.used[key] = n + 1
-        if n >= 500:  # 500 men and 500 women per region and day; then borrow the neighbouring day
-            return self.id_number(rng, region, born - timedelta(days=1), male)
-        first = f"{region}{born:%Y%m%d}{n * 2 + (1 if male else 0):03d}"
+        while True:
+            day = f"{region}{born.year:04d}{born.month:02d}{born.day:02d}"  # strftime is slow
+            key = day + ("1" if male else "0")
+            n = self.used.get(key, 0)
+            self.used[key] = n + 1
+            if n < 500:  # 500 men and 500 women per region and day; then borrow the neighbouring day
+                break
+            born -= timedelta(days=1)
+        first = f"{day}{n * 2 + (1 if male else 0):03d}"
         return first + rules.id_check_char(first)
 
     def born(self, rng: random.Random, age: int) -> date:
@@ -175,33 +181,70 @@ def fill(svc, size: str = "small", seed: int = 42, progress: Callable[[int, int,
             return {**counts(s), "created": False}
         grids = _grids(s)
         people = People(clock.local(now).date())
-        for i in range(0, len(grids), GRID_BATCH):
-            part = grids[i:i + GRID_BATCH]
-            insert_grids(s, [(g, households_for(g, size, seed)) for g in part], seed, people, now)
-            if progress:
-                progress(min(i + GRID_BATCH, len(grids)), len(grids), "households")
+        with _big_cache(s), registry_counts.paused(s):
+            for i in range(0, len(grids), GRID_BATCH):
+                part = grids[i:i + GRID_BATCH]
+                insert_grids(s, [(g, households_for(g, size, seed)) for g in part], seed, people, now)
+                if progress:
+                    progress(min(i + GRID_BATCH, len(grids)), len(grids), "households")
     n_flags = _seed_flags(svc) if flags else 0
     with svc.db.read() as s:
         return {**counts(s), "flags": n_flags, "created": True}
 
 
+@contextmanager
+def _big_cache(s: Session, kib: int = 256 * 1024):
+    """A larger SQLite page cache while the city is inserted: the resident indexes (blind
+    indexes, names) take random keys, and with the default 2 MB cache every insert misses."""
+    if s.bind.dialect.name != "sqlite":
+        yield
+        return
+    conn = s.connection()
+    before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    conn.exec_driver_sql(f"PRAGMA cache_size=-{int(kib)}")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size={int(before)}")
+
+
+_R_COLS = ("household_id", "grid_code", "name", "id_number", "id_index", "id_tail", "phone", "phone_index",
+           "birth_date", "sex", "relation", "status", "created_at", "updated_at", "created_batch_id")
+
+
+def _bulk(s: Session, table, cols: tuple[str, ...], rows: list[tuple], plain: tuple[str, ...] = ()) -> None:
+    """executemany of `rows` (tuples in `cols` order). SQLite: the driver's executemany on a plain
+    statement, values pre-formatted as SQLAlchemy stores them (no per-row type processing, which
+    is most of the Python cost of a bulk insert); elsewhere Core's batched insert, with `plain`
+    columns bound as strings (values already sealed)."""
+    if not rows:
+        return
+    if s.bind.dialect.name == "sqlite":
+        sql = f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+        s.connection().exec_driver_sql(sql, rows)
+        return
+    stmt = table.insert().values({c: bindparam(c, type_=String()) for c in plain}) if plain else table.insert()
+    s.execute(stmt, [dict(zip(cols, r, strict=True)) for r in rows])
+
+
 def insert_grids(s: Session, plan: list[tuple[GridInfo, int]], seed: int, people: People, now: datetime) -> int:
     """Insert buildings, households and residents for (grid, number of households) pairs; returns
     the number of residents. Ids are read back by natural key (RETURNING with many rows goes row by
-    row on SQLite)."""
-    from grid.registry.writer import resident_insert
-
+    row on SQLite). ID numbers and phones are sealed and indexed in bulk (`crypto.seal_many`,
+    `crypto.blind_many`: the same tokens and indexes as one by one)."""
+    sqlite = s.bind.dialect.name == "sqlite"
+    stamp = now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else now
     b_rows, h_plan = [], []
     for g, n in plan:
         for b, hhs in grid_rows(g, n, seed, people):
-            b_rows.append({**b, "grid_code": g.code, "created_at": now})
+            b_rows.append((g.code, b["address"], b["lat"], b["lng"], stamp))
             h_plan.append((b["address"], g.code, hhs))
     if not b_rows:
         return 0
     bt, ht = Building.__table__, Household.__table__
-    s.execute(bt.insert(), b_rows)
+    _bulk(s, bt, ("grid_code", "address", "lat", "lng", "created_at"), b_rows)
     bids: dict[str, int] = {}
-    addresses = [r["address"] for r in b_rows]
+    addresses = [r[1] for r in b_rows]
     for i in range(0, len(addresses), 500):
         bids.update({a: i_ for i_, a in s.execute(select(bt.c.id, bt.c.address)
                                                   .where(bt.c.address.in_(addresses[i:i + 500])))})
@@ -209,24 +252,30 @@ def insert_grids(s: Session, plan: list[tuple[GridInfo, int]], seed: int, people
     for address, grid, hhs in h_plan:
         bid = bids[address]
         for door, people_ in hhs:
-            h_rows.append({"building_id": bid, "door_no": door, "created_at": now})
+            h_rows.append((bid, door, stamp))
             members[(bid, door)] = (grid, people_)
-    s.execute(ht.insert(), h_rows)
-    stmt, stamp, sqlite = resident_insert(s, now)
-    r_rows = []
+    _bulk(s, ht, ("building_id", "door_no", "created_at"), h_rows)
+    plain: list[tuple] = []
     ids = sorted(bids.values())
     for i in range(0, len(ids), 500):
         for hid, bid, door in s.execute(select(ht.c.id, ht.c.building_id, ht.c.door_no)
                                         .where(ht.c.building_id.in_(ids[i:i + 500])).order_by(ht.c.id)):
             grid, ps = members[(bid, door)]
-            for p in ps:
-                born = p["birth_date"]
-                r_rows.append({**p, **person_index(p["id_number"], p["phone"]),
-                               "birth_date": born.isoformat() if sqlite else born, "household_id": hid,
-                               "grid_code": grid, "created_at": stamp, "updated_at": stamp,
-                               "created_batch_id": None})
+            plain += [(hid, grid, p) for p in ps]
+    idns = [p["id_number"].strip().upper() if p["id_number"] else None for _h, _g, p in plain]
+    phones = [p["phone"].strip() if p["phone"] else None for _h, _g, p in plain]
+    sealed = zip(crypto.seal_many([p["id_number"] for _h, _g, p in plain], ID_CONTEXT),
+                 crypto.blind_many(idns, ID_CONTEXT),
+                 crypto.seal_many([p["phone"] for _h, _g, p in plain], PHONE_CONTEXT),
+                 crypto.blind_many(phones, PHONE_CONTEXT), idns, strict=True)
+    r_rows = []
+    for (hid, grid, p), (sid, sidx, sph, sphx, idn) in zip(plain, sealed, strict=True):
+        born = p["birth_date"]
+        r_rows.append((hid, grid, p["name"], sid, sidx, idn[-4:] if idn else None, sph, sphx,
+                       born.isoformat() if sqlite else born, p["sex"], p["relation"], p["status"], stamp, stamp,
+                       None))
     for i in range(0, len(r_rows), 5000):
-        s.execute(stmt, r_rows[i:i + 5000])
+        _bulk(s, Resident.__table__, _R_COLS, r_rows[i:i + 5000], plain=("id_number", "phone"))
     return len(r_rows)
 
 

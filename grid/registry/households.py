@@ -113,33 +113,29 @@ def _unique_id(s: Session, idn: str | None, exclude: int | None = None) -> None:
 def register_death(svc, staff_id: str | None, resident_id: int, *, died_on: date | str | None = None,
                    note: str | None = None) -> None:
     """Record a death; the person's visit schedules end."""
-    died_on = rules.parse_date(died_on, "died_on")
-    with svc.db.write() as s:
-        r = rules.get_resident(s, staff_id, resident_id, edit=True, lock=True)
-        if r.status != "living":
-            raise Conflict(f"this resident is not living here (status {r.status})")
-        r.status, r.updated_at = "deceased", clock.now()
-        rules.record_event(s, r, "death", staff_id, before={"status": "living"}, after={"status": "deceased"},
-                           occurred_on=died_on, note=note)
-        s.flush()
-        visits.end_flags(svc, [resident_id], staff_id, "deceased", session=s)
+    _leave(svc, staff_id, resident_id, "deceased", "death", rules.parse_date(died_on, "died_on"), note, {})
 
 
 def move_out(svc, staff_id: str | None, resident_id: int, *, moved_on: date | str | None = None,
              destination: str | None = None, note: str | None = None) -> None:
     """The person left the registry's area (or the destination has not registered them yet).
     Their visit schedules end; a later `move_in` by ID number brings the flags back."""
-    moved_on = rules.parse_date(moved_on, "moved_on")
+    _leave(svc, staff_id, resident_id, "moved_out", "move_out", rules.parse_date(moved_on, "moved_on"), note,
+           {"destination": destination})
+
+
+def _leave(svc, staff_id: str | None, resident_id: int, status: str, kind: str, occurred_on: date | None,
+           note: str | None, after: dict) -> None:
+    """A living resident leaves the registry (`status`), as a life event `kind`; their visit schedules end."""
     with svc.db.write() as s:
         r = rules.get_resident(s, staff_id, resident_id, edit=True, lock=True)
         if r.status != "living":
             raise Conflict(f"this resident is not living here (status {r.status})")
-        r.status, r.updated_at = "moved_out", clock.now()
-        rules.record_event(s, r, "move_out", staff_id, before={"status": "living"},
-                           after={"status": "moved_out", "destination": destination}, occurred_on=moved_on,
-                           note=note)
+        r.status, r.updated_at = status, clock.now()
+        rules.record_event(s, r, kind, staff_id, before={"status": "living"}, after={"status": status, **after},
+                           occurred_on=occurred_on, note=note)
         s.flush()
-        visits.end_flags(svc, [resident_id], staff_id, "moved_out", session=s)
+        visits.end_flags(svc, [resident_id], staff_id, status, session=s)
 
 
 def move_in(svc, staff_id: str | None, household_id: int, *, name: str, id_number: str, relation: str,

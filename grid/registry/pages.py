@@ -57,6 +57,8 @@ def reveal(svc, staff_id: str, resident_id: int, field_name: str, reason: str | 
         granted = visible and rules.may_edit(s, staff_id, r.grid_code)
         s.add(RevealLog(staff_id=staff_id, resident_id=r.id, field=field_name, granted=granted,
                         reason=(reason or "")[:200] or None, at=clock.now()))
+        audit.record(s, audit.REVEAL, actor=staff_id, unit=r.grid_code,  # the one security audit too
+                     detail={"resident_id": r.id, "field": field_name, "granted": granted})
         value = getattr(r, field_name) or ""
     if not visible:
         raise NotFound("no such resident")
@@ -125,20 +127,32 @@ class GridView:
     can_edit: bool
 
 
-def my_grids(svc, staff_id: str) -> list[tuple[str, str, str]]:
+class GridList(list):
+    """The (code, grid name, village name) rows of `my_grids`, with `total`: how many grids there
+    were before the list was cut at its limit (the page says "显示 200 / 9,761")."""
+
+    total: int = 0
+
+
+def my_grids(svc, staff_id: str, browse: bool = True, limit: int = 200) -> GridList:
     """(code, grid name, village name) of the grids the person works on: their own grids, and the
-    grids of the villages they head; others in their jurisdiction are reached by browsing."""
+    grids of the villages they head. With `browse`, someone who works on no grid gets the first
+    `limit` grids of their jurisdiction (leaders drill the hierarchy instead: `aggregates.unit_page`)."""
     with svc.db.read() as s:
         codes = sorted(rules.editable_grids(s, staff_id) or [])
-        if not codes:
+        total = len(codes)
+        if not codes and browse:
             paths = org.jurisdiction_paths(s, staff_id)
-            codes = list(s.scalars(select(OrgUnit.code).where(OrgUnit.level == "grid", org.paths_condition(paths))
-                                   .order_by(OrgUnit.code).limit(200)))
+            cond = (OrgUnit.level == "grid", org.paths_condition(paths))
+            total = s.scalar(select(func.count()).select_from(OrgUnit).where(*cond)) or 0
+            codes = list(s.scalars(select(OrgUnit.code).where(*cond).order_by(OrgUnit.code).limit(limit)))
         village = OrgUnit.__table__.alias("v")
         rows = s.execute(select(OrgUnit.code, OrgUnit.name, village.c.name)
                          .join(village, village.c.code == OrgUnit.parent_code).where(OrgUnit.code.in_(codes))
                          .order_by(OrgUnit.code)).all()
-        return [tuple(r) for r in rows]
+        out = GridList(tuple(r) for r in rows)
+        out.total = max(total, len(out))
+        return out
 
 
 def grid_overview(svc, staff_id: str | None, grid_code: str, include_gone: bool = False) -> GridView:
@@ -360,8 +374,37 @@ def household_page(svc, staff_id: str, household_id: int) -> dict:
         today = rules.today()
         members = [_member(r, today) for r in s.scalars(
             select(Resident).where(Resident.household_id == h.id).order_by(Resident.id))]
+        _add_flags(s, members)
         can_edit = rules.may_edit(s, staff_id, b.grid_code)
     return {"h": h, "b": b, "g": g, "members": members, "can_edit": can_edit}
+
+
+def _add_flags(s: Session, members: list[Member]) -> None:
+    """Put the members' active special-population flags on them, as the grid page shows them
+    (category, risk, overdue, the open visit)."""
+    by_id = {m.id: m for m in members}
+    if not by_id:
+        return
+    flags = s.execute(select(SpecialFlag.id, SpecialFlag.resident_id, SpecialFlag.category, SpecialFlag.risk_level,
+                             SpecialFlag.next_due_at, SpecialFlag.last_visit_at, SpecialFlag.overdue_since,
+                             SpecialFlag.instance_id)
+                      .where(SpecialFlag.resident_id.in_(list(by_id)), SpecialFlag.active.is_(True))
+                      .order_by(SpecialFlag.id)).all()
+    by_instance = {}
+    for fid, rid, cat, risk, due, last, overdue, iid in flags:
+        fd = {"id": fid, "category": cat, "category_name": CATEGORIES.get(cat, cat), "risk_level": risk,
+              "next_due_at": due, "last_visit_at": last, "overdue": overdue is not None, "visit": None}
+        by_id[rid].flags.append(fd)
+        if iid is not None:
+            by_instance[iid] = fd
+    if by_instance:
+        now = clock.now()
+        for guid, iid, due_at, created in s.execute(
+                select(WorkItem.task_guid, WorkItem.instance_id, WorkItem.due_at, WorkItem.created_at)
+                .where(WorkItem.instance_id.in_(list(by_instance)), WorkItem.state == "open",
+                       WorkItem.task_spec == "visit")):
+            by_instance[iid]["visit"] = {"task_guid": guid, "due_at": due_at, "opened_at": created,
+                                         "overdue": due_at is not None and due_at <= now}
 
 
 def check_grid(svc, staff_id: str, grid_code: str, edit: bool = False) -> None:

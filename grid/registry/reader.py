@@ -14,7 +14,6 @@ Checks across rows and against the database are `grid.registry.writer`'s.
 """
 from __future__ import annotations
 
-import codecs
 import csv
 import hashlib
 from collections.abc import Callable, Iterator
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import clock
-from grid.exports import unescape_formula
+from grid.exports import file_encoding, unescape_formula
 from grid.registry import rules
 from grid.registry.models import RELATIONS, SEXES, STATUSES
 
@@ -72,18 +71,6 @@ def file_format(name: str, fmt: str | None) -> str:
     return fmt
 
 
-def _encoding(path: Path) -> str:
-    with open(path, "rb") as f:
-        head = f.read(1 << 20)
-    if head.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
-        return "utf-8"
-    except UnicodeDecodeError:
-        return "gb18030"  # what Excel on a Chinese Windows writes
-
-
 def count_rows(path: Path, fmt: str) -> int:
     """About how many data rows the file has (for the progress bar; CSV: line breaks, fast)."""
     if fmt == "csv":
@@ -116,7 +103,7 @@ def _cell(v: Any) -> str:
 def read_rows(path: Path, fmt: str) -> Iterator[tuple[int, list[str]]]:
     """(line number, cells) for every row, the header first."""
     if fmt == "csv":
-        with open(path, encoding=_encoding(path), newline="") as f:
+        with open(path, encoding=file_encoding(path), newline="") as f:
             first = f.readline()
             f.seek(0)
             delimiter = "\t" if first.count("\t") > first.count(",") else ","

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from sqlalchemy import func, select
 
 from grid.org import sessions
 from grid.org.models import WebSession
 from grid.org.passwords import DEMO_PASSWORD
-from tests.web_helpers import csrf, login, make_app, staff_id
+from tests.web_helpers import csrf, login, staff_id
 
 COOKIE = "gridflow_session"
-
-
-@pytest.fixture
-def app(svc, tmp_path):
-    return make_app(svc, tmp_path)
 
 
 def cookie(client) -> str | None:

@@ -3,23 +3,19 @@ tiny HTTP client for it. Every process started here is stopped when the test end
 deadlines only bound the waiting, nothing measures time."""
 from __future__ import annotations
 
+import functools
 import http.client
 import json
-import os
 import secrets
-import signal
-import subprocess
 import sys
-import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
-from tests.server_helpers import ROOT, env_for, free_port
+from tests import server_helpers
+from tests.server_helpers import Proc, env_for, free_port
 
 
 @dataclass
@@ -36,17 +32,12 @@ class Reply:
         return self.headers.get(name.lower())
 
 
-@dataclass
-class Server:
-    """A running gunicorn: its port and its log files."""
+class Server(Proc):
+    """A running gunicorn (a `Proc` with its log files) and its port."""
 
-    port: int
-    proc: subprocess.Popen
-    out: Path
-    err: Path
-
-    def log(self) -> str:
-        return self.out.read_text(errors="replace") + self.err.read_text(errors="replace")
+    def __init__(self, port: int, args: list[str], env: dict[str, str], logdir: Path):
+        super().__init__(args, env, logdir, "gunicorn")
+        self.port = port
 
     def call(self, method: str, path: str, *, token: str | None = None, params: dict | None = None,
              json_body=None, form: dict | None = None, headers: dict | None = None) -> Reply:
@@ -71,21 +62,8 @@ class Server:
             conn.close()
 
 
-def until(check, what: str, server: Server | None = None, seconds: float = 120, pause: float = 0.2):
-    """Poll `check` until it returns something truthy; fail with the server's log otherwise."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            result = check()
-        except (OSError, http.client.HTTPException):
-            result = None
-        if result:
-            return result
-        if server is not None and server.proc.poll() is not None:
-            pytest.fail(f"{what}: gunicorn exited with {server.proc.returncode}\n{server.log()}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {seconds}s\n{server.log() if server else ''}")
-        time.sleep(pause)
+# polls like tests/server_helpers.until, with a longer default deadline (several workers start up)
+until = functools.partial(server_helpers.until, seconds=120)
 
 
 @contextmanager
@@ -94,25 +72,10 @@ def gunicorn(url: str, tmp: Path, workers: int = 2, threads: int = 2) -> Iterato
     port = free_port()
     env = env_for(url, tmp, GRIDFLOW_ENV="production", GRIDFLOW_SECRET_KEY=secrets.token_hex(32),
                   GRIDFLOW_BIND=f"127.0.0.1:{port}", GRIDFLOW_WORKERS=str(workers), GRIDFLOW_THREADS=str(threads))
-    out, err = tmp / "gunicorn.out", tmp / "gunicorn.err"
-    with open(out, "wb") as o, open(err, "wb") as e:
-        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "web/gunicorn_conf.py",
-                                 "tests.api.wsgi_app:app"], env=env, cwd=ROOT, stdout=o, stderr=e,
-                                start_new_session=True)
-    server = Server(port, proc, out, err)
+    server = Server(port, [sys.executable, "-m", "gunicorn", "-c", "web/gunicorn_conf.py", "tests.api.wsgi_app:app"],
+                    env, tmp)
     try:
         until(lambda: server.call("GET", "/healthz").status == 200, "gunicorn answers /healthz", server)
         yield server
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                pass
-        try:  # the group it led: workers, should any be left
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        if proc.poll() is None:
-            proc.wait(10)
+        server.stop()

@@ -3,54 +3,16 @@ password, deactivate someone with open tasks and hand them over; the new person 
 initial password at first sign-in. Screenshots on a phone (390 px) and a desktop (1366 px)."""
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from grid.org import accounts
 from grid.org.passwords import DEMO_PASSWORD
-from tests.browser.conftest import ROOT, _require_browser
 from tests.web_helpers import SEED_GRID, dispatch, open_items, report_case
 
 pytestmark = pytest.mark.browser
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 900}
-
-
-@pytest.fixture(scope="module")
-def org_app(tmp_path_factory):
-    """Like conftest's live_app, with the org admin blueprint registered (web/__init__.py may not
-    name it yet)."""
-    from werkzeug.serving import WSGIRequestHandler, make_server
-
-    from engine.db import Database
-    from grid.cases.scenario import prepare
-    from web import admin_org, create_app
-
-    _require_browser()
-    tmp = tmp_path_factory.mktemp("org_live")
-    db = Database(f"sqlite:///{tmp}/gridflow.sqlite")
-    svc = prepare(db, ROOT / "workflows", ROOT / "forms")
-    svc.settings.uploads = tmp / "uploads"
-    svc.settings.secret_key = "browser-test-secret"
-    app = create_app(svc.settings, services=svc)
-    if "admin_org" not in app.blueprints:
-        admin_org.register(app)
-
-    class Quiet(WSGIRequestHandler):
-        def log_request(self, *args, **kwargs):
-            pass
-
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", svc
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        db.dispose()
 
 
 class Person:
@@ -89,8 +51,8 @@ class Person:
         self.ctx.close()
 
 
-def test_admin_adds_resets_deactivates_and_the_newcomer_sets_a_password(org_app, browser, shots):
-    base, svc = org_app
+def test_admin_adds_resets_deactivates_and_the_newcomer_sets_a_password(live_app, browser, shots):
+    base, svc = live_app
     case = report_case(svc)
     dispatch(svc, case.id)
     med1, med2 = (w.user_id for w in open_items(svc, case.id, "mediate"))

@@ -31,6 +31,15 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
+def refused(bundle, name: str, old: str, new: str) -> str:
+    """The output of validating the bundle with one edit in workflows/`name`, which must be refused."""
+    wf, forms = bundle
+    edit(wf / name, old, new)
+    r = run(wf, forms)
+    assert r.exit_code == 1
+    return r.output
+
+
 def test_the_shipped_workflows_validate(bundle):
     r = run(*bundle)
     assert r.exit_code == 0, r.output
@@ -46,26 +55,17 @@ def test_missing_form_file(bundle):
 
 
 def test_unquoted_timer_expression(bundle):
-    wf, forms = bundle
-    text = (wf / "handle_level.bpmn").read_text(encoding="utf-8")
+    text = (bundle[0] / "handle_level.bpmn").read_text(encoding="utf-8")
     m = re.search(r"<bpmn:timeDate[^>]*>([^<]+)</bpmn:timeDate>", text)
-    edit(wf / "handle_level.bpmn", m.group(0), m.group(0).replace(m.group(1), "P3D"))
-    r = run(wf, forms)
-    assert r.exit_code == 1
-    assert "handle_level.bpmn" in r.output and "not quoted" in r.output and "_timer]" in r.output
+    out = refused(bundle, "handle_level.bpmn", m.group(0), m.group(0).replace(m.group(1), "P3D"))
+    assert "handle_level.bpmn" in out and "not quoted" in out and "_timer]" in out
 
 
 def test_dmn_gap(bundle):
-    wf, forms = bundle
-    edit(wf / "time_limits.dmn", '<text>"county"</text>', '<text>"countyx"</text>')
-    r = run(wf, forms)
-    assert r.exit_code == 1
-    assert "time_limits.dmn" in r.output and "level=county" in r.output and "[time_limits]" in r.output
+    out = refused(bundle, "time_limits.dmn", '<text>"county"</text>', '<text>"countyx"</text>')
+    assert "time_limits.dmn" in out and "level=county" in out and "[time_limits]" in out
 
 
 def test_broken_call_activity(bundle):
-    wf, forms = bundle
-    edit(wf / "dispute_case.bpmn", 'calledElement="handle_level"', 'calledElement="handle_levle"')
-    r = run(wf, forms)
-    assert r.exit_code == 1
-    assert "dispute_case.bpmn:" in r.output and "[call_handle_level]" in r.output and "handle_levle" in r.output
+    out = refused(bundle, "dispute_case.bpmn", 'calledElement="handle_level"', 'calledElement="handle_levle"')
+    assert "dispute_case.bpmn:" in out and "[call_handle_level]" in out and "handle_levle" in out

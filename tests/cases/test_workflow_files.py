@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"
 FORMS = ROOT / "forms"
 BPMN_FILES = [WORKFLOWS / "dispute_case.bpmn", WORKFLOWS / "handle_level.bpmn"]
-DMN_FILES = [WORKFLOWS / "time_limits.dmn", WORKFLOWS / "verify_limits.dmn"]
+DMN_FILES = [WORKFLOWS / "time_limits.dmn", WORKFLOWS / "verify_limits.dmn", WORKFLOWS / "department_limits.dmn"]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-ROLES = {"grid_worker", "grid_head", "mediator", "dispatcher", "supervisor"}
+ROLES = {"grid_worker", "grid_head", "mediator", "dispatcher", "supervisor", "department_handler"}
 LEVELS = ["village", "township", "county", "city"]
 UNITS = ["V1", "T1", "C1", "S1"]
 CATEGORIES = ["neighbour", "property", "municipal", "labour", "family", "land", "other"]
@@ -598,7 +598,7 @@ def test_user_tasks_follow_the_engine_conventions():
             if key in props:
                 assert compile_restricted_eval(props[key]).errors == (), props[key]
     assert set(seen) == {"dispatch", "mediate", "supervise", "verify", "final_disposition", "resubmit",
-                         "hold_review", "decide_extension"}
+                         "hold_review", "decide_extension", "department_handle"}
     assert seen["mediate"]["result"] == "mediation"
 
 
@@ -609,7 +609,8 @@ def test_every_boundary_timer_has_an_sla_property():
         t.get("id"): t.xpath(".//spiffworkflow:property[@name='sla']/@value", namespaces=BPMN_NS)
         for t in timers
     }
-    assert slas == {"warning_timer": ["warning"], "overdue_timer": ["due"]}
+    assert slas == {"warning_timer": ["warning"], "overdue_timer": ["due"],
+                    "department_warning_timer": ["warning"], "department_overdue_timer": ["due"]}
 
 
 def test_every_diagram_element_has_a_shape():

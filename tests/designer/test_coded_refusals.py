@@ -12,23 +12,26 @@ HEAD = ('<?xml version="1.0" encoding="UTF-8"?>\n<bpmn:definitions xmlns:bpmn="h
         '20100524/MODEL" id="d" targetNamespace="http://gridflow.example/t">\n')
 
 
-def _script_bpmn(script: str) -> str:
+def _process(elements: str) -> str:
+    """A one-process definitions document: a start event (flowing out on f0), then `elements`."""
     return HEAD + f"""  <bpmn:process id="p" isExecutable="true">
     <bpmn:startEvent id="start"><bpmn:outgoing>f0</bpmn:outgoing></bpmn:startEvent>
-    <bpmn:scriptTask id="calc" name="计算"><bpmn:incoming>f0</bpmn:incoming><bpmn:outgoing>f1</bpmn:outgoing>
-      <bpmn:script>{script}</bpmn:script></bpmn:scriptTask>
-    <bpmn:endEvent id="end"><bpmn:incoming>f1</bpmn:incoming></bpmn:endEvent>
-    <bpmn:sequenceFlow id="f0" sourceRef="start" targetRef="calc"/>
-    <bpmn:sequenceFlow id="f1" sourceRef="calc" targetRef="end"/>
-  </bpmn:process>
+{elements}  </bpmn:process>
 </bpmn:definitions>
 """
 
 
+def _script_bpmn(script: str) -> str:
+    return _process(f"""    <bpmn:scriptTask id="calc" name="计算"><bpmn:incoming>f0</bpmn:incoming><bpmn:outgoing>f1</bpmn:outgoing>
+      <bpmn:script>{script}</bpmn:script></bpmn:scriptTask>
+    <bpmn:endEvent id="end"><bpmn:incoming>f1</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f0" sourceRef="start" targetRef="calc"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="calc" targetRef="end"/>
+""")
+
+
 def _condition_bpmn(cond: str) -> str:
-    return HEAD + f"""  <bpmn:process id="p" isExecutable="true">
-    <bpmn:startEvent id="start"><bpmn:outgoing>f0</bpmn:outgoing></bpmn:startEvent>
-    <bpmn:exclusiveGateway id="gw" name="判断" default="f2"><bpmn:incoming>f0</bpmn:incoming>
+    return _process(f"""    <bpmn:exclusiveGateway id="gw" name="判断" default="f2"><bpmn:incoming>f0</bpmn:incoming>
       <bpmn:outgoing>f1</bpmn:outgoing><bpmn:outgoing>f2</bpmn:outgoing></bpmn:exclusiveGateway>
     <bpmn:endEvent id="e1"><bpmn:incoming>f1</bpmn:incoming></bpmn:endEvent>
     <bpmn:endEvent id="e2"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
@@ -36,24 +39,18 @@ def _condition_bpmn(cond: str) -> str:
     <bpmn:sequenceFlow id="f1" sourceRef="gw" targetRef="e1">
       <bpmn:conditionExpression>{cond}</bpmn:conditionExpression></bpmn:sequenceFlow>
     <bpmn:sequenceFlow id="f2" sourceRef="gw" targetRef="e2"/>
-  </bpmn:process>
-</bpmn:definitions>
-"""
+""")
 
 
 def _timer_bpmn(expr: str) -> str:
-    return HEAD + f"""  <bpmn:process id="p" isExecutable="true">
-    <bpmn:startEvent id="start"><bpmn:outgoing>f0</bpmn:outgoing></bpmn:startEvent>
-    <bpmn:intermediateCatchEvent id="wait" name="等待"><bpmn:incoming>f0</bpmn:incoming>
+    return _process(f"""    <bpmn:intermediateCatchEvent id="wait" name="等待"><bpmn:incoming>f0</bpmn:incoming>
       <bpmn:outgoing>f1</bpmn:outgoing>
       <bpmn:timerEventDefinition><bpmn:timeDuration>{expr}</bpmn:timeDuration></bpmn:timerEventDefinition>
     </bpmn:intermediateCatchEvent>
     <bpmn:endEvent id="end"><bpmn:incoming>f1</bpmn:incoming></bpmn:endEvent>
     <bpmn:sequenceFlow id="f0" sourceRef="start" targetRef="wait"/>
     <bpmn:sequenceFlow id="f1" sourceRef="wait" targetRef="end"/>
-  </bpmn:process>
-</bpmn:definitions>
-"""
+""")
 
 
 def _refusals(bpmn: str, forms: dict | None = None) -> list[Problem]:

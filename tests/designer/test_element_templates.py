@@ -45,7 +45,7 @@ def test_form_and_role_choices_match_the_repository():
     forms = sorted(p.name for p in (ROOT / "forms").glob("*.json") if p.name != "report.json")
     assert sorted(c["value"] for c in props["form"]["choices"]) == forms
     roles = {c["value"] for c in props["role"]["choices"]} - {""}
-    assert roles == {"grid_worker", "grid_head", "mediator", "dispatcher", "supervisor"}
+    assert roles == {"grid_worker", "grid_head", "mediator", "dispatcher", "supervisor", "department_handler"}
     readme = (ROOT / "workflows" / "README.md").read_text(encoding="utf-8")
     emit = {p["binding"]["name"]: p for p in BY_ID["gridflow.emitScript"]["properties"] if "name" in p["binding"]}
     for kind in (c["value"] for c in emit["emit"]["choices"]):

@@ -12,14 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = (ROOT / "tests" / "fixtures" / "four_tasks.bpmn").read_text(encoding="utf-8")
-BROKEN = """<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d" targetNamespace="x">
-  <bpmn:process id="p" isExecutable="true">
-    <bpmn:startEvent id="start"/>
-    <bpmn:bogusTask id="bad" name="坏元素"/>
-  </bpmn:process>
-</bpmn:definitions>
-"""
+BROKEN = (ROOT / "tests" / "fixtures" / "bogus_task.bpmn").read_text(encoding="utf-8")  # an unknown element
 
 
 def _env(tmp_path: Path) -> dict:

@@ -63,7 +63,7 @@ def test_list_versions_with_counts_and_audit(world, svc):
         assert "record_agreement.json" in s.get(ProcessVersion, v2["id"]).forms
         assert "record_agreement.json" not in s.get(ProcessVersion, v1["id"]).forms
     ev = [e for e in audit(svc.db, "dispute_case") if e["action"] == "deploy"]
-    assert ev[0]["actor"] == "alice" and ev[0]["number"] == 2 and ev[0]["data"]["checks"] == checks
+    assert ev[0]["actor"] == "alice" and ev[0]["number"] == 2 and ev[0]["data"]["checks"] == [c.as_dict() for c in checks]
     # deploying the same bundle again creates nothing
     again, _ = deploy_v2(svc)
     assert not again.created and {v.number for v in again.unchanged} == {2}

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import io
 import tarfile
-import uuid
 from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
 from engine import backup
 from engine.db import Database
 from engine.models import Instance, WorkItem
 from grid.cases import attachments
 from grid.cases.models import Attachment, DisputeCase
+from tests.server_helpers import scratch_pg
 from tests.web_helpers import dispatch, png, report_case, staff_id
 
 
@@ -24,17 +24,8 @@ def fresh_database(db_url: str, tmp_path):
     if db_url.startswith("sqlite"):
         yield f"sqlite:///{tmp_path}/restored.sqlite"
         return
-    name = f"gridflow_restore_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield db_url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    with scratch_pg("gridflow_restore", db_url) as url:
+        yield url
 
 
 def _snapshot(db: Database) -> dict:
@@ -59,7 +50,7 @@ def test_backup_restores_into_a_fresh_database(svc, db_url, tmp_path):
     assert len(before["cases"]) == 2 and before["timers"] and len(before["attachments"]) == 2
 
     manifest = backup.backup(svc.db, tmp_path / "gridflow.tar.gz", svc.settings.uploads)
-    assert manifest["dialect"] == svc.db.dialect and len(manifest["uploads"]) == 2
+    assert manifest["dialect"] == svc.db.dialect and len(manifest["uploads"]) == 6  # 2 photos, 2 renditions each
     with tarfile.open(tmp_path / "gridflow.tar.gz") as tar:
         assert "manifest.json" in tar.getnames()
 

@@ -34,7 +34,7 @@ def test_small_mode(empty):
     seen = []
     counts = demo.generate(empty, "small", now=NOW, progress=lambda done, total: seen.append((done, total)))
     expected = {"city": 1, "county": 2, "township": 4, "village": 8, "grid": 16}
-    staff = 16 + 8 * 4 + (1 + 2 + 4) * 5 + 1  # + the city's admin
+    staff = 16 + 8 * 4 + (1 + 2 + 4) * 5 + 1 + 3  # + the city's admin, an operator per county and the city
     assert counts == {**expected, "units": 31, "staff": staff, "roles": staff, "created": True}
     assert seen and seen[-1] == (31 + 2 * staff, 31 + 2 * staff)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
@@ -52,6 +52,8 @@ def test_small_mode(empty):
                 "grid": {"grid_worker": 1},
                 "village": {"grid_head": 1, "mediator": 2, "supervisor": 1},
             }.get(level, {"dispatcher": 2, "mediator": 2, "supervisor": 1})
+            if level in ("county", "city"):
+                want = {**want, "operator": 1}  # the 12345 hotline / service window
             if level == "city":
                 want = {**want, "admin": 1}
             got = {role: n for (c, role), n in per_unit.items() if c == code}
@@ -62,7 +64,7 @@ def test_accepts_a_session_and_is_idempotent(empty):
     with empty.write() as s:
         assert demo.generate(s, "small", now=NOW)["created"] is True
     again = demo.generate(empty, "small", now=NOW)
-    assert again["created"] is False and again["grid"] == 16 and again["staff"] == 84
+    assert again["created"] is False and again["grid"] == 16 and again["staff"] == 87
     again = demo.generate(empty, "full", now=NOW)  # any size: existing units mean no-op
     assert again["created"] is False and again["county"] == 2
 
@@ -74,7 +76,7 @@ def test_usernames_and_accounts(empty):
             select(Staff.username, Staff.name, Staff.phone, Staff.password_hash, StaffRole.role, StaffRole.unit_code)
             .join(StaffRole, StaffRole.staff_id == Staff.id)
         ).all()
-        prefix = {"grid_worker": "gw", "grid_head": "head", "supervisor": "sup"}
+        prefix = {"grid_worker": "gw", "grid_head": "head", "supervisor": "sup", "operator": "op"}
         for username, name, phone, pw_hash, role, unit in rows:
             assert username.isascii() and username.isprintable() and " " not in username
             assert len(phone) == 11 and phone[0] == "1" and phone.isdigit()
@@ -96,14 +98,14 @@ def test_usernames_and_accounts(empty):
             ("grid", "grid_worker"),
             ("village", "grid_head"), ("village", "mediator"), ("village", "supervisor"),
             ("township", "dispatcher"), ("township", "mediator"), ("township", "supervisor"),
-            ("county", "dispatcher"), ("county", "mediator"), ("county", "supervisor"),
-            ("city", "dispatcher"), ("city", "mediator"), ("city", "supervisor"), ("city", "admin"),
+            ("county", "dispatcher"), ("county", "mediator"), ("county", "supervisor"), ("county", "operator"),
+            ("city", "dispatcher"), ("city", "mediator"), ("city", "supervisor"), ("city", "operator"), ("city", "admin"),
         ]
-        assert [name for lv, name, _, _ in accounts if lv != "grid"][-4:] == ["襄阳市"] * 4
+        assert [name for lv, name, _, _ in accounts if lv != "grid"][-5:] == ["襄阳市"] * 5
         assert accounts[-1][3] == "admin"
     assert verify_password(demo_password_hash(), DEMO_PASSWORD)
     with empty.write() as s:
-        for _, _, _, username in accounts[:2] + accounts[-4:-3] + accounts[-1:]:  # all share one hash (checked above)
+        for _, _, _, username in accounts[:2] + accounts[-5:-4] + accounts[-1:]:  # all share one hash (checked above)
             assert org.authenticate(s, username, DEMO_PASSWORD, NOW) is not None, username
 
 
@@ -149,7 +151,7 @@ def test_full_city(empty):
     counts = demo.generate(empty, "full", now=NOW, progress=lambda d, t: calls.append((d, t)))
     assert counts["city"] == 1 and counts["county"] == 12
     assert counts["township"] >= 100 and counts["village"] >= 2700
-    assert counts["staff"] == counts["grid"] + 4 * counts["village"] + 5 * (1 + 12 + counts["township"]) + 1
+    assert counts["staff"] == counts["grid"] + 4 * counts["village"] + 5 * (1 + 12 + counts["township"]) + 1 + 13  # + admin, + an operator per county and the city
     assert calls[-1][0] == calls[-1][1] == counts["units"] + counts["staff"] + counts["roles"]
     with empty.read() as s:
         assert demo.counts(s) == {k: v for k, v in counts.items() if k != "created"}

@@ -6,20 +6,8 @@ from __future__ import annotations
 import io
 import re
 
-import pytest
-
 from grid.org import accounts, audit
-from tests.web_helpers import SEED_GRID, csrf, dispatch, login, make_app, open_items, report_case, staff_id
-
-
-@pytest.fixture
-def app(svc, tmp_path):
-    from web import admin_org
-
-    a = make_app(svc, tmp_path)
-    if "admin_org" not in a.blueprints:  # until web/__init__.py registers it
-        admin_org.register(a)
-    return a
+from tests.web_helpers import SEED_GRID, csrf, dispatch, login, open_items, report_case, staff_id
 
 
 def test_only_administrators_and_denials_are_audited(app, svc):

@@ -29,12 +29,6 @@ from tests.registry_helpers import (
 
 
 @pytest.fixture
-def reg(fake_clock, svc):
-    visits.install(svc)
-    return svc
-
-
-@pytest.fixture
 def people(reg):
     gw = sid(reg, "jiangranran")
     hid = household(reg, gw, SEED_GRID, "檀溪路1号1栋", "1-101", lat=32.03, lng=112.14)

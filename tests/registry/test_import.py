@@ -33,12 +33,6 @@ ROWS = [
 ]
 
 
-@pytest.fixture
-def reg(fake_clock, svc):
-    visits.install(svc)
-    return svc
-
-
 def write_csv(path, rows, header=HEADER, encoding="utf-8-sig"):
     with open(path, "w", encoding=encoding, newline="") as f:
         w = csv.writer(f)

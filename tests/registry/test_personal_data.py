@@ -1,35 +1,26 @@
 """Issue 17, defect 2 and scope item 2: masks that add up to nothing, the exact search as an
-audited, rate-limited reveal, and ID numbers and phones encrypted at rest (with the migration
-that converts plaintext rows). SQLite and PostgreSQL unless said."""
+audited, rate-limited reveal, and ID numbers and phones encrypted at rest. SQLite and PostgreSQL
+unless said."""
 from __future__ import annotations
 
-import json
 import re
 from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import func, select, text
 
-from engine.db import Database
-from engine.migrate import upgrade
 from grid import crypto, masking
 from grid.errors import Forbidden
 from grid.org import demo
 from grid.org.models import SecurityEvent
 from grid.registry import demo as registry_demo
 from grid.registry import pages as registry_pages
-from grid.registry import rules, visits
+from grid.registry import rules
 from grid.registry.models import Resident, ResidentEvent
 from tests.registry_helpers import SEED_GRID, first_with_role, household, make_id, person, sid
 
 IDN = make_id("420602", date(1970, 5, 1), 11)
 PHONE = "13812341234"
-
-
-@pytest.fixture
-def reg(fake_clock, svc):
-    visits.install(svc)
-    return svc
 
 
 @pytest.fixture
@@ -130,37 +121,6 @@ def test_the_sqlite_file_of_a_demo_city_holds_no_number_in_plain_text(sqlite_db,
     data = open(path, "rb").read()
     for idn, phone in some:
         assert idn.encode() not in data and phone.encode() not in data
-
-
-def test_the_migration_seals_existing_plaintext_rows(tmp_path, fake_clock):
-    db = Database(f"sqlite:///{tmp_path / 'old.sqlite'}")
-    upgrade(db, "0007_indicators")
-    with db.engine.begin() as c:
-        c.exec_driver_sql("INSERT INTO org_unit (code, name, level, depth, parent_code, path, kind) "
-                          "VALUES ('g1', 'g', 'grid', 5, NULL, '/g1/', 'grid')")
-        c.exec_driver_sql("INSERT INTO building (id, grid_code, address, created_at) VALUES (1, 'g1', 'a', "
-                          "'2026-01-01 00:00:00.000000')")
-        c.exec_driver_sql("INSERT INTO household (id, building_id, door_no, created_at) VALUES (1, 1, '1', "
-                          "'2026-01-01 00:00:00.000000')")
-        c.exec_driver_sql("INSERT INTO resident (id, household_id, grid_code, name, id_number, phone, relation, "
-                          "status, created_at, updated_at) VALUES (1, 1, 'g1', '张', ?, ?, 'head', 'living', "
-                          "'2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000')", (IDN, PHONE))
-        c.exec_driver_sql("INSERT INTO resident_event (resident_id, household_id, grid_code, kind, at, before, "
-                          "after) VALUES (1, 1, 'g1', 'update', '2026-01-01 00:00:00.000000', ?, ?)",
-                          (json.dumps({"phone": PHONE}), json.dumps({"id_number": IDN, "name": "张"})))
-    upgrade(db)
-    with db.engine.connect() as c:
-        c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    data = open(tmp_path / "old.sqlite", "rb").read()
-    assert IDN.encode() not in data and PHONE.encode() not in data
-    with db.read() as s:
-        r = s.get(Resident, 1)
-        assert (r.id_number, r.phone, r.id_tail) == (IDN, PHONE, IDN[-4:])
-        assert rules.find_by_id_number(s, IDN).id == 1
-        ev = s.scalars(select(ResidentEvent)).one()
-        assert rules.opened(ev.before) == {"phone": PHONE} and rules.opened(ev.after) == {"id_number": IDN,
-                                                                                         "name": "张"}
-    db.dispose()
 
 
 def test_keys_rotate(monkeypatch):

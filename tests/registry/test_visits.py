@@ -41,12 +41,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def reg(fake_clock, svc):
-    visits.install(svc)
-    return svc
-
-
-@pytest.fixture
 def flagged(reg):
     """A resident of the seed grid flagged 社区矫正人员 / high risk: visits every 7 days, 2 days' lead."""
     gw = sid(reg, "jiangranran")

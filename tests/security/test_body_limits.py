@@ -7,16 +7,11 @@ from sqlalchemy import func, select
 
 from grid.cases.models import DisputeCase
 from grid.org.passwords import DEMO_PASSWORD
-from tests.web_helpers import csrf, login, make_app, png, report_case, upload
+from tests.web_helpers import csrf, login, png, report_case, upload
 from web import TEXT_FORM_LIMIT, UPLOAD_ENDPOINTS
 
 FORM = {"grid": "420602003005015", "category": "municipal", "description": "楼道堆物引发邻里纠纷，双方争执。",
         "location.text": "襄城区檀溪社区", "parties.0.name": "王某"}
-
-
-@pytest.fixture
-def app(svc, tmp_path):
-    return make_app(svc, tmp_path)
 
 
 def _cases(svc) -> int:

@@ -13,18 +13,13 @@ import pytest
 from sqlalchemy import func, select
 
 from grid.cases.models import DisputeCase
-from tests.web_helpers import csrf, fingerprint, login, make_app, open_items, page_form, report_case
+from tests.web_helpers import TaskForm, csrf, fingerprint, login, report_case
 
 ROOT = Path(__file__).resolve().parents[2]
 FORM = {"grid": "420602003005015", "category": "municipal",
         "description": "南山家属院雨污分流改造，居民担心雨水倒灌。", "location.text": "襄城区檀溪社区南山家属院",
         "location.lat": "32.0213", "location.lng": "112.1432",
         "parties.0.name": "南山家属院居民代表", "parties.0.phone": "13800000001"}
-
-
-@pytest.fixture
-def app(svc, tmp_path):
-    return make_app(svc, tmp_path)
 
 
 def _cases(svc) -> int:
@@ -65,12 +60,8 @@ def test_tabs_and_line_breaks_are_text(app, svc):
 
 def test_control_characters_in_a_task_form_change_nothing(app, svc):
     c = report_case(svc)
-    guid = open_items(svc, c.id, "dispatch")[0].task_guid
     before = fingerprint(svc, c.id)
-    client = login(app, "qiuyun")
-    _, token, lock = page_form(client, f"/tasks/{guid}")
-    r = client.post(f"/tasks/{guid}", data={"csrf_token": token, "lock_version": lock, "action": "duplicate",
-                                            "duplicate_of": "MD2026\x00"})
+    r = TaskForm(app, svc, c.id).post(action="duplicate", duplicate_of="MD2026\x00")
     assert r.status_code == 422
     assert fingerprint(svc, c.id) == before
 
@@ -106,23 +97,18 @@ def test_stored_string_fields_fit_their_columns(forms_dir):
 
 def test_a_duplicate_of_longer_than_the_column_is_refused(app, svc):
     c = report_case(svc)
-    guid = open_items(svc, c.id, "dispatch")[0].task_guid
     before = fingerprint(svc, c.id)
-    client = login(app, "qiuyun")
-    _, token, lock = page_form(client, f"/tasks/{guid}")
-    r = client.post(f"/tasks/{guid}", data={"csrf_token": token, "lock_version": lock, "action": "duplicate",
-                                            "duplicate_of": "M" * 41})
+    form = TaskForm(app, svc, c.id)
+    r = form.post(action="duplicate", duplicate_of="M" * 41)
     assert r.status_code == 422
     assert "最多" in r.get_data(as_text=True)
     assert fingerprint(svc, c.id) == before
     # 40 characters fit the column, but no such case exists: a field error, not a 500, nothing stored
-    r = client.post(f"/tasks/{guid}", data={"csrf_token": token, "lock_version": lock, "action": "duplicate",
-                                            "duplicate_of": "M" * 40})
+    r = form.post(action="duplicate", duplicate_of="M" * 40)
     assert r.status_code == 422
     assert fingerprint(svc, c.id) == before
     original = report_case(svc)  # a real earlier case: its number is stored on the duplicate
-    r = client.post(f"/tasks/{guid}", data={"csrf_token": token, "lock_version": lock, "action": "duplicate",
-                                            "duplicate_of": original.case_no})
+    r = form.post(action="duplicate", duplicate_of=original.case_no)
     assert r.status_code == 302
     with svc.db.read() as s:
         assert s.get(DisputeCase, c.id).duplicate_of == original.case_no

@@ -12,7 +12,7 @@ import pytest
 
 from grid.org import passwords
 from grid.org import service as org
-from tests.web_helpers import csrf, make_app
+from tests.web_helpers import csrf
 
 NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 WRONG_MESSAGE = "用户名或密码错误"
@@ -97,11 +97,6 @@ def test_an_administrator_can_unlock(db):
 
 
 # ---- the sign-in page ----------------------------------------------------------------------------
-@pytest.fixture
-def app(svc, tmp_path):
-    return make_app(svc, tmp_path)
-
-
 def _post(client, username: str, password: str, **extra):
     return client.post("/login", data={"username": username, "password": password,
                                        "csrf_token": csrf(client, "/login"), **extra})

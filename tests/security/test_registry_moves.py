@@ -27,12 +27,6 @@ from tests.web_helpers import csrf, login, make_app
 
 
 @pytest.fixture
-def reg(fake_clock, svc):
-    visits.install(svc)
-    return svc
-
-
-@pytest.fixture
 def world(reg):
     gw = sid(reg, "jiangranran")
     hid = household(reg, gw, SEED_GRID, "檀溪路1号1栋", "1-101")

@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from grid.cases import service as cases
-from tests.web_helpers import login, make_app, report_case, staff_id
+from tests.web_helpers import login, report_case, staff_id
 
 SETTLED = {"settled_on_spot": True, "spot_result": "当场调解成功"}
-
-
-@pytest.fixture
-def app(svc, tmp_path):
-    return make_app(svc, tmp_path)
 
 
 def _found(client, **q) -> list[str]:

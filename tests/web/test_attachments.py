@@ -62,7 +62,8 @@ def test_store_checks_and_keeps_bytes_outside_static(svc, tmp_path):
     assert not (tmp_path / "uploads").exists() or not any(p.is_file() for p in (tmp_path / "uploads").rglob("*"))
     a = attachments.store(svc, gw, "合同.pdf", io.BytesIO(b"%PDF-1.4 ..."))
     assert (a.content_type, a.filename, a.case_id) == ("application/pdf", "合同.pdf", None)
-    view, path = attachments.open_for(svc, gw, a.id)
+    view, content = attachments.open_for(svc, gw, a.id)
+    path = content.path
     assert path.parent.parent == (tmp_path / "uploads").resolve() and path.name == a.id
     assert "static" not in path.parts and path.read_bytes() == b"%PDF-1.4 ..."
 
@@ -95,8 +96,11 @@ def test_serving(app, svc):
     c = report_case(svc, {"photos": [photo.id]})
     attachments.link(svc, gw, [photo.id, pdf.id], c.id)
     client = login(app, "qiuyun")
-    r = client.get(f"/attachments/{photo.id}")
+    r = client.get(f"/attachments/{photo.id}")  # what pages link to: the screen rendition, never the original
+    assert r.status_code == 200 and r.mimetype == "image/jpeg" and r.data.startswith(b"\xff\xd8")
+    r = client.get(f"/attachments/{photo.id}/original")  # the original only as a download
     assert r.status_code == 200 and r.mimetype == "image/png" and r.data == png()
+    assert r.headers["Content-Disposition"].startswith("attachment")
     assert r.headers["X-Content-Type-Options"] == "nosniff" and "sandbox" in r.headers["Content-Security-Policy"]
     assert r.headers["Cache-Control"].startswith("private")
     r = client.get(f"/attachments/{pdf.id}")

@@ -3,15 +3,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
 from grid.org.passwords import DEMO_PASSWORD
-from tests.web_helpers import csrf, login, make_app, rule_url
-
-
-@pytest.fixture
-def app(svc, tmp_path):
-    return make_app(svc, tmp_path)
+from tests.web_helpers import csrf, login, rule_url
 
 
 def test_pages_need_sign_in(app):

@@ -19,7 +19,6 @@ from tests.web_helpers import (
     dispatch,
     fingerprint,
     login,
-    make_app,
     open_items,
     png,
     report_case,
@@ -34,11 +33,6 @@ MY_BLUEPRINTS = {"auth", "inbox", "tasks", "report", "cases", "archive", "attach
 POST_DATA = {"comment": "越权催办", "lock_version": "0", "outcome": "resolved", "notes": "越权办理",
              "action": "dispatch", "satisfied": "true", "signature": "某某", "locale": "en", "category": "municipal",
              "description": "越权上报测试描述", "location.text": "某地", "settled_on_spot": "on"}
-
-@pytest.fixture
-def app(svc, tmp_path):
-    return make_app(svc, tmp_path)
-
 
 @pytest.fixture
 def world(svc):

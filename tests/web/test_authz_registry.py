@@ -11,18 +11,13 @@ from sqlalchemy import func, select
 from grid.registry import visits
 from grid.registry.models import Building, Household, Resident, ResidentEvent, RevealLog, SpecialFlag
 from tests.registry_helpers import SEED_GRID, household, make_id, person, sid
-from tests.web_helpers import csrf, login, make_app, rule_url
+from tests.web_helpers import csrf, login, rule_url
 
 OUTSIDERS = ["gw.420602003005001", "head.420602003001", "disp1.420602001000", "sup.420606000000"]
 IDN = make_id("420602", date(1970, 5, 1), 11)
 POST = {"name": "越权", "reason": "越权", "risk_level": "high", "category": "released", "door_no": "9-9",
         "address": "越权路1号", "relation": "other", "birth_date": "2026-01-01", "sex": "M", "field": "id_number",
         "phone": "13900000000", "id_number": make_id("420602", date(1990, 1, 1), 77), "locale": "en"}
-
-
-@pytest.fixture
-def app(svc, tmp_path):
-    return make_app(svc, tmp_path)
 
 
 @pytest.fixture

@@ -6,21 +6,15 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from openpyxl import load_workbook
 from sqlalchemy import update
 
 from engine.models import WorkItem
-from tests.web_helpers import dispatch, login, make_app, report_case
+from tests.web_helpers import dispatch, login, report_case
 
 COUNTY_SUP = "sup.420602000000"  # 襄城区
 VILLAGE_HEAD = "qiuyun"  # 邱云, 檀溪社区
 NOW = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def app(svc, tmp_path):
-    return make_app(svc, tmp_path)
 
 
 def test_county_supervisor_dashboard_drills_down(app, svc, fake_clock):

@@ -76,7 +76,7 @@ def render(app, fields, state, lang="zh_CN"):
 def test_every_widget_is_inferred_and_ordered():
     fields = forms.build(SCHEMA, "zh", STAFF)
     assert [f.widget for f in fields] == ["text", "textarea", "number", "number", "select", "radio", "checkboxes",
-                                          "switch", "datetime", "date", "photo", "file", "staff", "geo", "rows",
+                                          "switch", "datetime", "date", "photo", "file", "staff", "geo", "parties",
                                           "radio", "textarea"]
     by = {f.key: f for f in fields}
     assert by["kind"].options == [("a", "甲"), ("b", "乙"), ("c", "丙"), ("d", "丁")]
@@ -98,7 +98,8 @@ def test_every_widget_renders(app):
                    'type="checkbox" name="tags" value="x"', 'role="switch" id="f-urgent"',
                    'type="datetime-local" id="f-when"', 'type="date" id="f-day"',
                    'type="file" id="f-photos" name="photos" multiple accept="image/jpeg',
-                   'accept="image/jpeg,image/png,image/webp,image/heic,.heic,application/pdf"',
+                   'accept="image/jpeg,image/png,image/webp,image/heic,image/heif,.heic,.heif,audio/*,.m4a,.amr,.opus,'
+                   'video/mp4,video/webm,video/quicktime,video/3gpp,.mov,.mp4,application/pdf"',
                    'type="checkbox" name="people" value="u1"', "张三（综治主任）", 'name="place.text"',
                    'name="place.lat"', 'data-geo="place"', 'name="parties.0.name"', 'type="tel" id="f-parties-0-phone"',
                    'type="radio" name="agree" value="false"', 'data-required-when="{&#34;agree&#34;: &#34;false&#34;}"',

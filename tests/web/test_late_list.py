@@ -5,20 +5,14 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import select, update
 
 from engine.models import WorkItem
 from grid.cases.models import CaseRecord, DisputeCase
-from tests.web_helpers import csrf, login, make_app, report_case
+from tests.web_helpers import csrf, login, report_case
 
 NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 SUP = "sup.420602003000"  # the street's supervisor
-
-
-@pytest.fixture
-def app(svc, tmp_path):
-    return make_app(svc, tmp_path)
 
 
 def make_late(svc, n: int) -> list[DisputeCase]:

@@ -5,19 +5,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import select, update
 
 from engine.models import WorkItem
 from grid.cases.models import CaseRecord, DisputeCase
-from tests.web_helpers import csrf, dispatch, login, make_app, report_case
+from tests.web_helpers import csrf, dispatch, login, report_case
 
 NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)  # Monday 16:00 in Beijing
-
-@pytest.fixture
-def app(svc, tmp_path):
-    return make_app(svc, tmp_path)
-
 
 def _set_times(svc, case_id: int, warn: timedelta | None, due: timedelta | None) -> None:
     """Move a case's open work items' warning/due times relative to now (the timers are not swept)."""

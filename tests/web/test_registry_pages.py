@@ -24,15 +24,6 @@ from tests.web.test_i18n import _visible_text
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-@pytest.fixture
-def app(svc, tmp_path):
-    from web import create_app
-
-    svc.settings.uploads = tmp_path / "uploads"
-    svc.settings.secret_key = "test-secret"
-    return create_app(svc.settings, services=svc, TESTING=True)
-
-
 def login(app, username: str):
     client = app.test_client()
     page = client.get("/login").get_data(as_text=True)

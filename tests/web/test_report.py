@@ -2,8 +2,6 @@
 wrong type) save nothing."""
 from __future__ import annotations
 
-import re
-
 import pytest
 from sqlalchemy import func, select
 
@@ -64,9 +62,9 @@ def test_report_with_photos_and_location(app, svc):
     assert "已上报，案件编号" in page and c.case_no in page
 
 
-def test_invalid_report_saves_nothing_but_keeps_the_input_and_photos(app, svc):
+def test_invalid_report_saves_nothing_but_keeps_the_input_and_names_the_photos(app, svc):
     client = login(app, "jiangranran")
-    n_cases = _count(svc, DisputeCase)
+    n_cases, n_files = _count(svc, DisputeCase), _count(svc, Attachment)
     data = {**FORM, "description": "", "settled_on_spot": "on", "csrf_token": csrf(client, "/report"),
             "photos": [upload("现场.png")]}
     r = client.post("/report", data=data, content_type="multipart/form-data")
@@ -76,14 +74,15 @@ def test_invalid_report_saves_nothing_but_keeps_the_input_and_photos(app, svc):
     assert '<div id="f-description-err">' in html and '<div id="f-spot_result-err">' in html
     assert 'value="襄城区檀溪社区南山家属院"' in html and 'value="13800000001"' in html
     assert 'id="f-settled_on_spot" name="settled_on_spot" value="on" checked' in html
-    kept = re.search(r'name="photos.keep" value="([^"]+)" checked', html).group(1)
-    with svc.db.read() as s:
-        a = s.get(Attachment, kept)
-        assert a.case_id is None  # stored for the next try, owned by the reporter, on no case
-    r = client.post("/report", data={**FORM, "photos.keep": kept, "csrf_token": csrf(client, "/report")})
+    # a refused form stores no upload (issue 17, defect 6): the page names the photo to choose again
+    assert _count(svc, Attachment) == n_files and 'name="photos.keep"' not in html
+    assert "现场.png" in html and "notice-unsaved" in html
+    r = client.post("/report", data={**FORM, "csrf_token": csrf(client, "/report"), "photos": [upload("现场.png")]},
+                    content_type="multipart/form-data")
     assert r.status_code == 302
     with svc.db.read() as s:
-        assert s.get(Attachment, kept).case_id is not None
+        (a,) = s.scalars(select(Attachment).where(Attachment.filename == "现场.png"))
+        assert a.case_id is not None and not a.pending
 
 
 def test_path_traversal_upload_is_refused(app, svc, tmp_path):

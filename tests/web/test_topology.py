@@ -99,13 +99,14 @@ def test_two_web_nodes_and_two_schedulers_share_one_database_and_uploads(pg_db, 
         case_id = report(on_a, "雨污分流改造，附现场照片", photo)
         page = on_b.get(f"/cases/{case_id}")
         assert page.status == 200 and "南山家属院" in page.text, page.text[:500]
-        links = sorted(set(re.findall(r'href="(/attachments/[^"?#]+)"', page.text)))
+        links = sorted(set(re.findall(r'href="(/attachments/[^"?#]+/original)"', page.text)))
         assert len(links) == 1, links
-        served = on_b.get(links[0])
+        served = on_b.get(links[0])  # the original, as a download (pages show its renditions)
         assert served.status == 200 and served.raw == photo
         assert served.headers["Content-Type"].startswith("image/png")
         stored = [p for p in uploads.rglob("*") if p.is_file()]
-        assert [p.read_bytes() for p in stored] == [photo], "one copy, in the shared directory"
+        originals = [p.read_bytes() for p in stored if "." not in p.name]
+        assert originals == [photo] and len(stored) == 3, "one copy and its two renditions, in the shared directory"
 
         # more cases, alternately on each node: several warning timers, all armed
         ids = [case_id] + [report(c, f"第{i}起纠纷") for i, c in enumerate((on_b, on_a, on_b), start=2)]

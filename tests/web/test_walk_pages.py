@@ -38,14 +38,8 @@ FILE = re.compile(r"\S+\.(?:bpmn|dmn|json|zip|png|jpe?g|pdf|heic|csv|xlsx)\b")
 
 @pytest.fixture
 def app(svc, tmp_path):
-    extra = os.environ.get("GRIDFLOW_TEST_TRANSLATIONS")
-    if not extra:
-        return make_app(svc, tmp_path)
-    from web import create_app
-
-    svc.settings.uploads = tmp_path / "uploads"
-    svc.settings.secret_key = "test-secret"
-    return create_app(svc.settings, services=svc, TESTING=True, BABEL_TRANSLATION_DIRECTORIES=extra)
+    extra = os.environ.get("GRIDFLOW_TEST_TRANSLATIONS")  # pending translations, checked before a merge
+    return make_app(svc, tmp_path, **({"BABEL_TRANSLATION_DIRECTORIES": extra} if extra else {}))
 
 
 @pytest.fixture

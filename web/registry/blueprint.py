@@ -77,3 +77,12 @@ def error_text(e: EngineError) -> str:
     if isinstance(e, InvalidData) and e.errors:
         return "; ".join(f"{x.get('path')}: {x.get('message')}" for x in e.errors)
     return str(e)
+
+
+@bp.app_template_filter("thousands")
+def _thousands(n) -> str:
+    """9761 -> '9,761' (counts on the registry pages)."""
+    try:
+        return f"{int(n):,}"
+    except (TypeError, ValueError):
+        return str(n)

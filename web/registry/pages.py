@@ -15,27 +15,48 @@ from flask_babel import lazy_gettext as _l
 from engine.errors import Conflict, InvalidData
 from grid.cases import parties
 from grid.errors import Forbidden
-from grid.registry import households, visits
+from grid.registry import aggregates, households, visits
 from grid.registry import pages as registry_pages
 
 from .blueprint import back_to, bp, current_staff_id, error_text, services
 
+UNITS_PER_PAGE = 50  # units (or grids) per page of the registry hierarchy
+SEARCH_LIMIT = 20
+
 
 @bp.get("/")
 def index():
+    """"My grids" for the people who work on grids; for leaders the hierarchy they drill
+    (city → county → township → village → grids) with the registry counts below each unit."""
     svc, me = services(), current_staff_id()
-    grids = registry_pages.my_grids(svc, me)
     q = (request.args.get("q") or "").strip()
-    if len(grids) == 1 and not q:
+    unit = request.args.get("unit") or None
+    grids = registry_pages.my_grids(svc, me, browse=False)
+    if len(grids) == 1 and not q and unit is None:
         return redirect(url_for("registry.grid", code=grids[0][0]))
-    found, status = [], 200
+    tree, page = None, _page()
+    if unit is not None or not grids:
+        tree = aggregates.unit_page(svc, me, unit, limit=UNITS_PER_PAGE, offset=(page - 1) * UNITS_PER_PAGE)
+        if tree.unit is not None and tree.unit.level == "grid":
+            return redirect(url_for("registry.grid", code=tree.unit.code))
+    found, status, more = [], 200, False
     if q:
         try:
-            found = registry_pages.search(svc, me, q)
+            found = registry_pages.search(svc, me, q, limit=SEARCH_LIMIT + 1)
+            more, found = len(found) > SEARCH_LIMIT, found[:SEARCH_LIMIT]
         except (Forbidden, registry_pages.TooManySearches) as e:
             flash(_search_refusal(e), "error")
             status = _search_status(e)
-    return render_template("registry/index.html", grids=grids, q=q, found=found), status
+    pages = max(1, (tree.total + UNITS_PER_PAGE - 1) // UNITS_PER_PAGE) if tree else 1
+    return render_template("registry/index.html", grids=grids, q=q, found=found, more_found=more,
+                           search_limit=SEARCH_LIMIT, tree=tree, page=page, pages=pages), status
+
+
+def _page() -> int:
+    try:
+        return max(1, min(int(request.args.get("page", 1)), 10_000))
+    except ValueError:
+        return 1
 
 
 def _search_refusal(e: Exception) -> str:
@@ -95,33 +116,29 @@ def household(household_id: int):
 
 @bp.post("/household/<int:household_id>/birth")
 def birth(household_id: int):
-    svc, me = services(), current_staff_id()
     f = request.form
-    try:
-        rid = households.register_birth(svc, me, household_id, name=f.get("name", ""),
-                                        birth_date=f.get("birth_date", ""), sex=f.get("sex", ""),
-                                        id_number=f.get("id_number") or None,
-                                        relation=f.get("relation") or "child", note=f.get("note") or None)
-    except (InvalidData, Conflict) as e:
-        flash(error_text(e), "error")
-        return redirect(url_for("registry.household", household_id=household_id))
-    flash(_("Birth registered."), "success")
-    return redirect(url_for("registry.resident", resident_id=rid))
+    return _newcomer(households.register_birth, household_id, _("Birth registered."), name=f.get("name", ""),
+                     birth_date=f.get("birth_date", ""), sex=f.get("sex", ""), id_number=f.get("id_number") or None,
+                     relation=f.get("relation") or "child", note=f.get("note") or None)
 
 
 @bp.post("/household/<int:household_id>/move-in")
 def move_in(household_id: int):
-    svc, me = services(), current_staff_id()
     f = request.form
+    return _newcomer(households.move_in, household_id, _("Move-in registered."), name=f.get("name", ""),
+                     id_number=f.get("id_number", ""), relation=f.get("relation", ""), phone=f.get("phone") or None,
+                     moved_on=f.get("moved_on") or None, came_from=f.get("came_from") or None,
+                     note=f.get("note") or None)
+
+
+def _newcomer(register, household_id: int, done: str, **fields):
+    """Register a person into the household (birth or move-in): their page, or back with the reason."""
     try:
-        rid = households.move_in(svc, me, household_id, name=f.get("name", ""), id_number=f.get("id_number", ""),
-                                 relation=f.get("relation", ""), phone=f.get("phone") or None,
-                                 moved_on=f.get("moved_on") or None, came_from=f.get("came_from") or None,
-                                 note=f.get("note") or None)
+        rid = register(services(), current_staff_id(), household_id, **fields)
     except (InvalidData, Conflict) as e:
         flash(error_text(e), "error")
         return redirect(url_for("registry.household", household_id=household_id))
-    flash(_("Move-in registered."), "success")
+    flash(done, "success")
     return redirect(url_for("registry.resident", resident_id=rid))
 
 

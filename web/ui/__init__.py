@@ -17,6 +17,7 @@ from babel import support
 from flask import Flask, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask.sessions import SessionInterface, SessionMixin, session_json_serializer
 from flask_babel import Babel, Domain, format_timedelta, get_locale
+from flask_babel import _get_current_context as _babel_context
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager, UserMixin, current_user, user_logged_out
@@ -39,6 +40,18 @@ class _CatalogDomain(Domain):
     gettext's lookup never drops it again (it would only try zh_Hans_CN and zh)."""
 
     def get_translations(self):
+        ctx = _babel_context()
+        if ctx is not None:  # once per request and locale (force_locale swaps it): every _() asks
+            found = getattr(ctx, "gridflow_translations", None)
+            locale = getattr(ctx, "babel_locale", None)
+            if found is not None and found[0] is self and locale is not None and found[1] is locale:
+                return found[2]
+        found = self._translations()
+        if ctx is not None:
+            ctx.gridflow_translations = (self, getattr(ctx, "babel_locale", None), found)
+        return found
+
+    def _translations(self):
         locale = get_locale()
         if locale is None:
             return support.NullTranslations()
@@ -139,7 +152,16 @@ def page_arg(name: str = "page", last: int = 10_000) -> int:
 
 
 def routed(path: str) -> bool:
-    """Whether some route of this app answers `path` (for nav links to optional blueprints)."""
+    """Whether some route of this app answers `path` (for nav links to optional blueprints).
+    Remembered per app: the routes are fixed once the app serves (base.html asks for every tab)."""
+    known = current_app.extensions.setdefault("gridflow_routed", {})
+    found = known.get(path)
+    if found is None:
+        found = known[path] = _routed(path)
+    return found
+
+
+def _routed(path: str) -> bool:
     try:
         current_app.url_map.bind("localhost").match(path, method="GET")
         return True
@@ -345,11 +367,11 @@ def _headers(resp):
     h.setdefault("X-Content-Type-Options", "nosniff")
     h.setdefault("X-Frame-Options", "DENY")
     h.setdefault("Referrer-Policy", "same-origin")
-    h.setdefault("Permissions-Policy", "geolocation=(self), camera=(self), microphone=()")
+    h.setdefault("Permissions-Policy", "geolocation=(self), camera=(self), microphone=(self)")  # voice notes
     h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     h.setdefault("Content-Security-Policy",
                  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-                 "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; "
+                 "img-src 'self' data: blob:; media-src 'self' blob:; font-src 'self' data:; connect-src 'self'; "
                  "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
     if request.is_secure:
         h.setdefault("Strict-Transport-Security", "max-age=31536000")

@@ -1,9 +1,9 @@
 """The administration pages' words: engine codes (validation checks, migration verdicts, audit
 actions, dry-run outcomes, comparison details) shown in the user's language.
 
-The engine keeps English text for the CLI and gives each message a code with arguments
-(engine.versions.CHECKS, engine.migration.labels.MESSAGES); here every code has its own msgid,
-so both catalogs cover them. Identifiers that remain (element ids, file names) are wrapped in
+The engine keeps English text for the CLI and gives and stores each message as a code with
+arguments (engine.versions.CHECKS, engine.migration.labels.MESSAGES); here every code has its
+own msgid, so both catalogs cover them, and no English sentence is read back. Identifiers that remain (element ids, file names) are wrapped in
 <code>, processes are shown by their BPMN name.
 """
 from __future__ import annotations
@@ -13,9 +13,6 @@ import re
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
-
-from engine.migration import labels as mig_labels
-from engine.versions import CHECKS
 
 # audit actions: the English words are the codes themselves (the CLI and English pages show them)
 ACTIONS = {"deploy": _l("deploy"), "activate": _l("activate"), "pin": _l("pin"), "unpin": _l("unpin"),
@@ -53,7 +50,6 @@ CHECK_TEXTS = {
                   "compile in the sandbox"),
     "domain": _l("Domain checks passed (time limits cover every level and category)"),
 }
-_CHECK_PATTERNS = [(key, mig_labels.template_pattern(t)) for key, t in CHECKS.items()]
 
 VERDICT_TEXTS = {
     "other_process": _l("the case runs %(process)s, not %(target)s"),
@@ -85,7 +81,17 @@ VERDICT_TEXTS = {
     "form_adopted": _l("the open task %(element)s takes the form and assignment settings of %(version)s"),
     "follows": _l("%(element)s (%(state)s) follows %(version)s from here (%(attrs)s)"),
     "task_failed": _l("%(element)s has failed; retry or fix it before moving the case"),
+    "would_discard": _l("moving would discard %(element)s (%(state)s)"),
+    "would_drop": _l("moving would drop a task that is %(state)s"),
+    "would_turn": _l("%(element)s would become %(state)s instead of staying %(before)s"),
+    "no_counterpart": _l("%(element)s has no counterpart in %(version)s"),
+    "left_alone": _l("%(element)s would be left to run on its own"),
+    "worked_meanwhile": _l("someone worked on the case while it was being moved; it was left as it was "
+                           "(run the migration again to move it)"),
+    "settled_elsewhere": _l("another migration worker settled this case first"),
     "error": _l("cannot be migrated: %(error)s"),
+    "save_failed": _l("saving failed: %(error)s"),
+    "text": "%(text)s",  # a text stored without a code: shown as it is
 }
 
 _ELEMENT = re.compile(r"^(?P<name>.*?) \((?P<id>[^()]+)\)$")
@@ -151,7 +157,7 @@ def _arg(key: str, value: str, names: dict | None) -> Markup:
         return escape(version_label(m.group("n"), m.group("pid"), names)) if m else code(value)
     if key in ("process", "target"):
         return escape((names or {}).get(value) or value) if (names or {}).get(value) else code(value)
-    if key == "state":
+    if key in ("state", "before"):
         return escape(word(TASK_STATES, value))
     if key == "status":
         return escape(word(INSTANCE_STATUS, value))
@@ -164,28 +170,23 @@ def _arg(key: str, value: str, names: dict | None) -> Markup:
     return code(value)
 
 
-def verdict(text, names: dict | None = None) -> Markup:
-    """A stored migration reason or note in the user's language (the English text if no code
-    made it: it is then shown as it is)."""
-    found = mig_labels.decode(text)
-    if found is None or found[0] not in VERDICT_TEXTS:
-        return escape(str(text))
-    key, args = found
-    return Markup(str(VERDICT_TEXTS[key])) % {k: _arg(k, v, names) for k, v in args.items()}
+def verdict(m, names: dict | None = None) -> Markup:
+    """A migration reason or note (a labels.Msg, or its stored {code, args}) in the user's
+    language; anything else is shown as it is."""
+    key, args = getattr(m, "code", None), getattr(m, "args", None)
+    if key is None and isinstance(m, dict):
+        key, args = m.get("code"), m.get("args") or {}
+    if key not in VERDICT_TEXTS:
+        return escape(str(m))
+    return Markup(str(VERDICT_TEXTS[key])) % {k: _arg(k, str(v), names) for k, v in (args or {}).items()}
 
 
 def check(c, names: dict | None = None) -> str | Markup:
-    """A validation check that passed: a Check, a stored {code, args}, or an old English text;
-    processes are named by their BPMN names."""
+    """A validation check that passed (a Check, or its stored {code, args}); processes are named
+    by their BPMN names."""
     key, args = getattr(c, "code", None), getattr(c, "args", None)
     if key is None and isinstance(c, dict):
         key, args = c.get("code"), c.get("args") or {}
-    if key is None:
-        for k, pat in _CHECK_PATTERNS:
-            m = pat.match(str(c))
-            if m:
-                key, args = k, m.groupdict()
-                break
     if key not in CHECK_TEXTS:
         return str(c)
     args = dict(args or {})

@@ -18,14 +18,16 @@ bp = Blueprint("archive", __name__)
 PER_PAGE = 20
 
 
-def _day(value: str | None) -> date | None:
+def day_arg(value: str | None) -> date | None:
+    """A ?from=/?to= day (YYYY-MM-DD); None when missing or not a date (the filter is then off)."""
     try:
         return date.fromisoformat(value) if value else None
     except ValueError:
         return None
 
 
-def _start(d: date | None) -> datetime | None:
+def day_start(d: date | None) -> datetime | None:
+    """Midnight, Beijing time, at the start of day `d`."""
     return datetime.combine(d, time(0), tzinfo=clock.SHANGHAI) if d else None
 
 
@@ -36,11 +38,11 @@ def index():
     text = (a.get("q") or "").strip()[:100] or None
     category = a.get("category") or None
     unit = a.get("unit") or None
-    d_from, d_to = _day(a.get("from")), _day(a.get("to"))
+    d_from, d_to = day_arg(a.get("from")), day_arg(a.get("to"))
     page = page_arg()
     searched = any(k in a for k in ("q", "category", "unit", "from", "to", "page"))
     result = cases.search_archive(svc, current_user.id, text=text, category=category, unit=unit,
-                                  date_from=_start(d_from), date_to=_start(d_to + timedelta(days=1)) if d_to else None,
+                                  date_from=day_start(d_from), date_to=day_start(d_to + timedelta(days=1)) if d_to else None,
                                   page=page, per_page=PER_PAGE)
     labels = form_labels()
     units = pages.archive_units(svc, current_user.id)

@@ -1,8 +1,10 @@
 """The case page (summary, open tasks with handlers and due times, parties, photos, location,
-the timeline from the audit log, attachments, the process diagram) and urging (催办)."""
+the on-the-spot settlement text, the cases it is linked with (重复件, both ways), the handwritten
+signatures of the verify step, the timeline from the audit log, attachments, the process
+diagram) and urging (催办)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -10,15 +12,25 @@ from flask_login import current_user
 
 from engine.errors import InvalidData
 from grid import masking
+from grid.cases import badges, pages
 from grid.cases import labels as case_labels
-from grid.cases import pages
 from grid.cases import service as cases
 
 from . import due_text, form_labels, safe_next, services
-from .forms import describe
+from .forms import build, describe, image_key
 from .labels import EVENTS, LEVELS, RESULTS, lang, word
 
 bp = Blueprint("cases", __name__)
+
+
+@dataclass
+class Signature:
+    """A handwritten signature of a task's form: the field's label, the typed name, the PNG."""
+
+    label: str
+    name: str
+    attachment_id: str
+    at: object
 
 
 @dataclass
@@ -28,6 +40,15 @@ class Entry:
     kind: str
     what: str
     details: list[tuple[str, str]]
+    signatures: list[Signature] = field(default_factory=list)
+
+
+def signatures_of(schema: dict | None, data: dict, lg: str, at) -> list[Signature]:
+    """The drawings a completed form names (signature fields with an `x-image`)."""
+    if not schema or not isinstance(data, dict):
+        return []
+    return [Signature(f.label, str(data.get(f.key) or ""), str(data[image_key(f)]), at)
+            for f in build(schema, lg) if image_key(f) and isinstance(data.get(image_key(f)), str)]
 
 
 def timeline(svc, page: pages.CasePage, labels: case_labels.Labels) -> list[Entry]:
@@ -41,11 +62,13 @@ def timeline(svc, page: pages.CasePage, labels: case_labels.Labels) -> list[Entr
         who = _("System") if t.actor in (None, "timer") else names.get(t.actor, t.actor)
         what = word(EVENTS, t.kind)
         details: list[tuple[str, str]] = []
+        sigs: list[Signature] = []
         unit = units.get(d.get("unit"), d.get("unit")) if d.get("unit") else None
         if t.kind == "task_completed":
             what = labels.form(t.form, lg, d.get("name"))
             schema = svc.runtime.form_schema(page.version_id, t.form) if t.form and page.version_id else None
             details = describe(schema, d.get("data") or {}, lg, names, mask)
+            sigs = signatures_of(schema, d.get("data") or {}, lg, t.at)
         elif t.kind == "level_entered":
             what = _("Now handled at %(level)s level: %(unit)s", level=word(LEVELS, d.get("level")), unit=unit or "")
         elif t.kind == "dispatched":
@@ -57,12 +80,14 @@ def timeline(svc, page: pages.CasePage, labels: case_labels.Labels) -> list[Entr
             details = [(_("Comment"), d["comment"])]
         elif t.kind == "archived":
             details = [(_("Result"), word(RESULTS, d.get("result")))]
+            if d.get("result") == "settled_on_spot" and page.case.settlement:
+                details.append((_("How it was settled on the spot"), page.case.settlement))
         elif t.kind == "verified":
             details = [(_("Residents satisfied"), _("Yes") if d.get("satisfied") else _("No"))]
         elif unit and t.kind in ("resolved", "cannot_resolve", "warning", "accountability", "supervision_opened",
                                  "rework"):
             what = f"{what}（{unit}）"
-        out.append(Entry(t.at, who, t.kind, what, details))
+        out.append(Entry(t.at, who, t.kind, what, details, sigs))
     return out
 
 
@@ -70,8 +95,11 @@ def case_context(svc, page: pages.CasePage) -> dict:
     labels = form_labels()
     steps = pages.level_progress(page)
     pages.progress_units(svc, steps)
-    return {"page": page, "c": page.case, "labels": labels, "lang": lang(), "entries": timeline(svc, page, labels),
-            "due_text": due_text, "photos": {a.id: a for a in page.files}, "steps": steps}
+    entries = timeline(svc, page, labels)
+    sup = badges.supervised(svc, task_guids=[t.task_guid for t in page.tasks])["tasks"] if page.tasks else set()
+    return {"page": page, "c": page.case, "labels": labels, "lang": lang(), "entries": entries,
+            "due_text": due_text, "photos": {a.id: a for a in page.files}, "steps": steps,
+            "signatures": [sg for e in entries for sg in e.signatures], "supervised_tasks": sup}
 
 
 @bp.get("/cases/<int:case_id>")

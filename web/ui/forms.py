@@ -1,8 +1,12 @@
 """Task forms from JSON Schema: fields to render, reading a submission back into JSON, and errors.
 
 Widgets (`x-widget`, or inferred from the type): text, textarea, number, select, radio,
-checkboxes, switch, datetime, date, photo, file, staff (+ `x-staff-role`), geo ({text, lat,
-lng}) and rows (an array of objects, e.g. parties [{name, phone}]). Field order follows
+checkboxes, switch, datetime, date, photo, file, audio, video, media (uploads, by kind:
+grid/cases/media.py WIDGET_KINDS), staff (+ `x-staff-role`), geo ({text, lat,
+lng}), rows (an array of objects), parties (rows of [{name, phone, resident_id}] with the
+registry picker) and signature (a typed name plus a handwritten pad; the drawing is stored as a
+PNG attachment whose id goes into the property named by `x-image`, which is not a field of its
+own). Field order follows
 `x-order`. A field required only under an if/then carries the condition, so the page can mark
 it required when the condition holds; the server validates the whole schema either way.
 """
@@ -20,13 +24,14 @@ from werkzeug.datastructures import MultiDict
 
 from engine import clock, form_validation
 from engine.errors import InvalidData
-from grid.cases import attachments
+from grid.cases import attachments, checks, media, signatures
 from grid.cases import labels as case_labels
 
-FILE_WIDGETS = ("photo", "file")
+FILE_WIDGETS = ("photo", "file", "audio", "video", "media")  # kinds per widget: grid.cases.media.WIDGET_KINDS
+ROW_WIDGETS = ("rows", "parties")  # parties: rows picked from the registry (widgets/parties.html)
 WIDGETS = {"text", "textarea", "number", "select", "radio", "checkboxes", "switch", "datetime", "date", "photo", "file",
-           "staff", "geo", "rows", "group"}
-ALIASES = {"parties": "rows"}  # parties [{name, phone}] is a list of rows
+           "audio", "video", "media", "staff", "geo", "rows", "group", "parties", "signature"}
+ALIASES: dict[str, str] = {}
 # Control characters (C0 but tab, LF and CR; DEL; C1): no one types them, PostgreSQL refuses NUL
 # in text, and they garble exports and logs. Refused, never silently stripped.
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -135,8 +140,11 @@ def build(schema: dict, lang: str, staff_options: dict[str, list[tuple[str, str]
                                                                        (schema.get("x-order") or [])]
     required = set(schema.get("required") or [])
     conds = _conditions(schema)
+    images = {n.get("x-image") for n in props.values() if isinstance(n, dict) and n.get("x-widget") == "signature"}
     out = []
     for key in order:
+        if key in images:
+            continue  # a signature's drawing is part of its signature field
         node = props[key]
         name = f"{prefix}{key}"
         w = _widget(node)
@@ -153,7 +161,7 @@ def build(schema: dict, lang: str, staff_options: dict[str, list[tuple[str, str]
             f.options = list((staff_options or {}).get(key, []))
         elif w in ("geo", "group"):
             f.children = build(node, lang, None, prefix=f"{name}.")
-        elif w == "rows":
+        elif w in ROW_WIDGETS:
             f.children = build(node.get("items") or {}, lang, None, prefix="")
         out.append(f)
     return out
@@ -193,6 +201,11 @@ def _input_names(fields: list[Field]) -> set[str]:
         if f.widget in ("geo", "group"):
             out |= _input_names(f.children)
     return out
+
+
+def image_key(f: Field) -> str | None:
+    """The property a signature field's drawing (attachment id) goes into, if any."""
+    return f.schema.get("x-image") if f.widget == "signature" else None
 
 
 def _coerce(node: dict, raw: str) -> Any:
@@ -252,7 +265,7 @@ def collect(fields: list[Field], form: MultiDict) -> tuple[dict, dict]:
             sub = {k: v for k, v in sub.items() if not (isinstance(v, bool) and not v)}
             if any(v not in (None, "", [], {}) for v in sub.values()):
                 data[f.key] = sub
-        elif w == "rows":
+        elif w in ROW_WIDGETS:
             rows, raw_rows = _rows(f, form)
             raw[f.name] = raw_rows
             if rows:
@@ -291,22 +304,28 @@ class Submission:
     files: dict[str, list[attachments.StoredFile]]
     errors: dict[str, list[str]]
     new_uploads: list[str]
+    checked: list[attachments.Checked] = field(default_factory=list)  # uploads not stored yet
 
     @property
     def upload_ids(self) -> list[str]:
-        return [a.id for fs in self.files.values() for a in fs]
+        return [a.id for fs in self.files.values() for a in fs] + [c.id for c in self.checked]
 
 
 def read(svc, staff_id: str, fields: list[Field], form: MultiDict, files: MultiDict,
          case_id: int | None = None) -> Submission:
-    """Read a posted form: typed data, raw values, uploads stored (unlinked, owned by the person,
-    so they survive a failed validation), and upload errors per field. Text with control
+    """Read a posted form: typed data, raw values, uploads checked but not stored (the caller
+    stores them with `save_uploads` once the whole form is valid, so a refused form leaves
+    nothing; their names come back in raw `<name>.unsaved`), and upload errors per field. Text with control
     characters is an error of its field (so the caller answers 422 and stores nothing)."""
     data, raw = collect(fields, form)
     stored: dict[str, list[attachments.StoredFile]] = {}
     errors: dict[str, list[str]] = control_errors(fields, form)
     new: list[str] = []
+    checked: list[attachments.Checked] = []
     for f in fields:
+        if image_key(f):
+            _signature(svc, f, form, data, raw, checked, errors)
+            continue
         if f.widget not in FILE_WIDGETS:
             continue
         keep = [i for i in form.getlist(f.name + ".keep") if i][:50]
@@ -315,30 +334,66 @@ def read(svc, staff_id: str, fields: list[Field], form: MultiDict, files: MultiD
         except InvalidData:
             kept = []
             errors.setdefault(f.name, []).append(_("An attached file is not available any more."))
+        ids: list[str] = []
         for up in files.getlist(f.name):
             if not up or not up.filename:
                 continue
             try:
-                a = attachments.store(svc, staff_id, up.filename, up.stream, images_only=f.widget == "photo",
-                                      field=f.name)
+                c = attachments.check(svc, up.filename, up.stream, kinds=media.WIDGET_KINDS[f.widget], field=f.name)
             except attachments.UploadRefused as e:
-                errors.setdefault(f.name, []).append(upload_message(e.code, up.filename))
+                errors.setdefault(f.name, []).append(upload_message(e.code, up.filename, e.limit_mb))
                 continue
-            kept.append(a)
-            new.append(a.id)
+            checked.append(c)
+            raw.setdefault(f.name + ".unsaved", []).append(c.filename)
+            ids.append(c.id)
         stored[f.name] = kept
-        if kept:
-            data[f.key] = [a.id for a in kept]
-    return Submission(data, raw, stored, errors, new)
+        ids = [a.id for a in kept] + ids
+        if ids:
+            data[f.key] = ids
+    return Submission(data, raw, stored, errors, new, checked)
 
 
-def upload_message(code: str, filename: str | None = None) -> str:
+def save_uploads(svc, staff_id: str, sub: Submission) -> None:
+    """Store the uploads `read` checked, now that the form is valid: pending until the route
+    links them to the case (or keeps them), discarded if the step fails."""
+    sub.new_uploads.extend(a.id for a in attachments.save(svc, staff_id, sub.checked))
+
+
+def _signature(svc, f: Field, form: MultiDict, data: dict, raw: dict, checked: list, errors: dict) -> None:
+    """A signature field's drawing from the pad (`<name>.png`, a data URL): checked and cleaned
+    (grid.cases.signatures), then saved with the form's other uploads once the form is valid; its
+    attachment id goes into the `x-image` property. On a refused form the clean drawing comes
+    back in raw `<name>.png`, so the pad shows it again and nothing was stored."""
+    drawn = (form.get(f.name + ".png") or "").strip()
+    if not drawn:
+        return
+    try:
+        c, png = signatures.check(svc, drawn, field=f.name)
+    except InvalidData as e:  # SignatureRefused, or the attachment checks' own refusal
+        errors.setdefault(f.name, []).append(signature_message(getattr(e, "code", "")))
+        return
+    checked.append(c)
+    raw[f.name + ".png"] = signatures.data_url(png)
+    data[image_key(f)] = c.id
+
+
+def signature_message(code: str) -> str:
+    return {
+        "size": _("The signature is too large; clear it and sign again."),
+        "dimensions": _("The signature has an unusual size; clear it and sign again."),
+        "empty": _("The signature is empty; sign in the box or clear it."),
+    }.get(code, _("The signature could not be read; clear it and sign again."))
+
+
+def upload_message(code: str, filename: str | None = None, limit_mb: float | None = None) -> str:
     name = filename or ""
     return {
         "name": _("%(name)s: the file name must not contain a path.", name=name),
-        "type": _("%(name)s: only JPEG, PNG, WebP or HEIC photos (and PDF for files) are accepted.", name=name),
-        "size": _("%(name)s: the file is larger than 10 MB.", name=name),
+        "type": _("%(name)s: this kind of file is not accepted here (photos: JPEG, PNG, WebP, HEIC; voice: "
+                  "WebM, Ogg, M4A, MP3, AMR; video: MP4, WebM, MOV; documents: PDF).", name=name),
+        "size": _("%(name)s: the file is larger than %(mb)s MB.", name=name, mb=f"{limit_mb or 10:g}"),
         "empty": _("%(name)s: the file is empty.", name=name),
+        "damaged": _("%(name)s: the photo cannot be read (damaged or too large in pixels).", name=name),
     }.get(code, _("%(name)s: the file was not accepted.", name=name))
 
 
@@ -371,6 +426,14 @@ def message(e: form_validation.FieldError) -> str:
         return _("Choose people of this unit only.")
     if v == "upload":
         return upload_message(str(n or ""))
+    if v == "signature":
+        return signature_message(str(n or ""))
+    if v == "case":  # grid.cases.checks: a 重复件 names no case the person may see, or itself
+        if e.message == checks.NO_SUCH_CASE:
+            return _("There is no case with this number in your jurisdiction.")
+        return _("A case cannot be a duplicate of itself.")
+    if v == "resident":
+        return _("There is no registered resident with this id in your jurisdiction; pick the party again.")
     return _("This value is not valid.")
 
 
@@ -406,14 +469,14 @@ class FormState:
         if f.name in self.raw:
             return self.raw[f.name]
         if self.submitted:
-            return "" if f.widget not in ("checkboxes", "staff", "rows", "switch") else (
+            return "" if f.widget not in ("checkboxes", "staff", "rows", "parties", "switch") else (
                 False if f.widget == "switch" else [])
         default = f.schema.get("default")
         if f.widget == "switch":
             return bool(default)
         if f.widget in ("checkboxes", "staff"):
             return [_key(x) for x in default or []]
-        if f.widget == "rows":
+        if f.widget in ROW_WIDGETS:
             return []
         return _key(default)
 
@@ -452,7 +515,7 @@ def describe(schema: dict | None, data: dict, lang: str, names: dict[str, str], 
             shown = "、".join(opts.get(_key(x), _key(x)) for x in v or [])
         elif f.widget in ("geo", "group") and isinstance(v, dict):
             shown = str(v.get("text") or "")
-        elif f.widget == "rows" and isinstance(v, list):
+        elif f.widget in ROW_WIDGETS and isinstance(v, list):
             shown = "；".join(" ".join(str(mask(x)) if (k == "phone" and mask) else str(x)
                                       for k, x in row.items()) for row in v if isinstance(row, dict))
         else:

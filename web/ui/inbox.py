@@ -22,6 +22,7 @@ PER_PAGE = 30
 LATE_PER_PAGE = 40  # work items per page of the late list, most overdue first
 LATE_MAX_PAGES = 25
 STATES = ("overdue", "warning", "normal")
+COUNT_CAP = 99  # the inbox counts stop here ("99+"): they read at most 100 items (grid.cases.inbox_counts)
 
 
 @bp.get("/")
@@ -37,17 +38,21 @@ def index():
     if state not in STATES:
         state = None
     page = page_arg()
-    box = cases.inbox(svc, current_user.id, category=category, state=state, limit=PER_PAGE,
-                      offset=(page - 1) * PER_PAGE)
     labels = form_labels()
+    box = cases.inbox(svc, current_user.id, category=category, state=state, limit=PER_PAGE + 1,
+                      offset=(page - 1) * PER_PAGE, cap=COUNT_CAP)
+    more = len(box["items"]) > PER_PAGE
+    box["items"] = box["items"][:PER_PAGE]
     units = accounts.unit_names(svc, [r.unit_id for r in box["items"]])
     visits = registry_visits.visit_context(svc, [r.instance_id for r in box["items"] if r.case_id is None])
     # by_state is already limited to the chosen category
     shown_total = sum(box["by_state"].values()) if state is None else box["by_state"].get(state, 0)
-    pages = max(1, (shown_total + PER_PAGE - 1) // PER_PAGE)
+    # past the cap the number of pages is unknown: "Page 4" and a next link while there is more
+    pages = None if box["capped"] else max(1, (shown_total + PER_PAGE - 1) // PER_PAGE)
     return render_template("inbox/index.html", box=box, category=category, state=state, page=page, pages=pages,
-                           labels=labels, units=units, lang=lang(), due_text=due_text, states=STATES,
+                           more=more, labels=labels, units=units, lang=lang(), due_text=due_text, states=STATES,
                            visits=visits, visit_word=registry_word)
+
 
 
 @bp.get("/late")

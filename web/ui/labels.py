@@ -22,6 +22,8 @@ ROLES = {
     "dispatcher": _l("Dispatcher"),
     "supervisor": _l("Supervisor"),
     "admin": _l("Administrator"),
+    "operator": _l("Hotline operator"),
+    "department_handler": _l("Department handler"),
 }
 LEVELS = {
     "grid": _l("Grid"),

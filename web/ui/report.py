@@ -44,12 +44,15 @@ def create():
     token = request.form.get("submit_token") or None
     if errors:
         return _render(rf, grid, state, 422, token)
+    forms.save_uploads(svc, current_user.id, sub)  # only now, the form being valid: pending until linked
     try:
         c = cases.report(svc, current_user.id, sub.data, grid_code=grid, submit_token=token)
     except InvalidData as e:
+        attachments.discard(svc, current_user.id, sub.new_uploads)
         state.errors = forms.merge(errors, forms.error_map(form_validation.errors_from(e)))
         return _render(rf, grid, state, 422, token)
     if getattr(c, "replayed", False):  # the same form sent again: the first case, nothing new
+        attachments.discard(svc, current_user.id, sub.new_uploads)
         flash(_("This report was already submitted as case %(no)s.", no=c.case_no), "info")
         return redirect(url_for("cases.show", case_id=c.id))
     attachments.link(svc, current_user.id, sub.upload_ids, c.id)

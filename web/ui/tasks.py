@@ -3,16 +3,25 @@
 A submission is validated server-side (jsonschema); errors show inline, nothing is saved and
 what was typed stays. A submission for a task someone already completed (a stale page, a
 double click) changes nothing and says who did it; two writes at the same moment get a clean
-conflict that keeps the answers."""
+conflict that keeps the answers.
+
+A form that names a 重复件 (`duplicate_of`, the dispatch form) shows the earlier cases this one
+repeats (same registered party, or nearby and of the same category: `checks.repeats`), and the
+case a 重复件 names, with its summary, before it is confirmed: live through the preview fragment
+(`/tasks/<guid>/duplicate?case_no=...`), or without JavaScript by a round trip in which the
+server shows the summary and waits for the form to come back with `duplicate_confirm`. The open
+urges (督办/催办) of the task are shown on it until it is done."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from dataclasses import dataclass, field
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from engine import form_validation
 from engine.errors import Conflict, InvalidData
-from grid.cases import attachments, pages
+from grid.cases import attachments, badges, checks, notifications, pages
 from grid.cases import service as cases
 from grid.registry import visits as registry_visits
 from web.registry.words import word as registry_word
@@ -24,10 +33,50 @@ from .labels import lang
 bp = Blueprint("tasks", __name__)
 
 
+@dataclass
+class TaskMarks:
+    """What task cards show beside the due state: which are supervised (督办), and their open urges."""
+
+    supervised: set[str] = field(default_factory=set)
+    urges: dict[str, list[notifications.Urge]] = field(default_factory=dict)
+
+
+@bp.app_template_global()
+def task_marks(rows) -> TaskMarks:
+    """The 督办 badges and open urges of a page's task cards (read once per request and rows)."""
+    guids = tuple(dict.fromkeys(r.task_guid for r in rows or [] if getattr(r, "task_guid", None)))
+    cache = g.setdefault("gridflow_task_marks", {})
+    if guids not in cache:
+        if not guids or not current_user.is_authenticated:
+            cache[guids] = TaskMarks()
+        else:
+            svc = services()
+            cache[guids] = TaskMarks(badges.supervised(svc, task_guids=list(guids))["tasks"],
+                                     notifications.open_urges(svc, current_user.id, list(guids)))
+    return cache[guids]
+
+
+def names_duplicate(page: pages.TaskPage) -> bool:
+    """Whether the task's form can name the original of a 重复件 (the dispatch form)."""
+    return bool(page.case and page.schema and "duplicate_of" in (page.schema.get("properties") or {}))
+
+
+def wants_duplicate(data: dict) -> bool:
+    """The submitted data names a 重复件 (the same rule as `checks.check_dispatch`)."""
+    return bool(data.get("duplicate_of")) and data.get("action", checks.DUPLICATE) == checks.DUPLICATE
+
+
 def _render(svc, page: pages.TaskPage, state: forms.FormState, status: int = 200, notice: str | None = None,
-            lock_version: int | None = None):
+            lock_version: int | None = None, preview: dict | None = None):
     fields = forms.build(page.schema, lang(), page.staff_options) if page.schema and page.can_act else []
-    ctx = {"lang": lang(), "due_text": due_text}
+    ctx = {"lang": lang(), "due_text": due_text, "preview": preview, "repeats": [], "names_duplicate": False,
+           "urges": [], "has_signature": any(f.widget == "signature" for f in fields)}
+    if page.can_act and names_duplicate(page):
+        ctx["names_duplicate"] = True
+        ctx["repeats"] = checks.repeats(svc, current_user.id, page.case.id)
+        ctx["repeat_days"], ctx["repeat_meters"] = checks.repeat_days(), f"{checks.repeat_meters():g}"
+    if page.item.state == "open":
+        ctx["urges"] = notifications.open_urges(svc, current_user.id, [page.item.task_guid]).get(page.item.task_guid, [])
     if page.case:
         ctx.update(case_context(svc, pages.case_page(svc, current_user.id, page.case.id)))
     else:
@@ -66,14 +115,26 @@ def submit(task_guid: str):
     state = forms.FormState(sub.raw, sub.files, errors, submitted=True)
     if errors:
         return _render(svc, page, state, 422, lock_version=expected)
+    if page.case and names_duplicate(page) and wants_duplicate(sub.data) and (
+            (request.form.get("duplicate_confirm") or "").strip() != str(sub.data["duplicate_of"]).strip()):
+        # the named case is shown with its summary first; the form comes back to confirm it
+        try:
+            shown = checks.duplicate_preview(svc, current_user.id, str(sub.data["duplicate_of"]), page.case.id)
+        except InvalidData as e:
+            state.errors = forms.merge(errors, forms.error_map(form_validation.errors_from(e)))
+            return _render(svc, page, state, 422, lock_version=expected)
+        return _render(svc, page, state, 200, lock_version=expected, preview=shown)
+    forms.save_uploads(svc, current_user.id, sub)  # only now, the form being valid: pending until linked
     try:
         # Conflicts are per task: a form is refused when its own task was already done (or when
         # two writes collide), not because another task of the same case moved on meanwhile.
         cases.complete_task(svc, current_user.id, task_guid, sub.data)
     except InvalidData as e:
+        attachments.discard(svc, current_user.id, sub.new_uploads)
         state.errors = forms.merge(errors, forms.error_map(form_validation.errors_from(e)))
         return _render(svc, page, state, 422, lock_version=expected)
     except Conflict:
+        attachments.discard(svc, current_user.id, sub.new_uploads)
         fresh = pages.task_page(svc, current_user.id, task_guid)
         if pages.check_stale(svc, task_guid) and fresh.can_act:
             return _render(svc, fresh, state, 409, _("The case changed while you were filling in this form "
@@ -82,9 +143,38 @@ def submit(task_guid: str):
         return _render(svc, fresh, forms.FormState(), 409, _done_notice(fresh))
     if page.case and sub.upload_ids:
         attachments.link(svc, current_user.id, sub.upload_ids, page.case.id)
-    flash(_("Done: %(task)s for case %(no)s.", task=form_labels().form(page.item.form, lang(), page.item.name),
-            no=page.case.case_no if page.case else ""), "success")
+    elif sub.upload_ids:  # a form without a case (a household visit): the uploads stay the person's
+        attachments.keep(svc, current_user.id, sub.upload_ids)
+    done = form_labels().form(page.item.form, lang(), page.item.name)
+    flash(_("Done: %(task)s for case %(no)s.", task=done, no=page.case.case_no) if page.case
+          else _("Done: %(task)s.", task=done), "success")  # a household visit has no case number
     return redirect(url_for("inbox.index"))
+
+
+@bp.get("/tasks/<task_guid>/duplicate")
+def duplicate_preview(task_guid: str):
+    """The fragment the dispatch page shows under 重复件: the named case's summary, or the same
+    words for a number that does not exist and one outside the jurisdiction (a lookup while
+    typing, so 200 either way: the page reads `.dup-found`; the submit itself is refused 422)."""
+    svc = services()
+    page = pages.task_page(svc, current_user.id, task_guid)  # NotFound outside the jurisdiction
+    if not names_duplicate(page) or page.item.state != "open":
+        abort(404)
+    if not page.can_act:
+        abort(403)
+    no = (request.args.get("case_no") or "").strip()[:40]
+    try:
+        shown = checks.duplicate_preview(svc, current_user.id, no, page.case.id) if no else None
+    except InvalidData as e:
+        return render_template("tasks/_duplicate.html", p=None, error=_duplicate_error(e), labels=form_labels(),
+                               lang=lang())
+    return render_template("tasks/_duplicate.html", p=shown, error=None, labels=form_labels(), lang=lang())
+
+
+def _duplicate_error(e: InvalidData) -> str:
+    if str(e) == checks.NO_SUCH_CASE:
+        return _("There is no case with this number in your jurisdiction.")
+    return _("A case cannot be a duplicate of itself.")
 
 
 def _done_notice(page: pages.TaskPage) -> str:
