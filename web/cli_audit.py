@@ -8,7 +8,6 @@ removed or inserted in each broken chain (table, row id, chain), and exits 1 if 
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
 
 import click
 
@@ -35,20 +34,9 @@ def register(main: click.Group) -> None:
     @click.pass_context
     def verify_cmd(ctx, quiet: bool) -> None:
         """Verify the case/instance event chains and the security audit chain; exit 1 on a break."""
-        from engine import audit_chain
         from grid.org import audit
 
-        svc = _svc(ctx)
-
-        @contextmanager
-        def conn():
-            with svc.db.engine.connect() as c:
-                yield c
-
-        problems = list(audit_chain.verify_instances(conn, progress=None if quiet else Progress("instances")))
-        sec = audit.verify(svc, progress=None if quiet else Progress("security"))
-        if sec is not None:
-            problems.append(sec)
+        problems = audit.verify_all(_svc(ctx), progress_for=None if quiet else Progress)
         for p in problems:
             click.echo(f"BROKEN {p}", err=True)
         if problems:

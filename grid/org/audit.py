@@ -260,6 +260,24 @@ def _rows(svc, start: int, chunk: int, progress, total: int):
             progress(done, max(total, done), f"seq {last}")
 
 
+def verify_all(svc, progress_for=None) -> list:
+    """Every chain: the engine's per-instance event chains, then the security chain; the breaks found.
+    `progress_for(name)` gives a progress callback per chain (or None)."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def conn():
+        with svc.db.engine.connect() as c:
+            yield c
+
+    pick = progress_for or (lambda name: None)
+    problems = list(audit_chain.verify_instances(conn, progress=pick("instances")))
+    sec = verify(svc, progress=pick("security"))
+    if sec is not None:
+        problems.append(sec)
+    return problems
+
+
 def verify(svc, progress=None, chunk: int = 5000) -> audit_chain.Problem | None:
     """Walk the security chain from its anchor; the first row changed, removed or inserted."""
     def problem(row_id, seq, what, table="security_event"):
