@@ -50,6 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import web_bench  # noqa: E402
+from bench._common import Relocator  # noqa: E402
 from engine import clock  # noqa: E402
 from engine.db import Database, UTCDateTime  # noqa: E402
 from engine.deploy import Bundle, deploy  # noqa: E402
@@ -99,13 +100,9 @@ def fast_clone(svc, template_ids: dict[str, int], n: int, hot: float, seed: int)
                 raw[k] = [{c: v for c, v in r.items() if c != "id"} for r in raw[k]]
             tpl[stage] = {k: [(r, conv(k, r)) for r in rows] for k, rows in raw.items()}
         grids = list(s.execute(select(OrgUnit.code, OrgUnit.path).where(OrgUnit.level == "grid")))
-        seed_grid = next(g for g in grids if g[0] == demo.SEED_GRID)
-        users = dict(s.execute(select(Staff.username, Staff.id)).all())
-        ids = {v: k for k, v in users.items()}
+        relocate = Relocator(dict(s.execute(select(Staff.username, Staff.id)).all()), grids, web_bench.STAGES)
         next_case = s.scalar(select(func.max(DisputeCase.id))) + 1
         next_inst = s.scalar(select(func.max(Instance.id))) + 1
-    seed_chain = {"420602003005015": "grid", "420602003005": "village", "420602003000": "township",
-                  "420602000000": "county", "420600000000": "city"}
     ph = "?" if dialect.name == "sqlite" else "%s"
     cols = {k: [c for c in tpl["archived"][k][0][1] if c in t.c] for k, t in tables.items()}
     sql = {k: f"INSERT INTO {tables[k].name} ({', '.join(cols[k])}) VALUES ({', '.join([ph] * len(cols[k]))})"
@@ -121,21 +118,6 @@ def fast_clone(svc, template_ids: dict[str, int], n: int, hot: float, seed: int)
                     cur.executemany(sql[k], batches[k])
                 batches[k] = []
 
-    def staff_map(chain: dict[str, str]):
-        def remap(sid):
-            if not sid or sid not in ids:
-                return sid
-            name = ids[sid]
-            if name == "jiangranran":
-                return users.get(f"gw.{chain['grid']}", sid)
-            if name == "qiuyun":
-                return users.get(f"head.{chain['village']}", sid)
-            m = re.match(r"^(\w+)\.(\d+)$", name)
-            if m and m.group(2) in seed_chain:
-                return users.get(f"{m.group(1)}.{chain[seed_chain[m.group(2)]]}") or sid
-            return sid
-        return remap
-
     def emit(key: str, raw: dict, done: dict, changes: dict, shift) -> None:
         row = dict(done)
         for c in times[key]:
@@ -144,19 +126,12 @@ def fast_clone(svc, template_ids: dict[str, int], n: int, hot: float, seed: int)
         row.update(changes)
         batches[key].append(tuple(row[c] for c in cols[key]))
 
-    stages, weights = list(web_bench.STAGES), list(web_bench.STAGES.values())
     t0 = time.monotonic()
     for i in range(n):
-        stage = rng.choices(stages, weights)[0]
+        stage, gcode, gpath, units, remap, age = relocate.draw(rng, hot)
         t = tpl[stage]
-        gcode, gpath = seed_grid if rng.random() < hot else rng.choice(grids)
-        chain = dict(zip(["city", "county", "township", "village", "grid"], [p for p in gpath.split("/") if p],
-                         strict=True))
-        units = {code: chain[level] for code, level in seed_chain.items()}
-        remap = staff_map(chain)
-        open_stage = stage in ("reported", "dispatched", "escalated", "resolved")
         craw, cdone = t["case"][0]
-        shift = (now - timedelta(days=rng.uniform(0, 12) if open_stage else rng.uniform(20, 720))) - craw["reported_at"]
+        shift = (now - age) - craw["reported_at"]
         cid, iid = next_case + i, next_inst + i
         case_no = f"MB{cid:010d}"
         emit("case", craw, cdone, {"id": cid, "case_no": case_no, "instance_id": iid, "grid_code": gcode,

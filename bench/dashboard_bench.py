@@ -8,8 +8,9 @@ dashboard under 200 ms p95).
 
 What it builds, per dialect, in one scratch database: the demo city (grid.org.demo), then `--base`
 cases (9 closed : 1 open), measured; then the rest up to `--closed` + `--open`, measured again.
-The cases are generated straight into `indicator_rollup`, the table every dashboard number is
-read from (plus `case_late` for the late count, empty here in both runs): each case follows one
+The cases are generated straight into `indicator_rollup` and, summed per ancestor unit and
+day/month/year bucket as its triggers would, `indicator_total`, the table every indicator is read
+from (the cross-tab still reads `indicator_rollup`; `case_late` for the late count is empty here): each case follows one
 of a few record sequences (resolved at the village, escalated once, late at the village then
 resolved above, reworked, settled on the spot, duplicate, still open), and what each record adds
 is computed by `grid.cases.rollup.contributions`, the function the step listener uses, so the
@@ -47,7 +48,7 @@ from engine.calendar import WorkCalendar  # noqa: E402
 from engine.db import Database  # noqa: E402
 from engine.deploy import Bundle, deploy  # noqa: E402
 from engine.migrate import upgrade  # noqa: E402
-from grid.cases import rollup  # noqa: E402
+from grid.cases import rollup, rollups  # noqa: E402
 from grid.cases.models import CATEGORIES, IndicatorRollup  # noqa: E402
 from grid.config import Settings  # noqa: E402
 from grid.org import demo  # noqa: E402
@@ -137,34 +138,70 @@ def _grids(db: Database) -> list[tuple[str, str, str]]:
     return sorted(out)
 
 
+def _subtree_totals(db: Database, totals: dict) -> dict:
+    """What indicator_total's triggers would add for `totals`: every key under each ancestor of its
+    unit and each bucket (day, month, year), summed in memory (grid.cases.rollups.compute's rule)."""
+    with db.read() as s:
+        parent = dict(s.execute(select(OrgUnit.code, OrgUnit.parent_code)).all())
+    chains: dict[str, list[str]] = {}
+    out: dict = defaultdict(int)
+    for (unit, day, cat, lv, measure), v in totals.items():
+        if unit not in chains:
+            chain, c = [], unit
+            while c is not None and c in parent and len(chain) < rollups.MAX_DEPTH:
+                chain.append(c)
+                c = parent[c]
+            chains[unit] = chain
+        m, y = day.replace(day=1), date(day.year, 1, 1)
+        for scope in chains[unit]:
+            out[(scope, "d", day, cat, lv, measure)] += v
+            out[(scope, "m", m, cat, lv, measure)] += v
+            out[(scope, "y", y, cat, lv, measure)] += v
+    return out
+
+
 def _insert(db: Database, totals: dict) -> None:
-    """Add `totals` to indicator_rollup (value = value + new) in bulk."""
-    rows = [(k[0], k[1], k[2], k[3], k[4], v) for k, v in totals.items()]
+    """Add `totals` to indicator_rollup and their subtree sums to indicator_total (value = value +
+    new) in bulk, with the triggers that would do the second part row by row dropped meanwhile."""
+    tree = _subtree_totals(db, totals)
+    with db.write() as s:
+        for stmt in rollups.drop_ddl(db.dialect):
+            s.connection().exec_driver_sql(stmt)
+    try:
+        _bulk(db, "indicator_rollup", ("unit_code", "day", "category", "level", "measure"), totals)
+        _bulk(db, "indicator_total", ("scope", "bucket", "period_start", "category", "level", "measure"), tree)
+    finally:
+        with db.write() as s:
+            for stmt in rollups.trigger_ddl(db.dialect):
+                s.connection().exec_driver_sql(stmt)
+
+
+def _bulk(db: Database, table: str, key: tuple[str, ...], totals: dict) -> None:
+    rows = sorted((*k, v) for k, v in totals.items())  # in key order: B-tree appends, not random inserts
+    cols = ", ".join(key)
     if db.dialect == "postgresql":
         raw = db.engine.raw_connection()
         try:
             cur = raw.cursor()
-            cur.execute("CREATE TEMP TABLE bench_rollup (unit_code text, day date, category text, level text, "
-                        "measure text, value bigint)")
-            with cur.copy("COPY bench_rollup FROM STDIN") as cp:
+            cur.execute(f"CREATE TEMP TABLE bench_rows AS SELECT {cols}, value FROM {table} WHERE false")
+            with cur.copy("COPY bench_rows FROM STDIN") as cp:
                 for r in rows:
                     cp.write_row(r)
-            cur.execute("INSERT INTO indicator_rollup (unit_code, day, category, level, measure, value) "
-                        "SELECT * FROM bench_rollup ON CONFLICT (unit_code, day, category, level, measure) "
-                        "DO UPDATE SET value = indicator_rollup.value + excluded.value")
-            cur.execute("DROP TABLE bench_rollup")
+            cur.execute(f"INSERT INTO {table} ({cols}, value) SELECT * FROM bench_rows ON CONFLICT ({cols}) "
+                        f"DO UPDATE SET value = {table}.value + excluded.value")
+            cur.execute("DROP TABLE bench_rows")
             raw.commit()
-            cur.execute("ANALYZE indicator_rollup")
+            cur.execute(f"ANALYZE {table}")
             raw.commit()
         finally:
             raw.close()
         return
     with db.write() as s:
         conn = s.connection().connection.dbapi_connection
-        conn.executemany("INSERT INTO indicator_rollup (unit_code, day, category, level, measure, value) "
-                         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (unit_code, day, category, level, measure) "
+        marks = ", ".join("?" * (len(key) + 1))
+        conn.executemany(f"INSERT INTO {table} ({cols}, value) VALUES ({marks}) ON CONFLICT ({cols}) "
                          "DO UPDATE SET value = value + excluded.value",
-                         [(a, b.isoformat(), c, d, e, f) for a, b, c, d, e, f in rows])
+                         [tuple(x.isoformat() if isinstance(x, date) else x for x in r) for r in rows])
 
 
 def _p(values: list[float]) -> dict:
@@ -197,9 +234,10 @@ def _measure(app, county: str, requests: int) -> dict:
     return out
 
 
-def _rollup_rows(db: Database) -> int:
+def _rollup_rows(db: Database) -> tuple[int, int]:
     with db.read() as s:
-        return s.scalar(select(text("count(*)")).select_from(IndicatorRollup)) or 0
+        return (s.scalar(select(text("count(*)")).select_from(IndicatorRollup)) or 0,
+                s.scalar(select(text("count(*)")).select_from(rollups.IndicatorTotal)) or 0)
 
 
 def run(dialect: str, args) -> dict:
@@ -254,7 +292,7 @@ def run(dialect: str, args) -> dict:
                   file=sys.stderr)
             pages = _measure(app, county, args.requests)
             result["scales"][str(closed + opened)] = {
-                "closed": closed, "open": opened, "rollup_rows": _rollup_rows(db), "generate_s": round(gen_s, 1),
+                "closed": closed, "open": opened, "rollup_and_total_rows": _rollup_rows(db), "generate_s": round(gen_s, 1),
                 "insert_s": round(ins_s, 1), "load_before": load, "load_after": os.getloadavg(), "pages": pages}
             print(json.dumps(pages), file=sys.stderr)
         small, large = (result["scales"][k]["pages"] for k in list(result["scales"]))

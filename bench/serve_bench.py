@@ -37,13 +37,13 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import select  # noqa: E402
 
+from bench._common import Scratch  # noqa: E402
 from engine.db import Database  # noqa: E402
 from engine.models import WorkItem  # noqa: E402
 from grid.cases import service as cases  # noqa: E402
 from grid.cases.models import DisputeCase  # noqa: E402
 from grid.org import service as org  # noqa: E402
 from grid.org.passwords import DEMO_PASSWORD  # noqa: E402
-from tests.pg_admin import create_database, drop_database  # noqa: E402
 from tests.server_helpers import (  # noqa: E402
     GRIDFLOW,
     KEY,
@@ -204,14 +204,13 @@ def main() -> None:
     base = pg_base_url()
     if base is None:
         sys.exit("PostgreSQL is not reachable (set GRIDFLOW_TEST_PG_URL)")
-    name = f"gridflow_servebench_{os.getpid()}"
-    url = create_database(base, name)
-    db = Database(url)
+    scratch = Scratch("postgresql", base, "gridflow_servebench")
+    db, url = Database(scratch.url), scratch.url
     started_at = time.time()
     try:
         from grid.cases.scenario import prepare
 
-        print(f"database {name}: workflows and the small demo city ...", flush=True)
+        print(f"database {scratch.pg_name}: workflows and the small demo city ...", flush=True)
         svc = prepare(db, ROOT / "workflows", ROOT / "forms")
         servers = {"dev": None, **{f"gunicorn-w{w}": int(w) for w in opts.workers.split(",")}}
         results = {}
@@ -239,11 +238,15 @@ def main() -> None:
         for label, r in ratios.items():
             print(f"  {label:<12} inbox x{r['inbox_rps']:.2f}  complete x{r['complete_rps']:.2f}")
         path = ROOT / "bench" / "results" / f"serve-{out['date']}.json"
+        for suffix in "abcdefghijklmnopqrstuvwxyz":  # a second run the same day keeps the first's file
+            if not path.exists():
+                break
+            path = path.with_name(f"serve-{out['date']}-{suffix}.json")
         path.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"saved {path.relative_to(ROOT)}")
     finally:
         db.dispose()
-        drop_database(base, name)
+        scratch.close()
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import func, insert, select
@@ -31,6 +30,7 @@ from sqlalchemy import func, insert, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._common import Relocator  # noqa: E402
 from engine import clock  # noqa: E402
 from engine.db import Database  # noqa: E402
 from engine.deploy import Bundle, deploy  # noqa: E402
@@ -44,16 +44,9 @@ from grid.org import service as org  # noqa: E402
 from grid.org.models import OrgUnit, Staff  # noqa: E402
 from grid.org.passwords import DEMO_PASSWORD  # noqa: E402
 from grid.services import Services  # noqa: E402
+from tests.web_helpers import REPORT  # noqa: E402
 
 CHUNK = 5000
-REPORT = {
-    "category": "municipal",
-    "description": "南山家属院雨污分流改造，施工方拟在原破旧路面上直接刷黑，居民担心雨水倒灌进楼道。",
-    "location": {"text": "襄城区檀溪社区南山家属院", "lat": 32.0213, "lng": 112.1432},
-    "parties": [{"name": "南山家属院居民代表", "phone": "13800000001"},
-                {"name": "雨污分流改造施工方", "phone": "13800000002"}],
-    "settled_on_spot": False,
-}
 CATEGORIES = ["neighbour", "property", "municipal", "labour", "family", "land", "other"]
 # stage -> share of the copies
 STAGES = {"reported": 0.12, "dispatched": 0.14, "escalated": 0.07, "resolved": 0.07, "archived": 0.45, "on_spot": 0.15}
@@ -124,31 +117,9 @@ def clone(svc, template_ids: dict[str, int], n: int, hot: float = 0.0, seed: int
                           "events": _rows(s, InstanceEvent, InstanceEvent.instance_id, c["instance_id"]),
                           "records": _rows(s, CaseRecord, CaseRecord.case_id, cid)}
         grids = list(s.execute(select(OrgUnit.code, OrgUnit.path).where(OrgUnit.level == "grid")))
-        seed_grid = next(g for g in grids if g[0] == demo.SEED_GRID)
-        users = dict(s.execute(select(Staff.username, Staff.id)).all())
-        ids = {v: k for k, v in users.items()}
+        relocate = Relocator(dict(s.execute(select(Staff.username, Staff.id)).all()), grids, STAGES)
         next_case = s.scalar(select(func.max(DisputeCase.id))) + 1
         next_inst = s.scalar(select(func.max(Instance.id))) + 1
-    seed_chain = {"420602003005015": "grid", "420602003005": "village", "420602003000": "township",
-                  "420602000000": "county", "420600000000": "city"}
-
-    def staff_map(chain: dict[str, str]):
-        def remap(sid):
-            if not sid or sid not in ids:
-                return sid
-            name = ids[sid]
-            if name == "jiangranran":
-                return users.get(f"gw.{chain['grid']}", sid)
-            if name == "qiuyun":
-                return users.get(f"head.{chain['village']}", sid)
-            m = re.match(r"^(\w+)\.(\d+)$", name)
-            if m and m.group(2) in seed_chain:
-                new = users.get(f"{m.group(1)}.{chain[seed_chain[m.group(2)]]}")
-                return new or sid
-            return sid
-        return remap
-
-    stages, weights = list(STAGES), list(STAGES.values())
     batches: dict[str, list[dict]] = {"case": [], "instance": [], "items": [], "events": [], "records": []}
     t0 = time.monotonic()
 
@@ -161,15 +132,8 @@ def clone(svc, template_ids: dict[str, int], n: int, hot: float = 0.0, seed: int
                 batches[key] = []
 
     for i in range(n):
-        stage = rng.choices(stages, weights)[0]
+        stage, gcode, gpath, units, remap, age = relocate.draw(rng, hot)
         t = tpl[stage]
-        gcode, gpath = seed_grid if rng.random() < hot else rng.choice(grids)
-        parts = [p for p in gpath.split("/") if p]  # city, county, township, village, grid
-        chain = dict(zip(["city", "county", "township", "village", "grid"], parts, strict=True))
-        units = {code: chain[level] for code, level in seed_chain.items()}
-        remap = staff_map(chain)
-        open_stage = stage in ("reported", "dispatched", "escalated", "resolved")
-        age = timedelta(days=rng.uniform(0, 12) if open_stage else rng.uniform(20, 720))
         shift = (now - age) - t["case"]["reported_at"]
         cid, iid = next_case + i, next_inst + i
         case_no = f"MB{cid:010d}"

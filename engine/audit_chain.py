@@ -37,7 +37,7 @@ from pathlib import Path
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.engine import Connection
 
-from . import clock
+from . import clock, keyfile
 from .models import ChainHead, Instance, InstanceEvent
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,20 +64,10 @@ class AuditKeyError(RuntimeError):
 
 def _key_file() -> bytes:
     """The generated key of an installation without GRIDFLOW_AUDIT_KEY (created once, O_EXCL)."""
-    KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as f:
-            f.write(base64.b64encode(secrets.token_bytes(32)).decode())
-    for _ in range(50):
-        raw = KEY_FILE.read_text().strip()
-        if raw:
-            return base64.b64decode(raw)
-        threading.Event().wait(0.05)
-    raise AuditKeyError(f"{KEY_FILE} is empty: set GRIDFLOW_AUDIT_KEY")
+    raw = keyfile.read_or_create(KEY_FILE, lambda: base64.b64encode(secrets.token_bytes(32)).decode())
+    if raw is None:
+        raise AuditKeyError(f"{KEY_FILE} is empty: set GRIDFLOW_AUDIT_KEY")
+    return base64.b64decode(raw)
 
 
 def key() -> bytes:

@@ -11,11 +11,13 @@ them commits and never change, so every attachment the snapshot knows is in the 
 uploaded meanwhile are extra and harmless). The manifest lists the schema revision, each table's
 row count (checked after a restore) and every file with its size and SHA-256.
 
-Attachments kept in an object store (S3-compatible, `grid.storage`) are included when the caller
-passes the store instead of a directory: anything with `keys()` (key, modified) and `get(key)`
-for a backup, `put(key, data)` for a restore. They are copied through a temporary directory, so
-the host needs room for them; for a large bucket, back it up with its own tools (versioning,
-replication, `rclone`/`mc mirror`) and leave it out (docs/storage.md).
+Attachments are included when the caller passes their store (`grid.storage`: a local or shared
+directory, or an S3-compatible bucket) instead of a directory: anything with `keys()` (key,
+modified), `get(key)` and `local_path(key)` for a backup, `put(key, data)` for a restore. Every
+object is copied, the renditions (thumbnails, screen sizes) as well as the originals. A store on
+local disk is read in place; a bucket's objects go through a temporary directory, so the host
+needs room for them; for a large bucket, back it up with its own tools (versioning, replication,
+`rclone`/`mc mirror`) and leave it out (docs/storage.md).
 
 Generic: knows no table of the domain. `restore` refuses a database that already has tables
 unless told to overwrite (SQLite only); the PostgreSQL target must be empty.
@@ -36,9 +38,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import func, inspect, select, table
+from sqlalchemy import create_engine, func, inspect, select, table, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
 
 FORMAT = 1
 Progress = Callable[[int, int, str], None]
@@ -63,14 +66,18 @@ def _sqlite_path(url: str) -> Path:
 def table_counts(db) -> dict[str, int | None]:
     """Rows per table (every table the database has, alembic's too); None for a table that
     cannot be scanned (e.g. a contentless SQLite full-text index: its shadow tables count)."""
-    out: dict[str, int | None] = {}
     with db.engine.connect() as c:
-        for n in sorted(inspect(c).get_table_names()):
-            try:
-                with c.begin_nested() if db.dialect == "postgresql" else _nothing():
-                    out[n] = int(c.execute(select(func.count()).select_from(table(n))).scalar() or 0)
-            except OperationalError:
-                out[n] = None
+        return _counts(c, db.dialect)
+
+
+def _counts(c, dialect: str) -> dict[str, int | None]:
+    out: dict[str, int | None] = {}
+    for n in sorted(inspect(c).get_table_names()):
+        try:
+            with c.begin_nested() if dialect == "postgresql" else _nothing():
+                out[n] = int(c.execute(select(func.count()).select_from(table(n))).scalar() or 0)
+        except OperationalError:
+            out[n] = None
     return out
 
 
@@ -94,34 +101,80 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _dump_database(db, work: Path) -> str:
-    """Write the snapshot into `work`; its file name in the archive."""
+def _dump_database(db, work: Path, progress: Progress) -> tuple[str, dict[str, int | None]]:
+    """Write one snapshot of the database into `work`: its file name in the archive and the row
+    counts of that same snapshot (counted apart from it, a write in between would make the restore's
+    check fail). `progress` is told when the copying starts."""
     if db.dialect == "sqlite":
         out = work / "database.sqlite"
+        progress(0, 3, "database")
         src = sqlite3.connect(str(_sqlite_path(db.url_with_password)))
         dst = sqlite3.connect(str(out))
         try:
             with dst:
-                src.backup(dst, pages=1024)
+                src.backup(dst, pages=1024)  # starts again if another connection writes meanwhile
         finally:
             dst.close()
             src.close()
-        return out.name
+        copy = create_engine("sqlite://", creator=lambda: sqlite3.connect(f"file:{out}?immutable=1", uri=True),
+                             poolclass=NullPool)
+        try:
+            with copy.connect() as c:
+                return out.name, _counts(c, "sqlite")
+        finally:
+            copy.dispose()
     if db.dialect == "postgresql":
         tool = shutil.which("pg_dump")
         if tool is None:
             raise BackupError("pg_dump is not installed (apt-get install postgresql-client)")
         out = work / "database.pgdump"
-        done = subprocess.run([tool, "--format=custom", "--no-owner", "--no-privileges", "--file", str(out),
-                               "--dbname", _libpq_url(db.url_with_password)], capture_output=True, text=True)
+        with db.engine.connect() as c, c.begin():
+            # one snapshot for the counts and for pg_dump (it imports it while this transaction is open)
+            c.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+            snapshot = c.execute(text("SELECT pg_export_snapshot()")).scalar()
+            counts = _counts(c, "postgresql")
+            progress(0, 3, "database")
+            done = subprocess.run([tool, "--format=custom", "--no-owner", "--no-privileges", "--snapshot", snapshot,
+                                   "--file", str(out), "--dbname", _libpq_url(db.url_with_password)],
+                                  capture_output=True, text=True)
         if done.returncode != 0:
             raise BackupError(f"pg_dump failed: {done.stderr.strip()[:500]}")
-        return out.name
+        return out.name, counts
     raise BackupError(f"no backup method for {db.dialect}")
 
 
 def _is_store(uploads) -> bool:
     return uploads is not None and not isinstance(uploads, str | os.PathLike) and hasattr(uploads, "keys")
+
+
+def _store_files(store, work: Path) -> list[tuple[Path, str]]:
+    """(file on disk, name in the archive) of every object of `store`: a store on local disk names
+    its files (`local_path`), any other's objects are fetched into `work` first. Files being
+    written (`.part`) and names that are no key of the store are left out."""
+    out: list[tuple[Path, str]] = []
+    try:
+        for key, _modified in sorted(store.keys()):
+            if key.endswith(".part"):
+                continue
+            try:
+                local = store.local_path(key) if hasattr(store, "local_path") else None
+            except KeyError:  # not a key the store would hand out (a stray file in its directory)
+                continue
+            if local is None:
+                dest = work / key
+                if work.resolve() not in dest.resolve().parents:
+                    continue
+                try:
+                    data = store.get(key)
+                except KeyError:  # removed since it was listed (the cleanup): nothing names it
+                    continue
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(data)
+                local = dest
+            out.append((Path(local), "uploads/" + key))
+    except Exception as e:  # the store's own errors (network, credentials) end the backup, named
+        raise BackupError(f"reading the attachment store {getattr(store, 'description', '')} failed: {e}") from e
+    return out
 
 
 def backup(db, archive: Path, uploads=None, *, note: dict | None = None,
@@ -134,19 +187,11 @@ def backup(db, archive: Path, uploads=None, *, note: dict | None = None,
     files: list[tuple[Path, str]] = []
     with tempfile.TemporaryDirectory(prefix="gridflow-backup-") as tmp:
         work = Path(tmp)
-        progress(0, 3, "database")
-        counts = table_counts(db)
-        name = _dump_database(db, work)
+        name, counts = _dump_database(db, work, progress)
         progress(1, 3, "uploads")
-        if _is_store(uploads):  # an object store: its objects into the work directory first
-            for key, _modified in sorted(uploads.keys()):
-                dest = work / "store" / key
-                if key.endswith(".part") or work / "store" not in dest.resolve().parents:
-                    continue
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                dest.write_bytes(uploads.get(key))
-            uploads = work / "store"
-        if uploads and Path(uploads).is_dir():
+        if _is_store(uploads):
+            files = _store_files(uploads, work / "store")
+        elif uploads and Path(uploads).is_dir():
             root = Path(uploads)
             files = [(p, "uploads/" + p.relative_to(root).as_posix()) for p in sorted(root.rglob("*")) if p.is_file()]
         manifest = {
@@ -234,7 +279,11 @@ def restore(archive: Path, database_url: str, uploads: Path | None = None, *, ov
         progress(2, 3, "uploads")
         if _is_store(uploads):
             for f in manifest["uploads"]:
-                uploads.put(f["path"][len("uploads/"):], (work / f["path"]).read_bytes())
+                try:
+                    uploads.put(f["path"][len("uploads/"):], (work / f["path"]).read_bytes())
+                except Exception as e:
+                    raise BackupError(f"writing {f['path']} into the attachment store "
+                                      f"{getattr(uploads, 'description', '')} failed: {e!r}") from e
         elif uploads is not None and manifest["uploads"]:
             root = Path(uploads)
             for f in manifest["uploads"]:

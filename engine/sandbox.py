@@ -25,16 +25,7 @@ from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnviron
 
 from . import clock, sandbox_pool
 from .errors import ScriptError
-from .sandbox_policy import (  # noqa: F401 - re-exported: the sandbox's public limits and errors
-    MAX_BITS,
-    MAX_ITEMS,
-    MAX_LINES,
-    MAX_RANGE,
-    MAX_SECONDS,
-    ScriptBudgetExceeded,
-    Unit,
-    compile_unit,
-)
+from .sandbox_policy import ScriptBudgetExceeded, Unit, compile_unit  # noqa: F401 - the error is re-exported
 from .sandbox_policy import run as _run_here
 from .sandbox_pool import ScriptLimitExceeded  # noqa: F401 - re-exported
 from .sandbox_wire import Unsendable, encode

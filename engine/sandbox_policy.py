@@ -19,16 +19,7 @@ import RestrictedPython.transformer as _rp_transformer
 from RestrictedPython import RestrictingNodeTransformer, compile_restricted_eval, compile_restricted_exec
 
 from .errors import ScriptError
-from .sandbox_guards import (  # noqa: F401 - the limits are part of this module's interface
-    BUILTINS,
-    GUARDS,
-    MAX_BITS,
-    MAX_ITEMS,
-    MAX_LINES,
-    MAX_RANGE,
-    MAX_SECONDS,
-    ScriptBudgetExceeded,
-)
+from .sandbox_guards import BUILTINS, GUARDS, MAX_LINES, MAX_SECONDS, ScriptBudgetExceeded
 
 MAX_NODES = 50_000  # syntax-tree nodes in one script or expression
 FILENAME = "<gridflow-script>"

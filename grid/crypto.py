@@ -29,9 +29,11 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import String
+from sqlalchemy import JSON, String
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
+from engine import keyfile
 from grid.config import ROOT, ConfigError
 
 PREFIX = "g1"
@@ -84,20 +86,10 @@ def _decode(value: str, name: str) -> bytes:
 
 def _key_file() -> bytes:
     """The generated key of a non-production installation (created once, O_EXCL: one writer wins)."""
-    KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as f:
-            f.write(base64.b64encode(secrets.token_bytes(32)).decode())
-    for _ in range(50):
-        text = KEY_FILE.read_text().strip()
-        if text:
-            return _decode(text, str(KEY_FILE))
-        threading.Event().wait(0.05)
-    raise ConfigError(f"{KEY_FILE} is empty: set GRIDFLOW_DATA_KEY or delete the file on an empty database")
+    text = keyfile.read_or_create(KEY_FILE, lambda: base64.b64encode(secrets.token_bytes(32)).decode())
+    if text is None:
+        raise ConfigError(f"{KEY_FILE} is empty: set GRIDFLOW_DATA_KEY or delete the file on an empty database")
+    return _decode(text, str(KEY_FILE))
 
 
 def load_keyring() -> Keyring:
@@ -229,3 +221,31 @@ class Sealed(TypeDecorator):
 
     def process_result_value(self, value, dialect):
         return None if value is None else unseal(value, self.context)
+
+
+class SealedFields(TypeDecorator):
+    """A JSON column holding a list of objects (case parties) whose `fields` are stored sealed under
+    `context`: plaintext in Python, tokens in the database. Values stored before sealing (plain
+    text) still read; the next write seals them."""
+
+    impl = JSON
+    cache_ok = True
+
+    def __init__(self, context: str, fields: tuple[str, ...] = ("phone",)):
+        super().__init__()
+        self.context, self.fields = context, tuple(fields)
+
+    def load_dialect_impl(self, dialect):
+        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
+
+    def _map(self, value, fn):
+        if not isinstance(value, list):
+            return value
+        return [{k: (fn(v) if k in self.fields and isinstance(v, str) and v else v) for k, v in item.items()}
+                if isinstance(item, dict) else item for item in value]
+
+    def process_bind_param(self, value, dialect):
+        return self._map(value, lambda v: v if is_sealed(v) else seal(v, self.context))
+
+    def process_result_value(self, value, dialect):
+        return self._map(value, lambda v: unseal(v, self.context) if is_sealed(v) else v)

@@ -12,6 +12,7 @@ MODEL_MODULES = (
     "grid.org.models",
     "grid.org.api_clients",
     "grid.cases.models",
+    "grid.cases.rollups",
     "grid.cases.notification_models",
     "grid.cases.accountability_models",
     "grid.cases.routing",

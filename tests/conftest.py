@@ -19,6 +19,7 @@ from engine import clock
 from engine.db import Database
 from engine.migrate import upgrade
 from tests.pg_admin import admin_engine, create_database, drop_database, pg_base_url
+from tests.server_helpers import DATA_KEY  # noqa: F401 - sets the data key shared with the servers tests start
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -114,11 +115,24 @@ def svc(db):
 
 
 @pytest.fixture
-def app(svc, tmp_path):
-    """The Flask app over `svc` (uploads under tmp_path), for the tests that drive pages."""
+def app_svc(svc):
+    """The services the `app` fixture serves: `svc`. A module that needs more before the app is
+    made (a listener installed, boundaries filled, a bare database) overrides this fixture."""
+    return svc
+
+
+@pytest.fixture
+def app_config() -> dict:
+    """Extra Flask config for the `app` fixture; a module overrides it to add some."""
+    return {}
+
+
+@pytest.fixture
+def app(app_svc, app_config, tmp_path):
+    """The Flask app over `app_svc` (uploads under tmp_path), for the tests that drive pages."""
     from tests.web_helpers import make_app
 
-    return make_app(svc, tmp_path)
+    return make_app(app_svc, tmp_path, **app_config)
 
 
 @pytest.fixture

@@ -48,6 +48,16 @@ def person(svc, actor, household_id: int, name: str, born: date, seq: int, relat
                               relation=relation, phone=phone)
 
 
+def seed_family(svc, **where) -> tuple[str, int, int, int]:
+    """jiangranran's household 檀溪路1号1栋 1-101 in the seed grid (`where`: lat, lng) with 张建国 (head)
+    and 李秀英 (spouse, no phone): (grid worker, household, head, spouse)."""
+    gw = sid(svc, "jiangranran")
+    hid = household(svc, gw, SEED_GRID, "檀溪路1号1栋", "1-101", **where)
+    head = person(svc, gw, hid, "张建国", date(1970, 5, 1), 11, "head", phone="13812341234")
+    spouse = person(svc, gw, hid, "李秀英", date(1972, 3, 8), 22, "spouse", phone=None)
+    return gw, hid, head, spouse
+
+
 def open_items(svc, instance_id: int, task: str | None = None) -> list[WorkItem]:
     with svc.db.read() as s:
         q = select(WorkItem).where(WorkItem.instance_id == instance_id, WorkItem.state == "open")

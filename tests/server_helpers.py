@@ -30,12 +30,15 @@ from typing import Any
 
 import pytest
 
+from grid.org.passwords import DEMO_PASSWORD
 from tests.pg_admin import create_database, drop_database, pg_base_url
 
 ROOT = Path(__file__).resolve().parent.parent
 GRIDFLOW = [str(Path(sys.executable).with_name("gridflow"))]  # the installed console script
 KEY = secrets.token_hex(32)
-DATA_KEY = base64.b64encode(secrets.token_bytes(32)).decode()  # production refuses to run without one
+# production refuses to run without a data key; the test (or bench) process and every server it
+# starts share one, so personal data sealed by one opens in the other, as within one deployment
+DATA_KEY = os.environ.setdefault("GRIDFLOW_DATA_KEY", base64.b64encode(secrets.token_bytes(32)).decode())
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 CLEAN = {k: v for k, v in os.environ.items() if not k.startswith("GRIDFLOW_")}
 
@@ -118,6 +121,20 @@ def get(port: int, path: str, headers: dict[str, str] | None = None) -> http.cli
     resp.body = resp.read()
     conn.close()
     return resp
+
+
+def http_sign_in(port: int, username: str = "jiangranran",
+                 password: str = DEMO_PASSWORD) -> tuple[urllib.request.OpenerDirector, http.cookiejar.CookieJar]:
+    """(an opener holding the session, its cookie jar) after a sign-in over HTTP on `port` that lands
+    on the inbox."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    base = f"http://127.0.0.1:{port}"
+    token = TOKEN.search(opener.open(f"{base}/login", timeout=30).read().decode()).group(1)
+    form = urllib.parse.urlencode({"username": username, "password": password, "csrf_token": token})
+    page = opener.open(f"{base}/login", data=form.encode(), timeout=30)
+    assert page.status == 200 and "我的待办" in page.read().decode(), page.url
+    return opener, jar
 
 
 def healthy(port: int) -> bool:

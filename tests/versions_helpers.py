@@ -12,6 +12,7 @@ from engine.models import Instance, InstanceEvent, ProcessVersion, WorkItem
 from engine.versions import deploy_bundle
 from grid.cases.models import DisputeCase
 from grid.cases.scenario import Runner
+from tests.query_helpers import rows
 
 ROOT = Path(__file__).resolve().parent.parent
 V2 = Path(__file__).resolve().parent / "fixtures" / "v2"
@@ -110,8 +111,4 @@ def clocks(svc, instance_id: int) -> dict:
 
 
 def events(svc, instance_id: int, kind: str | None = None) -> list[InstanceEvent]:
-    with svc.db.read() as s:
-        q = select(InstanceEvent).where(InstanceEvent.instance_id == instance_id)
-        if kind:
-            q = q.where(InstanceEvent.kind == kind)
-        return list(s.scalars(q.order_by(InstanceEvent.seq)))
+    return rows(svc, InstanceEvent, InstanceEvent.seq, kind, instance_id=instance_id)

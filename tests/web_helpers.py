@@ -65,6 +65,38 @@ def login(app, username: str, password: str = DEMO_PASSWORD):
     return client
 
 
+def session_as(client, staff_id: str) -> None:
+    """Sign `client` in as `staff_id` by writing its session (no password, a fresh sign-in now)."""
+    from engine import clock
+
+    with client.session_transaction() as sess:
+        now = clock.now().timestamp()
+        sess.update({"_user_id": staff_id, "_fresh": True, "t0": now, "seen": now})
+
+
+def admin_client(svc, locale: str | None = None):
+    """A test client, without CSRF checks, of an app over `svc`, signed in as a new city administrator
+    `admin1` (its pages in `locale`, else the default language)."""
+    from datetime import date
+
+    from grid.config import Settings
+    from grid.org import service as org
+    from grid.org.models import StaffRole
+    from web import create_app
+
+    app = create_app(Settings(database_url=svc.db.url_with_password, secret_key="test-secret"), services=svc,
+                     TESTING=True, WTF_CSRF_ENABLED=False)
+    with svc.db.write() as s:
+        st = org.create_staff(s, "admin1", "管理员", password_hash="!")
+        if locale:
+            st.locale = locale
+        s.add(StaffRole(staff_id=st.id, unit_code="420600000000", role="admin", active=True, since=date(2026, 1, 1)))
+        sid = st.id
+    client = app.test_client()
+    session_as(client, sid)
+    return client
+
+
 def staff_id(svc, username: str) -> str:
     from grid.org import service as org
 
@@ -81,8 +113,20 @@ def open_items(svc, case_id: int, task: str | None = None) -> list[WorkItem]:
         return list(s.scalars(q.order_by(WorkItem.id)))
 
 
-def report_case(svc, data: dict | None = None, username: str = "jiangranran") -> DisputeCase:
-    return cases.report(svc, staff_id(svc, username), {**REPORT, **(data or {})})
+def report_case(svc, data_in: dict | None = None, username: str = "jiangranran") -> DisputeCase:
+    """A report by `username` (the seed story's worker by default); another grid's worker reports
+    from her own grid's point, since a point outside the reporter's grid is refused."""
+    data = {**REPORT, **(data_in or {})}
+    if username != "jiangranran" and "location" not in (data_in or {}):
+        from grid.org import service as org
+        from grid.org.models import OrgUnit
+
+        with svc.db.read() as s:
+            grids = [r.unit_code for r in org.roles_of(s, staff_id(svc, username)) if r.role == "grid_worker"]
+            grid = s.get(OrgUnit, grids[0]) if grids else None
+            if grid is not None and grid.lat is not None:
+                data["location"] = {"text": grid.name, "lat": grid.lat, "lng": grid.lng}
+    return cases.report(svc, staff_id(svc, username), data)
 
 
 def dispatch(svc, case_id: int, level_unit: str = "420602003005", as_user: str = "qiuyun") -> None:

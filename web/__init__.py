@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import secrets
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from engine import keyfile
 from grid.config import ConfigError, Settings
 
 if TYPE_CHECKING:  # Flask is imported by create_app, so `gridflow validate` never loads the web stack
@@ -25,6 +24,19 @@ STATIC_CACHE = f"public, max-age={STATIC_MAX_AGE}, immutable"
 
 UPLOAD_ENDPOINTS = frozenset({"report.create", "tasks.submit", "admin.upload", "registry.import_upload"})
 TEXT_FORM_LIMIT = 256 * 1024
+
+
+def present_modules(names):
+    """The modules web.<name> of `names` that exist, imported: a missing one is skipped, an import
+    that fails inside one is raised."""
+    import importlib
+
+    for name in names:
+        try:
+            yield importlib.import_module(f"web.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"web.{name}":
+                raise
 
 
 def create_app(settings: Settings | None = None, services=None, **overrides) -> Flask:
@@ -80,17 +92,9 @@ def create_app(settings: Settings | None = None, services=None, **overrides) -> 
 
             raise BadRequest("a form part without a name")  # 400, not a 500 in the CSRF check
 
-    import importlib
-
-    for name in ("ui", "ui.case_actions", "admin", "admin_org", "registry", "api", "open311", "notifications", "dashboard",
-                 "maps", "intake", "accountability"):  # staff UI, admin, registry, exchange
-        try:
-            module = importlib.import_module(f"web.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"web.{name}":
-                raise
-            continue
-        module.register(app)
+    for module in present_modules(("ui", "ui.case_actions", "admin", "admin_org", "registry", "api", "open311",
+                                   "notifications", "dashboard", "maps", "intake", "accountability")):
+        module.register(app)  # staff UI, admin, registry, exchange
     _static_versions(app)
     app.after_request(_user_for_access_log)
     from . import audit_hooks
@@ -154,22 +158,10 @@ def _user_for_access_log(resp):
 
 
 def _secret_key(app: Flask) -> str:
-    """A per-installation random key kept in the instance folder (never a hard-coded default).
-
-    Created with O_CREAT|O_EXCL, then read back: when several workers start at once exactly one
-    writes the key and every one of them uses that key (no check-then-write race)."""
+    """A per-installation random key kept in the instance folder (never a hard-coded default),
+    created once even when several workers start together (engine.keyfile)."""
     path = Path(app.instance_path) / "secret_key"
-    os.makedirs(app.instance_path, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
-    for _ in range(50):  # the winner writes right after creating; wait for its bytes, bounded
-        key = path.read_text().strip()
-        if key:
-            return key
-        time.sleep(0.05)
-    raise ConfigError(f"{path} is empty: delete it (a new key is generated) or set GRIDFLOW_SECRET_KEY")
+    key = keyfile.read_or_create(path, lambda: secrets.token_hex(32))
+    if key is None:
+        raise ConfigError(f"{path} is empty: delete it (a new key is generated) or set GRIDFLOW_SECRET_KEY")
+    return key

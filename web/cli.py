@@ -385,15 +385,10 @@ def scenario_run(files, workflows, forms, url) -> None:
     sys.exit(1 if failed else 0)
 
 def _register_more() -> None:
-    import importlib
+    from web import present_modules
 
-    for name in ("cli_versions", "cli_registry", "cli_indicators", "cli_api", "cli_org", "cli_audit", "cli_media"):
-        try:
-            module = importlib.import_module(f"web.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"web.{name}":
-                raise
-            continue
+    for module in present_modules(("cli_versions", "cli_registry", "cli_indicators", "cli_api", "cli_org", "cli_audit",
+                                   "cli_media")):
         module.register(main)
 
 

@@ -212,13 +212,18 @@ def register(main: click.Group) -> None:
     @click.argument("archive", type=click.Path(dir_okay=False, path_type=Path))
     @click.pass_context
     def backup_cmd(ctx: click.Context, archive: Path) -> None:
-        """Consistent copy of the database and uploads into ARCHIVE (.tar.gz), server may keep running."""
+        """Consistent copy of the database and the attachments (originals and renditions, in the
+        configured store: the uploads directory or the S3 bucket) into ARCHIVE (.tar.gz); the server
+        may keep running."""
         from engine import backup as b
+        from grid import storage
+        from grid.config import ConfigError
 
         svc = _svc(ctx)
         try:
-            m = b.backup(svc.db, archive, svc.settings.uploads, progress=Progress("backup"))
-        except b.BackupError as e:
+            store = storage.from_settings(svc.settings)
+            m = b.backup(svc.db, archive, store, note={"store": store.description}, progress=Progress("backup"))
+        except (ConfigError, b.BackupError) as e:
             click.echo(f"backup failed: {e}", err=True)
             sys.exit(1)
         click.echo(f"{archive}: {m['dialect']} at {m['revision']}, {sum(n or 0 for n in m['tables'].values())} rows, "
@@ -229,15 +234,17 @@ def register(main: click.Group) -> None:
     @click.option("--overwrite", is_flag=True, help="SQLite: replace an existing database file.")
     @click.pass_context
     def restore_cmd(ctx: click.Context, archive: Path, overwrite: bool) -> None:
-        """Put a backup back into the configured (fresh) database and uploads directory."""
+        """Put a backup back into the configured (fresh) database and attachment store (the uploads
+        directory or the S3 bucket)."""
         from engine import backup as b
-        from grid.config import Settings
+        from grid import storage
+        from grid.config import ConfigError, Settings
 
         settings = Settings()
         try:
-            m = b.restore(archive, settings.database_url, settings.uploads, overwrite=overwrite,
+            m = b.restore(archive, settings.database_url, storage.from_settings(settings), overwrite=overwrite,
                           progress=Progress("restore"))
-        except b.BackupError as e:
+        except (ConfigError, b.BackupError) as e:
             click.echo(f"restore failed: {e}", err=True)
             sys.exit(1)
         click.echo(f"restored {sum(n or 0 for n in m['tables'].values())} rows and {len(m['uploads'])} upload(s) "

@@ -90,3 +90,21 @@ def register(main: click.Group) -> None:
         svc = _svc(ctx)
         counts = registry_demo.fill(svc, size=size, seed=seed, progress=Progress("households"))
         click.echo("registry: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+
+    @registry_group.command("rekey")
+    @click.option("--batch", default=500, show_default=True, help="rows per transaction")
+    @click.option("--check", is_flag=True, help="only count what is not yet under the current key")
+    @click.pass_context
+    def rekey_cmd(ctx, batch, check) -> None:
+        """Seal every ID number and phone again under the current key (GRIDFLOW_DATA_KEY), the old
+        key(s) in GRIDFLOW_DATA_KEYS_OLD. Resumable: run it again after an interruption."""
+        from grid.registry import rekey
+
+        svc = _svc(ctx)
+        if not check:
+            res = rekey.rekey(svc, batch=batch, progress=Progress("rekey"))
+            click.echo(f"rekey to key {res.kid}: " + ", ".join(f"{k}={v}" for k, v in res.rewritten.items()))
+        left = rekey.remaining(svc)
+        click.echo("not under the current key: " + ", ".join(f"{k}={v}" for k, v in left.items()))
+        if check and any(v for k, v in left.items() if "kept" not in k):
+            sys.exit(1)

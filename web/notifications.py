@@ -6,7 +6,7 @@ person's own notifications.
 """
 from __future__ import annotations
 
-from flask import Blueprint, Flask, jsonify, redirect, render_template, request
+from flask import Blueprint, Flask, g, jsonify, redirect, render_template, request
 from flask_login import current_user
 
 from grid.cases import notifications
@@ -47,7 +47,9 @@ def _unread() -> int:
     """The signed-in person's unread count, for the navigation badge (0 when signed out)."""
     if not current_user or not current_user.is_authenticated:
         return 0
-    return notifications.unread_count(services(), current_user.id)
+    if "gridflow_unread" not in g:  # base.html asks twice (navigation and tab bar)
+        g.gridflow_unread = notifications.unread_count(services(), current_user.id)
+    return g.gridflow_unread
 
 
 def register(app: Flask) -> None:

@@ -165,6 +165,34 @@ def _entry_rows(s: Session, found: list[tuple[AccountabilityEntry, DisputeCase]]
         for e, c in found]
 
 
+def _in_scope(s, staff_id: str, unit: str | None, model, at, date_from: datetime | None,
+              date_to: datetime | None, state: str | None, states, groups: dict[str, tuple[str, ...]]):
+    """(the query of `model` rows with their case, of units in the person's jurisdiction or under
+    `unit`, with `at` in [date_from, date_to), in `state` (one of `states`, or a name of `groups`:
+    any of its states); None if the person sees no unit there, the unit)."""
+    paths, u = lists._scope(s, staff_id, unit)
+    if not paths:
+        return None, u
+    q = (select(model, DisputeCase).join(DisputeCase, DisputeCase.id == model.case_id)
+         .where(org.paths_condition(paths, model.unit_path)))
+    if date_from:
+        q = q.where(at >= date_from)
+    if date_to:
+        q = q.where(at < date_to)
+    if state in states:
+        q = q.where(model.state == state)
+    elif state in groups:
+        q = q.where(model.state.in_(groups[state]))
+    return q, u
+
+
+def _one_page(s, q, model, at, page: int, per_page: int) -> tuple[list, bool]:
+    """(the rows of the page, newest `at` first, whether more follow)."""
+    q = q.order_by(at.desc(), model.id.desc())
+    got = list(s.execute(q.limit(per_page + 1).offset((page - 1) * per_page)).all())
+    return got[:per_page], len(got) > per_page
+
+
 def entries(svc, staff_id: str, *, unit: str | None = None, date_from: datetime | None = None,
             date_to: datetime | None = None, state: str | None = None, outcome: str | None = None,
             page: int = 1, per_page: int = 30) -> RegisterPage:
@@ -173,24 +201,14 @@ def entries(svc, staff_id: str, *, unit: str | None = None, date_from: datetime 
     newest first."""
     page, per_page = max(1, page), max(1, per_page)
     with svc.db.read() as s:
-        paths, u = lists._scope(s, staff_id, unit)
-        if not paths:
+        q, u = _in_scope(s, staff_id, unit, AccountabilityEntry, AccountabilityEntry.overdue_at, date_from, date_to,
+                         state, ENTRY_STATES, {"open": ("review", "explain", "decide")})
+        if q is None:
             return RegisterPage([], page, per_page, False, u)
-        q = (select(AccountabilityEntry, DisputeCase).join(DisputeCase, DisputeCase.id == AccountabilityEntry.case_id)
-             .where(org.paths_condition(paths, AccountabilityEntry.unit_path)))
-        if date_from:
-            q = q.where(AccountabilityEntry.overdue_at >= date_from)
-        if date_to:
-            q = q.where(AccountabilityEntry.overdue_at < date_to)
-        if state in ENTRY_STATES:
-            q = q.where(AccountabilityEntry.state == state)
-        elif state == "open":
-            q = q.where(AccountabilityEntry.state.in_(("review", "explain", "decide")))
         if outcome in OUTCOMES:
             q = q.where(AccountabilityEntry.outcome == outcome)
-        q = q.order_by(AccountabilityEntry.overdue_at.desc(), AccountabilityEntry.id.desc())
-        got = list(s.execute(q.limit(per_page + 1).offset((page - 1) * per_page)).all())
-        return RegisterPage(_entry_rows(s, got[:per_page]), page, per_page, len(got) > per_page, u)
+        found, more = _one_page(s, q, AccountabilityEntry, AccountabilityEntry.overdue_at, page, per_page)
+        return RegisterPage(_entry_rows(s, found), page, per_page, more, u)
 
 
 def entry(svc, staff_id: str, entry_id: int) -> EntryPage:
@@ -233,26 +251,15 @@ def supervisions(svc, staff_id: str, *, unit: str | None = None, date_from: date
     [date_from, date_to), open or closed (urged / ended), with the time to the urge, newest first."""
     page, per_page = max(1, page), max(1, per_page)
     with svc.db.read() as s:
-        paths, u = lists._scope(s, staff_id, unit)
-        if not paths:
+        q, u = _in_scope(s, staff_id, unit, SupervisionEntry, SupervisionEntry.opened_at, date_from, date_to,
+                         state, SUPERVISION_STATES, {"closed": ("urged", "ended")})
+        if q is None:
             return RegisterPage([], page, per_page, False, u)
-        q = (select(SupervisionEntry, DisputeCase).join(DisputeCase, DisputeCase.id == SupervisionEntry.case_id)
-             .where(org.paths_condition(paths, SupervisionEntry.unit_path)))
-        if date_from:
-            q = q.where(SupervisionEntry.opened_at >= date_from)
-        if date_to:
-            q = q.where(SupervisionEntry.opened_at < date_to)
-        if state in SUPERVISION_STATES:
-            q = q.where(SupervisionEntry.state == state)
-        elif state == "closed":
-            q = q.where(SupervisionEntry.state.in_(("urged", "ended")))
-        q = q.order_by(SupervisionEntry.opened_at.desc(), SupervisionEntry.id.desc())
-        got = list(s.execute(q.limit(per_page + 1).offset((page - 1) * per_page)).all())
-        found = got[:per_page]
+        found, more = _one_page(s, q, SupervisionEntry, SupervisionEntry.opened_at, page, per_page)
         names = _names(s, {e.responded_by for e, _ in found if e.responded_by})
         units = _units(s, [e.unit_path for e, _ in found], set())
         rows = [SupervisionRow(e.id, c.id, c.case_no, c.category, e.level, e.unit_code,
                                units.get(e.unit_code, e.unit_code), _hierarchy(e.unit_path, units), e.opened_at,
                                e.due_at, e.state, names.get(e.responded_by, e.responded_by) if e.responded_by else None,
                                e.responded_at, e.response_minutes, e.comment, e.closed_at) for e, c in found]
-        return RegisterPage(rows, page, per_page, len(got) > per_page, u)
+        return RegisterPage(rows, page, per_page, more, u)

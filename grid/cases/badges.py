@@ -20,8 +20,8 @@ def supervised_cases(s: Session, case_ids: list[int]) -> set[int]:
     """The ids among `case_ids` of open cases with an open 督办 at their current level."""
     if not case_ids:
         return set()
-    cases = {c.id: c for c in s.scalars(select(DisputeCase).where(DisputeCase.id.in_(list(case_ids)),
-                                                                  DisputeCase.status == "open"))}
+    cases = dict(s.execute(select(DisputeCase.id, DisputeCase.current_unit)  # two columns, not whole rows
+                           .where(DisputeCase.id.in_(list(case_ids)), DisputeCase.status == "open")).all())
     if not cases:
         return set()
     out = set(s.scalars(select(DisputeCase.id).join(WorkItem, WorkItem.instance_id == DisputeCase.instance_id)
@@ -34,9 +34,8 @@ def supervised_cases(s: Session, case_ids: list[int]) -> set[int]:
     for cid, unit, at in s.execute(select(CaseRecord.case_id, CaseRecord.unit_code, func.max(CaseRecord.at))
                                    .where(CaseRecord.case_id.in_(list(cases)), CaseRecord.kind == "supervision")
                                    .group_by(CaseRecord.case_id, CaseRecord.unit_code)):
-        c = cases[cid]
         since = entered.get((cid, unit))
-        if unit == c.current_unit and (since is None or at >= since):
+        if unit == cases[cid] and (since is None or at >= since):
             out.add(cid)
     return out
 

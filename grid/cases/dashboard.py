@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from engine import clock
 from engine.errors import InvalidData
 from grid.cases import indicators as ind
-from grid.cases.models import CaseLate, IndicatorRollup
+from grid.cases.models import CaseLate
 from grid.exports import escape_formula
 from grid.org import service as org
 from grid.org.models import OrgUnit
@@ -89,14 +89,7 @@ def crosstab(s, path: str, indicator: str, start: date, end: date) -> dict[str, 
     d = ind.definition(indicator)
     if d.kind != "count":
         raise InvalidData("cross-tabs are for count indicators", [{"path": "cross", "message": "a count"}])
-    q = (select(IndicatorRollup.category, IndicatorRollup.level, func.sum(IndicatorRollup.value))
-         .join(OrgUnit, OrgUnit.code == IndicatorRollup.unit_code)
-         .where(org.paths_condition([path], OrgUnit.path), IndicatorRollup.day >= start, IndicatorRollup.day <= end,
-                IndicatorRollup.measure.in_(d.terms("sum")))
-         .group_by(IndicatorRollup.category, IndicatorRollup.level))
-    cells: dict[tuple[str, str], int] = {}
-    for cat, lv, v in s.execute(q):
-        cells[(cat, lv)] = cells.get((cat, lv), 0) + int(v or 0)
+    cells = ind.crosstab_cells(s, path, d.terms("sum"), start, end)
     cats = sorted({c for c, _ in cells})
     levels = sorted({lv for _, lv in cells}, key=lambda lv: (ind_level_order(lv), lv))
     return {"indicator": indicator, "categories": cats, "levels": levels, "cells": cells,

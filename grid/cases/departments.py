@@ -10,14 +10,23 @@ department gets `warning` and `accountability` records against its own unit, cou
 level's (grid.cases.rollup). This module holds the checks the form cannot make: a department
 named in a transfer must be one of the dispatching level's, and staffed; and who may see a case:
 a department's staff see the cases sent to it while its task is open.
+
+The picker (`transfer_form`, `send`): the staff member who dispatches at a level (the one who may
+complete the level's open dispatch task) picks departments from those of that level that are
+staffed, each with the part it is asked to do and an optional limit; `send` checks again on the
+server (each picked department exists, is one of this level's, is not retired, has a handler,
+and is named once) before the dispatch task is completed with the transfer.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.errors import InvalidData
-from engine.models import WorkItem
+from engine.errors import InvalidData, NotFound
+from engine.models import Instance, WorkItem
+from engine.runtime import Step
 from grid.cases.models import DisputeCase
 from grid.org import service as org
 from grid.org.models import DEPARTMENT, OrgUnit, StaffRole
@@ -73,3 +82,85 @@ def handlers(s: Session, unit_code: str) -> list[str]:
     return list(s.scalars(select(StaffRole.staff_id).where(StaffRole.unit_code == unit_code,
                                                            StaffRole.role == HANDLER,
                                                            StaffRole.active.is_(True))))
+
+
+# ---- the picker -------------------------------------------------------------------------------
+DISPATCH_FORM = "dispatch.json"
+
+
+@dataclass
+class TransferForm:
+    """The level's open dispatch task the person may complete, and the departments to pick from."""
+
+    task_guid: str
+    unit_id: str
+    unit_name: str
+    lock_version: int
+    schema: dict  # the task's form (its `departments` property gives the row fields and limits)
+    choices: list[tuple[str, str]]  # (code, name) of the level's staffed departments
+
+
+def _dispatch_item(s: Session, staff_id: str, c: DisputeCase) -> WorkItem | None:
+    from grid.cases import service as cases
+
+    if c.instance_id is None or c.status != "open":
+        return None
+    for wi in s.scalars(select(WorkItem).where(WorkItem.instance_id == c.instance_id, WorkItem.state == "open",
+                                               WorkItem.form == DISPATCH_FORM).order_by(WorkItem.id)):
+        if cases.can_act(s, staff_id, wi):
+            return wi
+    return None
+
+
+def choices(s: Session, unit_code: str | None) -> list[tuple[str, str]]:
+    """(code, name) of the departments under a level's unit that have a handler: what may be picked."""
+    return [(u.code, u.name) for u in departments_of(s, unit_code) if org.staff_for(s, u.code, HANDLER)]
+
+
+def transfer_form(svc, staff_id: str, case_id: int) -> TransferForm | None:
+    """What the picker shows, or None when the person has no dispatch task of this case that can
+    send to departments (not the level's dispatcher, or no staffed department under the level).
+    NotFound outside the person's jurisdiction."""
+    from grid.cases import service as cases
+
+    cases.get_case(svc, staff_id, case_id)  # NotFound outside the jurisdiction
+    with svc.db.read() as s:
+        c = s.get(DisputeCase, case_id)
+        wi = _dispatch_item(s, staff_id, c)
+        if wi is None:
+            return None
+        picks = choices(s, wi.unit_id)
+        inst = s.get(Instance, wi.instance_id)
+        unit_name = s.scalar(select(OrgUnit.name).where(OrgUnit.code == wi.unit_id)) or (wi.unit_id or "")
+        guid, unit_id, version_id, lock = wi.task_guid, wi.unit_id, inst.version_id, inst.lock_version
+    schema = svc.runtime.form_schema(version_id, wi.form) or {}
+    if not picks or "departments" not in (schema.get("properties") or {}):
+        return None
+    return TransferForm(guid, unit_id, unit_name, lock, schema, picks)
+
+
+def may_transfer(svc, staff_id: str, case_id: int) -> bool:
+    """Whether the case page offers the picker."""
+    try:
+        return transfer_form(svc, staff_id, case_id) is not None
+    except NotFound:
+        return False
+
+
+def send(svc, staff_id: str, case_id: int, task_guid: str, rows: list[dict], note: str | None = None) -> Step:
+    """Send the case to the picked departments: completes the level's dispatch task with action
+    `transfer`. NotFound outside the jurisdiction or for a task that is not this case's open
+    dispatch task of the person; InvalidData (nothing changed) if a department is not one the
+    person may pick (`check_transfer`, again inside `complete_task`)."""
+    from grid.cases import service as cases
+
+    form = transfer_form(svc, staff_id, case_id)
+    if form is None or form.task_guid != str(task_guid):
+        raise NotFound("no such task")
+    data: dict = {"action": "transfer", "departments": rows}
+    if note:
+        data["dispatch_note"] = note
+    with svc.db.read() as s:
+        wi = s.scalar(select(WorkItem).where(WorkItem.task_guid == form.task_guid))
+        check_transfer(s, wi, data)
+    return cases.complete_task(svc, staff_id, form.task_guid, data)

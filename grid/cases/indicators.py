@@ -1,12 +1,14 @@
 """Indicators (考核指标) for a unit's subtree over a period, read from the rollup, never from the cases.
 
 The definitions live in grid/cases/indicators.yaml (formulas, Chinese and English names), so
-designers read and change them in one place; this module evaluates them. A page view costs two
-grouped queries on indicator_rollup, whatever the number of cases.
+designers read and change them in one place; this module evaluates them. A page view reads
+`indicator_total` (grid/cases/rollups.py): the unit's own rows for the few day/month/year buckets
+that tile the period, so its cost does not grow with the number of cases below the unit.
 """
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
@@ -14,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.errors import InvalidData, NotFound
-from grid.cases.models import IndicatorRollup
+from grid.cases import rollups
 from grid.cases.rollup import BUCKETS, MINUTES_PER_DAY
 from grid.errors import Forbidden
 from grid.org import service as org
@@ -98,24 +99,8 @@ def period(kind: str, ref: date) -> tuple[date, date]:
 
 
 # ---- evaluation ------------------------------------------------------------------------------
-def _flows(s: Session, path: str, start: date, end: date) -> dict[tuple[str, str], int]:
-    """(measure, level) -> sum over the subtree and the days of the period."""
-    q = (select(IndicatorRollup.measure, IndicatorRollup.level, func.sum(IndicatorRollup.value))
-         .join(OrgUnit, OrgUnit.code == IndicatorRollup.unit_code)
-         .where(org.paths_condition([path], OrgUnit.path), IndicatorRollup.day >= start, IndicatorRollup.day <= end)
-         .group_by(IndicatorRollup.measure, IndicatorRollup.level))
-    return {(m, lv): int(v or 0) for m, lv, v in s.execute(q)}
-
-
-def _stocks(s: Session, path: str, end: date, measures: set[str]) -> dict[str, int]:
-    if not measures:
-        return {}
-    q = (select(IndicatorRollup.measure, func.sum(IndicatorRollup.value))
-         .join(OrgUnit, OrgUnit.code == IndicatorRollup.unit_code)
-         .where(org.paths_condition([path], OrgUnit.path), IndicatorRollup.day <= end,
-                IndicatorRollup.measure.in_(sorted(measures)))
-         .group_by(IndicatorRollup.measure))
-    return {m: int(v or 0) for m, v in s.execute(q)}
+def _scope(path: str) -> str:
+    return org.path_codes(path)[-1]
 
 
 def _duration(flows: dict[tuple[str, str], int], measure: str, level: str | None) -> dict[str, Any]:
@@ -138,13 +123,28 @@ def _duration(flows: dict[tuple[str, str], int], measure: str, level: str | None
 
 def evaluate(s: Session, path: str, start: date, end: date) -> dict[str, Any]:
     """Every indicator for the subtree under `path`, over [start, end] (Beijing days)."""
+    return evaluate_many(s, [_scope(path)], start, end)[_scope(path)]
+
+
+def evaluate_many(s: Session, scopes: list[str], start: date, end: date) -> dict[str, dict[str, Any]]:
+    """`evaluate` for several units at once (unit codes): the same few queries, grouped by unit."""
     if end < start:
         raise InvalidData("the period ends before it starts", [{"path": "end", "message": "before start"}])
     inds = definitions()
-    flows = _flows(s, path, start, end)
     stock_measures = {m for i in inds if i.kind == "stock" for m in i.terms("plus") + i.terms("minus")}
-    stocks = _stocks(s, path, end, stock_measures)
+    # flows: (measure, level) summed over the period; stocks: measure summed from the beginning
+    flows, stocks = rollups.sums_many(s, [(scopes, start, end, ("measure", "level"), None),
+                                          (scopes, rollups.EPOCH, end, ("measure", "level"), sorted(stock_measures))])
+    per_flow: dict[str, dict[tuple[str, str], int]] = {sc: {} for sc in scopes}
+    per_stock: dict[str, dict[str, int]] = {sc: defaultdict(int) for sc in scopes}
+    for (sc, m, lv), v in flows.items():
+        per_flow[sc][(m, lv)] = v
+    for (sc, m, _lv), v in stocks.items():
+        per_stock[sc][m] += v
+    return {sc: _values(inds, per_flow[sc], per_stock[sc]) for sc in scopes}
 
+
+def _values(inds: tuple[Indicator, ...], flows: dict[tuple[str, str], int], stocks: dict[str, int]) -> dict[str, Any]:
     def flow(measure: str) -> int:
         return sum(v for (m, _lv), v in flows.items() if m == measure)
 
@@ -167,6 +167,12 @@ def evaluate(s: Session, path: str, start: date, end: date) -> dict[str, Any]:
             values[ind.key] = {"all": _duration(flows, measure, None),
                                **{lv or "-": _duration(flows, measure, lv) for lv in levels}}
     return values
+
+
+def crosstab_cells(s: Session, path: str, measures: list[str], start: date, end: date) -> dict[tuple[str, str], int]:
+    """(category, level) -> sum of `measures` over the subtree and period (for cross-tabs)."""
+    cells = rollups.sums(s, [_scope(path)], start, end, by=("category", "level"), measures=measures)
+    return {(cat, lv): v for (_sc, cat, lv), v in cells.items()}
 
 
 def _visible_unit(s: Session, staff_id: str, unit_code: str) -> OrgUnit:
@@ -199,8 +205,9 @@ def ranking(svc, staff_id: str, parent_code: str, indicator: str, start: date, e
     ind = definition(indicator)
     with svc.db.read() as s:
         _visible_unit(s, staff_id, parent_code)
-        rows = [{"unit_code": u.code, "name": u.name, "value": evaluate(s, u.path, start, end)[ind.key]}
-                for u in org.children(s, parent_code)]
+        kids = org.children(s, parent_code)
+        values = evaluate_many(s, [u.code for u in kids], start, end)
+        rows = [{"unit_code": u.code, "name": u.name, "value": values[u.code][ind.key]} for u in kids]
     sign = -1 if ind.better == "higher" else 1
 
     def order(r: dict) -> tuple:

@@ -13,6 +13,7 @@ process data, for API clients' `on_behalf_of` too, so neither the audit trail no
 """
 from __future__ import annotations
 
+import math
 import re
 
 from sqlalchemy import select
@@ -39,7 +40,13 @@ def locate(svc, lat: float | None, lng: float | None, unit_path: str) -> str:
     """The grid for a point, which must lie within `unit_path`."""
     if lat is None or lng is None:
         raise OutsideGrids("a location (lat/long) is needed to route the report to a grid")
-    grid = routing.route(svc, float(lat), float(lng))
+    try:
+        lat, lng = float(lat), float(lng)
+    except (TypeError, ValueError):
+        raise OutsideGrids("lat and lng are numbers (degrees)") from None
+    if not (math.isfinite(lat) and math.isfinite(lng)):
+        raise OutsideGrids("lat and lng are finite numbers (degrees)")
+    grid = routing.route(svc, lat, lng)
     if grid is None:
         raise OutsideGrids("the location lies in no grid of this city")
     with svc.db.read() as s:

@@ -11,7 +11,7 @@ from engine import clock
 from engine.calendar import WorkCalendar
 from engine.deploy import register_validator
 from engine.runtime import Assignment, Step, TaskContext, default_assigner
-from grid.cases import checks, late_index, rollup, search
+from grid.cases import checks, late_index, rollup, rollups, search
 from grid.cases.models import CASE_LEVELS, CaseRecord, DisputeCase
 from grid.cases.service import PROCESS_ID, REPORT_FORM
 from grid.org import service as org
@@ -94,11 +94,13 @@ def on_step(s: Session, step: Step) -> None:
         record("archived", None, None, {"result": None})  # ended without saying how
         c.status, c.archived_at = "archived", now
     c.updated_at = now
-    rollup.add(s, totals)
+    rollup.add(s, totals)  # and, by its triggers, the subtree totals (rollups.IndicatorTotal)
     late_index.sync(s, c, step.instance_id or c.instance_id)  # the late list's index, same transaction
     if c.status == "archived" and was != "archived":
         search.index_case(s, c)  # searchable from the moment it is archived
 
+
+_TOTALS = rollups.IndicatorTotal  # mapped (and so created, truncated, compared) wherever the listener runs
 
 _RECORD_KIND = {"supervision_opened": "supervision", "urged": "urge", "escalated": "escalation"}
 

@@ -12,6 +12,10 @@
   colour profile dropped, so no GPS position or camera serial leaves the server with them. The
   original is kept unchanged and sent only as an explicit download. HEIC (iPhones) is decoded with
   pillow-heif, so its renditions are JPEGs every browser shows.
+* A video gets no rendition: a frame of it needs ffmpeg, which Gridflow does not require and the
+  machines it was built and tested on do not have (`which ffmpeg` finds nothing). Every video shows
+  the same placeholder poster (VIDEO_POSTER, a static picture of a film frame with a play mark)
+  until it is started, and the player loads nothing before that (preload="none").
 """
 from __future__ import annotations
 
@@ -55,6 +59,7 @@ BROWSER_PLAYS = {"audio/webm", "audio/ogg", "audio/mp4", "audio/mpeg", "audio/aa
                  "video/mp4", "video/webm", "video/quicktime"}  # the rest (AMR, 3GP) is a download
 _HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
 _HANDLER = re.compile(rb"hdlr.{8}(vide|soun)", re.S)
+VIDEO_POSTER = "img/video-poster.svg"  # under web/static: the poster of every video (no ffmpeg)
 MAX_PIXELS = 80_000_000  # a photo of more pixels is refused (decompression bombs)
 
 

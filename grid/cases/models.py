@@ -26,8 +26,10 @@ from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.db import Base, UTCDateTime
+from grid import crypto
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+PARTY_PHONE = "case.party_phone"  # the AES-GCM context of a case party's phone
 TSVectorType = Text().with_variant(TSVECTOR(), "postgresql")
 
 CATEGORIES = ("neighbour", "property", "municipal", "labour", "family", "land", "other")
@@ -48,7 +50,8 @@ class DisputeCase(Base):
     location_text: Mapped[str | None] = mapped_column(String(300))
     lat: Mapped[float | None] = mapped_column(Float)
     lng: Mapped[float | None] = mapped_column(Float)
-    parties: Mapped[list] = mapped_column(JSONType, default=list)
+    # [{name, phone, resident_id}]; the phones sealed at rest (grid.crypto, context case.party_phone)
+    parties: Mapped[list] = mapped_column(crypto.SealedFields(PARTY_PHONE), default=list)
     photos: Mapped[list] = mapped_column(JSONType, default=list)
     reporter_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), index=True)
     grid_code: Mapped[str] = mapped_column(ForeignKey("org_unit.code"), index=True)

@@ -285,17 +285,19 @@ def open_urges(svc, staff_id: str, task_guids: list[str]) -> dict[str, list[Urge
         roles = {(r.unit_code, r.role) for r in org.roles_of(s, staff_id)}
         rows = s.execute(select(WorkItem, DisputeCase).join(DisputeCase, DisputeCase.instance_id == WorkItem.instance_id)
                          .where(WorkItem.task_guid.in_(list(task_guids)[:500]), WorkItem.state == "open")).all()
-        for wi, c in rows:
-            mine = wi.user_id == staff_id if wi.user_id else (wi.unit_id, wi.role) in roles
-            if not mine and not any(c.unit_path.startswith(p) for p in paths):
-                continue
-            recs = list(s.scalars(select(CaseRecord).where(CaseRecord.case_id == c.id, CaseRecord.kind == "urge",
-                                                           CaseRecord.unit_code == wi.unit_id,
-                                                           CaseRecord.at >= wi.created_at).order_by(CaseRecord.id)))
-            if not recs:
-                continue
-            actors = {r.actor for r in recs if r.actor}
-            names = dict(s.execute(select(Staff.id, Staff.name).where(Staff.id.in_(actors))).all()) if actors else {}
-            out[wi.task_guid] = [Urge(str((r.data or {}).get("comment") or ""), r.actor, names.get(r.actor), r.at)
-                                 for r in recs]
+        seen = [(wi, c) for wi, c in rows
+                if (wi.user_id == staff_id if wi.user_id else (wi.unit_id, wi.role) in roles)
+                or any(c.unit_path.startswith(p) for p in paths)]
+        if not seen:
+            return out
+        recs = list(s.scalars(select(CaseRecord).where(  # one read for every card, not one per card
+            CaseRecord.case_id.in_({c.id for _, c in seen}), CaseRecord.kind == "urge",
+            CaseRecord.at >= min(wi.created_at for wi, _ in seen)).order_by(CaseRecord.id)))
+        actors = {r.actor for r in recs if r.actor}
+        names = dict(s.execute(select(Staff.id, Staff.name).where(Staff.id.in_(actors))).all()) if actors else {}
+        for wi, c in seen:
+            mine = [r for r in recs if r.case_id == c.id and r.unit_code == wi.unit_id and r.at >= wi.created_at]
+            if mine:
+                out[wi.task_guid] = [Urge(str((r.data or {}).get("comment") or ""), r.actor, names.get(r.actor), r.at)
+                                     for r in mine]
     return out

@@ -57,8 +57,10 @@ class TaskPage:
 
 
 def task_page(svc, staff_id: str, task_guid: str) -> TaskPage:
-    """Everything the task page shows; NotFound unless the task is theirs or in their jurisdiction."""
+    """Everything the task page shows; NotFound unless the task is theirs or in their jurisdiction.
+    Read in one session after the visibility check (the staff pickers' people and titles included)."""
     wi = cases.work_item(svc, staff_id, task_guid)
+    options: dict[str, list[tuple[str, str]]] = {}
     with svc.db.read() as s:
         inst = s.get(Instance, wi.instance_id)
         c = s.scalar(select(DisputeCase).where(DisputeCase.instance_id == wi.instance_id))
@@ -66,17 +68,17 @@ def task_page(svc, staff_id: str, task_guid: str) -> TaskPage:
         unit_name = s.scalar(select(OrgUnit.name).where(OrgUnit.code == wi.unit_id)) or (wi.unit_id or "")
         ids = [i for i in (wi.user_id, wi.closed_by) if i]
         names = dict(s.execute(select(Staff.id, Staff.name).where(Staff.id.in_(ids))).all()) if ids else {}
-    schema = svc.runtime.form_schema(inst.version_id, wi.form)
-    options: dict[str, list[tuple[str, str]]] = {}
-    if can and schema:
-        for name, prop in (schema.get("properties") or {}).items():
-            if prop.get("x-widget") == "staff":
-                with svc.db.read() as s:
-                    people = org.staff_for(s, wi.unit_id, prop.get("x-staff-role") or "mediator")
-                    titles = dict(s.execute(select(StaffRole.staff_id, StaffRole.title).where(
-                        StaffRole.unit_code == wi.unit_id, StaffRole.active.is_(True),
-                        StaffRole.staff_id.in_([p.id for p in people]))).all()) if people else {}
-                options[name] = [(p.id, p.name + (f"（{titles[p.id]}）" if titles.get(p.id) else "")) for p in people]
+        schema = svc.runtime.form_schema(inst.version_id, wi.form)
+        pickers = {name: prop.get("x-staff-role") or "mediator"
+                   for name, prop in ((schema or {}).get("properties") or {}).items()
+                   if prop.get("x-widget") == "staff"} if can else {}
+        people_of = {role: org.staff_for(s, wi.unit_id, role) for role in dict.fromkeys(pickers.values())}
+        everyone = {p.id for people in people_of.values() for p in people}
+        titles = dict(s.execute(select(StaffRole.staff_id, StaffRole.title).where(
+            StaffRole.unit_code == wi.unit_id, StaffRole.active.is_(True),
+            StaffRole.staff_id.in_(everyone))).all()) if everyone else {}
+    for name, role in pickers.items():
+        options[name] = [(p.id, p.name + (f"（{titles[p.id]}）" if titles.get(p.id) else "")) for p in people_of[role]]
     assigned = names.get(wi.user_id, wi.user_id) if wi.user_id else f"{wi.role}@{unit_name}"
     return TaskPage(wi, c, inst.lock_version, inst.version_id, schema, can, options, assigned, unit_name,
                     names.get(wi.closed_by, wi.closed_by) if wi.closed_by else None)
@@ -128,6 +130,7 @@ def case_page(svc, staff_id: str, case_id: int) -> CasePage:
     urges = [r for r in d["records"] if r.kind == "urge" and "level" not in (r.data or {})]
     payloads = [e.data or {} for e in events]
     people = {x for p in payloads for x in (p.get("assignees") or []) + ((p.get("data") or {}).get("assignees") or [])
+              + [p.get("from_user"), p.get("to_user")]  # 改派: from whom to whom
               if isinstance(x, str)} | {r.actor for r in urges if r.actor}
     people -= set(d["names"])
     unit_codes = {x for p in payloads for x in (p.get("unit"), p.get("from_unit"), p.get("to_unit"))

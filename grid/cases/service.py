@@ -19,8 +19,9 @@ from engine import clock
 from engine.errors import InvalidData, NotFound
 from engine.models import Instance, InstanceEvent, WorkItem
 from engine.runtime import Step
-from grid.cases import checks, inbox_counts, parties, rollup, search
-from grid.cases.models import CaseLate, CaseRecord, CaseSearch, DisputeCase
+from grid import crypto
+from grid.cases import checks, inbox_counts, parties, report_location, rollup, search
+from grid.cases.models import PARTY_PHONE, CaseLate, CaseRecord, CaseSearch, DisputeCase
 from grid.errors import Forbidden
 from grid.org import service as org
 from grid.org.models import OrgUnit, Staff, StaffRole
@@ -92,6 +93,7 @@ def _report(svc, staff_id, data, grid_code, source, reporter_id, on_behalf_of, a
     with svc.db.write() as s:
         if source == "grid_worker":
             grid = _grid_of(s, staff_id or "", grid_code)
+            report_location.require_inside(s, staff_id, grid, data)
             reporter = by = staff_id
         else:
             from grid.cases import intake
@@ -118,6 +120,8 @@ def _report(svc, staff_id, data, grid_code, source, reporter_id, on_behalf_of, a
         c.settlement = (data.get("spot_result") or "").strip() or None  # 现场化解情况: shown and searchable
         start = {**data, "case_no": c.case_no, "reporter": reporter, **org.escalation_data(s, grid), "level_idx": 0,
                  "rework_count": 0, "source": source}
+        if data.get("parties"):  # the process data (so the audit trail and the feed) holds the phones sealed
+            start["parties"] = sealed_parties(data["parties"])
         if by != reporter:
             start["taken_by"] = by
         if on_behalf_of:
@@ -126,6 +130,13 @@ def _report(svc, staff_id, data, grid_code, source, reporter_id, on_behalf_of, a
         c.instance_id = step.instance_id
         rollup.add(s, [rollup.reported_by_source(c)])
     return c
+
+
+def sealed_parties(rows: list | None) -> list:
+    """The parties with each phone sealed (grid.crypto, context case.party_phone), for the process data."""
+    return [{**p, "phone": crypto.seal(p["phone"], PARTY_PHONE)}
+            if isinstance(p, dict) and isinstance(p.get("phone"), str) and p["phone"] and not crypto.is_sealed(p["phone"])
+            else p for p in rows or []]
 
 
 def scopes_for(path: str) -> list[str]:
@@ -243,17 +254,6 @@ def _mine(staff_id: str, roles: list[tuple[str, str]]):
     return or_(WorkItem.user_id == staff_id, and_(WorkItem.user_id.is_(None), or_(*pairs) if pairs else False))
 
 
-def _state_cond(state: str | None, now: datetime):
-    if state == "overdue":
-        return WorkItem.due_at <= now
-    if state == "warning":
-        return and_(WorkItem.warn_at <= now, or_(WorkItem.due_at.is_(None), WorkItem.due_at > now))
-    if state == "normal":
-        return and_(or_(WorkItem.warn_at.is_(None), WorkItem.warn_at > now),
-                    or_(WorkItem.due_at.is_(None), WorkItem.due_at > now))
-    return None
-
-
 _COLS = (WorkItem.task_guid, WorkItem.instance_id, WorkItem.task_spec, WorkItem.name, WorkItem.form,
          WorkItem.unit_id, WorkItem.role, WorkItem.user_id, WorkItem.created_at, WorkItem.warn_at,
          WorkItem.due_at, DisputeCase.id, DisputeCase.case_no, DisputeCase.category, DisputeCase.description,
@@ -273,7 +273,7 @@ def inbox(svc, staff_id: str, category: str | None = None, state: str | None = N
         q = base
         if category:
             q = q.where(DisputeCase.category == category)
-        cond = _state_cond(state, now)
+        cond = inbox_counts.state_cond(state, now)
         if cond is not None:
             q = q.where(cond)
         q = q.order_by(WorkItem.due_at.is_(None), WorkItem.due_at, WorkItem.created_at).limit(limit).offset(offset)

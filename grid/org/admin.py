@@ -10,6 +10,7 @@ the person's sessions at once (grid.org.sessions).
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -262,6 +263,10 @@ def edit_staff(svc, actor: str, staff_id: str, *, name: str | None = None, phone
     changed, never the number."""
     with svc.db.write() as s:
         st = _staff_for(s, actor, staff_id, "edit_staff")
+        if any(v is not None and len(v.strip()) > 50 for v in (name, title)):
+            raise OrgError("a name or title of at most 50 characters is needed")
+        if phone is not None and phone.strip() and not re.fullmatch(r"\+?\d{5,19}", phone.strip()):
+            raise OrgError("not a phone number (digits, 5 to 20)")
         before, after = {}, {}
         for field, value in (("name", name), ("title", title)):
             if value is not None and (value.strip() or None) != getattr(st, field):

@@ -286,6 +286,26 @@ def contains(geometry: dict | None, lat: float, lng: float) -> bool | None:
     return bool(shape(geometry).covers(Point(lng, lat)))
 
 
+M_PER_DEG_LAT = 111_195.0  # metres per degree of latitude (mean Earth radius 6,371 km)
+
+
+def distance_m(geometry: dict | None, lat: float, lng: float) -> float | None:
+    """Metres from the point to the geometry (0 inside or on the edge); None without a geometry.
+    Measured in the plane scaled by cos(latitude) around the point: exact enough for the tens to
+    thousands of metres a "the pin is outside the grid" check cares about."""
+    if geometry is None:
+        return None
+    import shapely
+    from shapely.geometry import Point, shape
+
+    g = shape(geometry)
+    if g.covers(Point(lng, lat)):
+        return 0.0
+    kx = math.cos(math.radians(lat))
+    plane = shapely.transform(g, lambda xy: xy * [kx, 1.0])
+    return float(plane.distance(Point(lng * kx, lat))) * M_PER_DEG_LAT
+
+
 def write_demo(s, units: list[dict], seed_chain: Iterable[str]) -> int:
     """Replace every boundary with the demo tiling of `units` (row dicts, whose `lat`/`lng` become
     the seed points: each unit's point inside its polygon). Returns the boundaries written."""

@@ -299,7 +299,7 @@ def import_org(svc, units: Path | None = None, staff: Path | None = None, *, act
     unit_rows = _records(units, "units", UNIT_COLUMNS, problems) if units else []
     staff_src = staff or (units if units and has_sheet(units, "staff") else None)
     staff_rows = _records(staff_src, "staff", STAFF_COLUMNS, problems) if staff_src else []
-    uname = Path(units).name if units else ""
+    uname = Path(units).name + ("[units]" if Path(units).suffix.lower() == ".xlsx" else "") if units else ""
     sname = Path(staff_src).name + ("[staff]" if Path(staff_src).suffix.lower() == ".xlsx" else "") if staff_src else ""
     total = len(unit_rows) + len(staff_rows)
     report = Report()

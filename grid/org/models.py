@@ -15,6 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.db import Base, UTCDateTime
 from engine.models import JSONType
+from grid import crypto
 
 LEVELS = ("city", "county", "township", "village", "grid")
 """Unit levels from the top; `OrgUnit.depth` is the 1-based position in this tuple."""
@@ -86,7 +87,7 @@ class Staff(Base):
     id: Mapped[str] = mapped_column(String(20), primary_key=True)  # 'u000001'
     username: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(50))
-    phone: Mapped[str | None] = mapped_column(String(20))
+    phone: Mapped[str | None] = mapped_column(crypto.Sealed("staff.phone"))  # sealed at rest (grid.crypto)
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     locale: Mapped[str] = mapped_column(String(10), default="zh_CN")

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from engine import clock
+from grid.org import request_memo
 from grid.org.models import (
     DEPARTMENT,
     DEPARTMENT_PARENTS,
@@ -308,7 +309,8 @@ def roles_of(s: Session, staff_id: str, active_only: bool = True) -> list[StaffR
     q = select(StaffRole).where(StaffRole.staff_id == staff_id)
     if active_only:
         q = q.where(StaffRole.active.is_(True))
-    return list(s.scalars(q.order_by(StaffRole.id)))
+    return request_memo.remember(s, ("roles_of", staff_id, active_only),
+                                 lambda: list(s.scalars(q.order_by(StaffRole.id))), request_memo.attached(s))
 
 
 def current_grid_worker(s: Session, grid_code: str) -> Staff | None:
@@ -348,7 +350,7 @@ def jurisdiction_paths(s: Session, staff_id: str) -> list[str]:
         .join(StaffRole, StaffRole.unit_code == OrgUnit.code)
         .where(StaffRole.staff_id == staff_id, StaffRole.active.is_(True))
     )
-    return _outermost(list(s.scalars(q)))
+    return request_memo.remember(s, ("jurisdiction_paths", staff_id), lambda: _outermost(list(s.scalars(q))), list)
 
 
 def in_jurisdiction(s: Session, staff_id: str, unit_code: str) -> bool:

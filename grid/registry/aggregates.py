@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from engine.errors import NotFound
 from grid.org import service as org
-from grid.org.models import OrgUnit
+from grid.org.models import LEVELS, OrgUnit
 from grid.registry.counts import COLUMNS, RegistryCount
 from grid.registry.models import Building, Household, Resident
 
@@ -81,8 +81,9 @@ def _totals(s: Session, paths: list[str]) -> dict[str, list[int]]:
 
 def unit_page(svc, staff_id: str | None, unit_code: str | None = None, limit: int = 50,
               offset: int = 0) -> UnitPage:
-    """The registry of a unit for a leader: its children (counties → townships → villages → grids),
-    each with grids, buildings, households, living residents and active flags below it, paged.
+    """The registry of a unit for a leader: its children (counties → townships → villages → grids;
+    not the functional departments, which hold no grids), each with grids, buildings, households,
+    living residents and active flags below it, paged.
     Without `unit_code`: the person's own unit (or, holding roles on several, those units).
     Outside the jurisdiction looks the same as missing (NotFound)."""
     limit, offset = max(1, min(int(limit), 200)), max(0, int(offset))
@@ -103,9 +104,9 @@ def unit_page(svc, staff_id: str | None, unit_code: str | None = None, limit: in
         trail_codes = org.path_codes(unit.path)[len(org.path_codes(top)) - 1:]
         names = dict(s.execute(select(OrgUnit.code, OrgUnit.name).where(OrgUnit.code.in_(trail_codes))).all())
         trail = [(c, names.get(c, c)) for c in trail_codes]
-        total = s.scalar(select(func.count()).select_from(OrgUnit).where(OrgUnit.parent_code == unit.code)) or 0
-        kids = list(s.scalars(select(OrgUnit).where(OrgUnit.parent_code == unit.code).order_by(OrgUnit.code)
-                              .limit(limit).offset(offset)))
+        below = (OrgUnit.parent_code == unit.code, OrgUnit.level.in_(LEVELS))  # the territory, not 职能部门
+        total = s.scalar(select(func.count()).select_from(OrgUnit).where(*below)) or 0
+        kids = list(s.scalars(select(OrgUnit).where(*below).order_by(OrgUnit.code).limit(limit).offset(offset)))
         sums = _totals(s, [unit.path])
         return UnitPage(_counts(unit, _sum(sums)), trail, [_counts(k, sums.get(k.path)) for k in kids], total,
                         offset)
@@ -121,3 +122,42 @@ def _sum(sums: dict[str, list[int]]) -> list[int]:
 def _counts(u: OrgUnit, nums: list[int] | None) -> UnitCounts:
     nums = nums or [1 if u.level == "grid" else 0] + [0] * len(COLUMNS)
     return UnitCounts(u.code, u.name, u.level, *nums)
+
+
+# ---- finding a unit by name (the other way to reach a unit than paging) -----------------------
+@dataclass
+class FoundUnit:
+    """A unit whose name matched, with the name of the unit above it (名称 repeat: 第一网格 …)."""
+
+    code: str
+    name: str
+    level: str
+    parent_name: str | None
+
+
+def find_units(svc, staff_id: str | None, text: str, unit_code: str | None = None,
+               limit: int = 20) -> tuple[list[FoundUnit], bool]:
+    """Units below `unit_code` (or anywhere in the jurisdiction) whose name contains `text`,
+    upper levels first: ([found], whether there were more than `limit`). Only units in the
+    person's jurisdiction; an outside `unit_code` is NotFound."""
+    text = (text or "").strip()[:50]
+    if not text or "\x00" in text:
+        return [], False
+    limit = max(1, min(int(limit), 100))
+    esc = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    with svc.db.read() as s:
+        roots = org.jurisdiction_paths(s, staff_id) if staff_id is not None else [
+            p for p in s.scalars(select(OrgUnit.path).where(OrgUnit.parent_code.is_(None)))]
+        if unit_code:
+            unit = s.get(OrgUnit, unit_code)
+            if unit is None or not any(unit.path.startswith(r) for r in roots):
+                raise NotFound("no such unit")
+            roots = [unit.path]
+        parent = OrgUnit.__table__.alias("parent")
+        rows = s.execute(
+            select(OrgUnit.code, OrgUnit.name, OrgUnit.level, parent.c.name)
+            .outerjoin(parent, parent.c.code == OrgUnit.parent_code)
+            .where(org.paths_condition(roots, OrgUnit.path), OrgUnit.level.in_(LEVELS),
+                   OrgUnit.name.like(f"%{esc}%", escape="\\"))
+            .order_by(func.length(OrgUnit.path), OrgUnit.code).limit(limit + 1)).all()
+    return [FoundUnit(*r) for r in rows[:limit]], len(rows) > limit

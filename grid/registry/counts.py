@@ -115,10 +115,13 @@ def drop_ddl(dialect: str) -> list[str]:
     return out
 
 
-@event.listens_for(RegistryCount.__table__, "after_create")
-def _install(target, connection, **kw) -> None:
-    for stmt in trigger_ddl(connection.dialect.name):
-        connection.exec_driver_sql(stmt)
+@event.listens_for(Base.metadata, "after_create")
+def _install(target, connection, tables=(), **kw) -> None:
+    """After `create_all` has made every table (not after `registry_count` alone: the triggers
+    name `building` and the others, which a create order by name or by import may put later)."""
+    if any(t.name == RegistryCount.__tablename__ for t in tables):
+        for stmt in trigger_ddl(connection.dialect.name):
+            connection.exec_driver_sql(stmt)
 
 
 # ---- recomputing -----------------------------------------------------------------------------

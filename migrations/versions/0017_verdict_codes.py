@@ -7,9 +7,6 @@ English text, which the pages read back with patterns. They are now stored as
 them in its own language. This revision converts the rows written before; a text no template
 made is kept as a `text` message. The schema does not change. The downgrade writes the English
 text back.
-
-Revision ID: 0017_verdict_codes
-Revises: 0001_baseline
 """
 from __future__ import annotations
 
@@ -21,8 +18,6 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0017_verdict_codes"
 down_revision = "0001_baseline"
-branch_labels = None
-depends_on = None
 
 CHUNK = 2000
 _JSON = sa.JSON().with_variant(JSONB(), "postgresql")

@@ -4,9 +4,6 @@
 people who held the task, how late, and what its own process (workflows/accountability.bpmn)
 recorded: review, 情况说明, outcome. `supervision_entry`: one row per 督办 task, open or closed,
 with the time to the supervisor's urge. Both written by grid.cases.accountability in the step.
-
-Revision ID: 0018_accountability
-Revises: 0017_verdict_codes
 """
 from __future__ import annotations
 
@@ -18,8 +15,6 @@ from engine.models import JSONType
 
 revision = "0018_accountability"
 down_revision = "0017_verdict_codes"
-branch_labels = None
-depends_on = None
 
 Time = UTCDateTime()
 

@@ -4,9 +4,6 @@ table of named chains (engine.audit_chain, docs/audit.md).
 Existing rows are sealed in place, in order, chunk by chunk (the key is GRIDFLOW_AUDIT_KEY, or the
 generated instance/audit_key), so `gridflow audit verify` passes on an upgraded database. The
 downgrade drops the hashes.
-
-Revision ID: 0019_audit_chain
-Revises: 0018_accountability
 """
 from __future__ import annotations
 
@@ -18,8 +15,6 @@ from engine.db import UTCDateTime
 
 revision = "0019_audit_chain"
 down_revision = "0018_accountability"
-branch_labels = None
-depends_on = None
 
 CHUNK = 2000
 _JSON = sa.JSON().with_variant(JSONB(), "postgresql")

@@ -3,17 +3,12 @@
 A pending upload becomes permanent when it is linked to a case or kept by a finished form; one
 left pending past GRIDFLOW_UPLOAD_GRACE_HOURS (a failed step, a crash) is removed by the
 periodic cleanup. Uploads that existed before are kept (server default false).
-
-Revision ID: 0021_media
-Revises: 0020_departments
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0021_media"
-down_revision = "0020_departments"
-branch_labels = None
-depends_on = None
+down_revision = "0019_audit_chain"
 
 
 def upgrade() -> None:

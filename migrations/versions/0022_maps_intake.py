@@ -5,16 +5,11 @@ city now fills it with nested Voronoi outlines). The hotline/window operator is 
 (`operator`, grid.org.models.ROLES), and a caller's phone is sealed in the process data: neither
 needs a column. The index lets `/api/v1/cases` (order by updated_at, id; `updated_since`; the
 cursor) stop after one page instead of sorting every case (bench/api_bench.py).
-
-Revision ID: 0022_maps_intake
-Revises: 0021_media
 """
 from alembic import op
 
 revision = "0022_maps_intake"
 down_revision = "0021_media"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

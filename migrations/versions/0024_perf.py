@@ -1,18 +1,13 @@
 """Registry counts per grid (issue 14, the registry for leaders): `registry_count`, kept in step
 by triggers on building, household, resident and special_flag (grid/registry/counts.py), filled
 from the rows already there.
-
-Revision ID: 0024_perf
-Revises: 0023_signatures
 """
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.orm import Session
 
 revision = "0024_perf"
-down_revision = "0023_signatures"
-branch_labels = None
-depends_on = None
+down_revision = "0022_maps_intake"
 
 
 def upgrade() -> None:

@@ -10,12 +10,7 @@ import pytest
 from engine import clock
 from grid.org import audit
 from grid.org.passwords import DEMO_PASSWORD
-from tests.web_helpers import csrf, login, make_app, staff_id
-
-
-@pytest.fixture
-def app(svc, tmp_path):
-    return make_app(svc, tmp_path)
+from tests.web_helpers import csrf, login, staff_id
 
 
 def kinds(svc, **kw) -> list[str]:

@@ -3,14 +3,23 @@ other, and ending it on either (or from a third process, as the admin pages will
 both at once. No assertion measures time; deadlines only bound the waiting."""
 from __future__ import annotations
 
-import http.cookiejar
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 from grid.org import sessions
-from grid.org.passwords import DEMO_PASSWORD
-from tests.server_helpers import GRIDFLOW, KEY, TOKEN, env_for, free_port, get, healthy, started, until
+from tests.server_helpers import (
+    GRIDFLOW,
+    KEY,
+    TOKEN,
+    env_for,
+    free_port,
+    get,
+    healthy,
+    http_sign_in,
+    started,
+    until,
+)
 from tests.web_helpers import staff_id
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -18,13 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 def sign_in(port: int) -> tuple[urllib.request.OpenerDirector, str]:
     """(an opener holding the session, the session cookie's value) after a sign-in on `port`."""
-    jar = http.cookiejar.CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-    base = f"http://127.0.0.1:{port}"
-    token = TOKEN.search(opener.open(f"{base}/login", timeout=30).read().decode()).group(1)
-    form = urllib.parse.urlencode({"username": "jiangranran", "password": DEMO_PASSWORD, "csrf_token": token})
-    page = opener.open(f"{base}/login", data=form.encode(), timeout=30)
-    assert page.status == 200 and "我的待办" in page.read().decode()
+    opener, jar = http_sign_in(port)
     return opener, next(c.value for c in jar if c.name == "gridflow_session")
 
 

@@ -16,13 +16,7 @@ from lxml import etree
 from engine import clock, outbox
 from grid.cases.scenario import Runner
 from grid.org import api_clients, demo
-from tests.api.helpers import ROOT, fill_boundaries, make_app
-
-
-@pytest.fixture
-def app(svc, tmp_path):
-    fill_boundaries(svc)
-    return make_app(svc, tmp_path)
+from tests.api.helpers import ROOT
 
 
 def _token(svc, scopes, unit=demo.CITY_CODE):

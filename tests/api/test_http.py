@@ -6,22 +6,12 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 
-import pytest
-
 from engine import clock
 from grid.org import api_clients, demo
-from tests.api.helpers import fill_boundaries
-from tests.api.http_helpers import Server, gunicorn, until
+from tests.api.http_helpers import Server, until
 
 SEED_POINT = {"text": "檀溪路南山家属院", "lat": 32.0213, "lng": 112.1432}  # in the seed grid
 PROBLEM = "application/problem+json"
-
-
-@pytest.fixture
-def server(svc, tmp_path):
-    fill_boundaries(svc)
-    with gunicorn(svc.db.url_with_password, tmp_path) as srv:
-        yield srv
 
 
 def _client(svc, scopes: list[str], unit: str = demo.CITY_CODE, rate: int = 100_000) -> str:

@@ -17,8 +17,7 @@ from lxml import etree
 
 from engine import clock
 from grid.org import api_clients, demo
-from tests.api.helpers import fill_boundaries
-from tests.api.http_helpers import gunicorn, until
+from tests.api.http_helpers import until
 
 
 # ---- the client --------------------------------------------------------------------------------
@@ -243,13 +242,6 @@ def _valid(client: GeoReport, root: str) -> None:
 
 
 # ---- the test ----------------------------------------------------------------------------------
-@pytest.fixture
-def server(svc, tmp_path):
-    fill_boundaries(svc)
-    with gunicorn(svc.db.url_with_password, tmp_path) as srv:
-        yield srv
-
-
 def test_open311_client_reads_services_and_requests_and_posts_one(server, svc):
     base = f"http://127.0.0.1:{server.port}/open311/v2/"
     key = api_clients.create(svc, "311 app", ["reports:create", "cases:read", "personal:read"], demo.CITY_CODE)[1]

@@ -10,19 +10,8 @@ from sqlalchemy import select
 
 from engine import clock
 from grid.cases.accountability_models import AccountabilityEntry
-from grid.org.passwords import DEMO_PASSWORD
+from tests.browser_helpers import VIEWPORTS, sign_in
 from tests.web_helpers import dispatch, report_case
-
-VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1366, "height": 900}}
-
-
-def _sign_in(page, base: str, username: str) -> None:
-    page.context.clear_cookies()
-    page.goto(f"{base}/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", DEMO_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
 
 
 def _overdue_entry(svc, description: str) -> AccountabilityEntry:
@@ -45,7 +34,7 @@ def test_supervisor_reviews_unit_explains_outcome_in_the_register(live_app, brow
             page = ctx.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda err, errors=errors: errors.append(str(err)))
-            _sign_in(page, base, "sup.420602003000")
+            sign_in(page, base, "sup.420602003000")
             page.goto(f"{base}/accountability")
             page.click(f"a:has-text('{e.entry_no}')")
             page.wait_for_selector("text=审查问责")
@@ -55,7 +44,7 @@ def test_supervisor_reviews_unit_explains_outcome_in_the_register(live_app, brow
             page.fill("textarea[name=comment]", "请社区说明超期原因及整改措施")
             page.click("form[data-once] button[type=submit]")
             page.wait_for_selector(".entry-history :text('请社区说明超期原因')")
-            _sign_in(page, base, "qiuyun")
+            sign_in(page, base, "qiuyun")
             page.goto(f"{base}/accountability/{e.id}")
             page.wait_for_selector("text=超期原因")
             page.fill("textarea[name=text]", "调解员同期承办三起征地纠纷，未能按期上门")
@@ -63,7 +52,7 @@ def test_supervisor_reviews_unit_explains_outcome_in_the_register(live_app, brow
             shots(page, f"11-accountability-explain-{name}")
             page.click("form[data-once] button[type=submit]")
             page.wait_for_selector(".entry-explanation")
-            _sign_in(page, base, "sup.420602003000")
+            sign_in(page, base, "sup.420602003000")
             page.goto(f"{base}/accountability/{e.id}")
             page.check("input[name=outcome][value=notice]")
             page.fill("textarea[name=note]", "情况属实，予以通报，限期整改")

@@ -9,18 +9,8 @@ from sqlalchemy import update
 
 from engine import clock
 from engine.models import WorkItem
-from grid.org.passwords import DEMO_PASSWORD
+from tests.browser_helpers import VIEWPORTS, sign_in
 from tests.web_helpers import report_case
-
-VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1366, "height": 900}}
-
-
-def _sign_in(page, base: str, username: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", DEMO_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
 
 
 def test_supervisor_dashboard_drill_down_and_export(live_app, browser, shots, tmp_path):
@@ -35,7 +25,7 @@ def test_supervisor_dashboard_drill_down_and_export(live_app, browser, shots, tm
         page = ctx.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
-        _sign_in(page, base, "sup.420602000000")
+        sign_in(page, base, "sup.420602000000")
         page.goto(f"{base}/dashboard")
         page.wait_for_selector("#chart-rates svg")
         assert "襄城区" in page.inner_text("h1")
@@ -78,7 +68,7 @@ def test_grid_worker_finds_her_open_report(live_app, browser, shots):
     for name, vp in VIEWPORTS.items():
         ctx = browser.new_context(viewport=vp, locale="zh-CN")
         page = ctx.new_page()
-        _sign_in(page, base, "jiangranran")
+        sign_in(page, base, "jiangranran")
         page.goto(f"{base}/cases/mine")
         page.click(".status-filter a[href$='status=open']")
         page.wait_for_load_state()

@@ -9,10 +9,10 @@ from sqlalchemy import select
 from grid.cases.models import Attachment
 from tests.browser.conftest import ARGS, CHROMIUM, _require_browser
 from tests.browser.test_staff_pages import check_phone_page
+from tests.browser_helpers import DESKTOP, PHONE_390, open_page
 from tests.media import helpers as h
 
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1366, "height": 900}
+PHONE = PHONE_390
 MEDIA_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required"]
 
 
@@ -30,22 +30,7 @@ def media_browser():
 
 
 def signed_in(browser, base: str, viewport: dict, phone: bool):
-    from grid.org.passwords import DEMO_PASSWORD
-
-    ctx = browser.new_context(viewport=viewport, locale="zh-CN", timezone_id="Asia/Shanghai", is_mobile=phone,
-                              has_touch=phone, device_scale_factor=2 if phone else 1)
-    ctx.grant_permissions(["microphone"], origin=base)
-    ctx.set_default_timeout(20_000)
-    page = ctx.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
-    page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
-    page.goto(base + "/login")
-    page.fill("#username", "jiangranran")
-    page.fill("#password", DEMO_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_load_state("load")
-    return ctx, page, errors
+    return open_page(browser, base, "jiangranran", viewport, phone, timeout=20_000, permissions=["microphone"])
 
 
 def fill_report(page, description: str) -> None:

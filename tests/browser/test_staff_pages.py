@@ -11,14 +11,12 @@ from sqlalchemy import update
 
 from engine import clock
 from engine.models import WorkItem
-from grid.org.passwords import DEMO_PASSWORD
+from tests.browser_helpers import DESKTOP, PHONE_390, open_page
 from tests.web_helpers import report_case
 
 pytestmark = pytest.mark.browser
 
 PHONE = {"width": 360, "height": 740}
-PHONE_390 = {"width": 390, "height": 844}
-DESKTOP = {"width": 1366, "height": 900}
 
 # what must be at least 44 x 44 px on a phone: buttons, tabs, menu entries, chips, form controls
 TARGETS = ("button, .btn, .tab, .tabbar summary, .more-menu a, .chips a, select, textarea, "
@@ -31,22 +29,6 @@ SMALL_TARGETS_JS = """(sel) => Array.from(document.querySelectorAll(sel)).filter
   return r.width < 44 || r.height < 44;
 }).map(e => e.tagName + '.' + e.className + ' ' + (e.innerText || e.name || '').slice(0, 20) + ' '
         + Math.round(e.getBoundingClientRect().width) + 'x' + Math.round(e.getBoundingClientRect().height))"""
-
-
-def open_page(browser, base: str, username: str, viewport: dict, phone: bool = True):
-    ctx = browser.new_context(viewport=viewport, locale="zh-CN", timezone_id="Asia/Shanghai",
-                              is_mobile=phone, has_touch=phone, device_scale_factor=2 if phone else 1)
-    ctx.set_default_timeout(15_000)
-    page = ctx.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
-    page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
-    page.goto(base + "/login")
-    page.fill("#username", username)
-    page.fill("#password", DEMO_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_load_state("load")
-    return ctx, page, errors
 
 
 def check_phone_page(page, width: int) -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
-import SpiffWorkflow.bpmn.specs.event_definitions.timer as spiff_timer
 from jsonschema import Draft202012Validator
 from lxml import etree
 from RestrictedPython import compile_restricted_eval
@@ -22,7 +20,6 @@ from tests.cases.test_workflow_files import (
     ROLES,
     SERIALIZER,
     WORKFLOWS,
-    Clock,
     RestrictedEnvironment,
     add_workdays,
     cst,
@@ -34,22 +31,6 @@ PARSER = SpiffBpmnParser(validator=VALIDATOR)
 PARSER.add_bpmn_files([str(BPMN)])
 PARSER.add_dmn_files([str(WORKFLOWS / "accountability_limits.dmn")])
 SPEC = PARSER.get_spec("accountability")
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    """SpiffWorkflow's timers read this clock (the fakeclock trick of test_workflow_files)."""
-    from datetime import datetime
-
-    c = Clock(cst(2020, 9, 1, 9, 0))
-
-    class FakeDatetime(datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return c.now.astimezone(tz) if tz else c.now.replace(tzinfo=None)
-
-    monkeypatch.setattr(spiff_timer, "datetime", FakeDatetime)
-    return c
 
 
 class Entry:

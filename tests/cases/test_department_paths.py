@@ -4,14 +4,14 @@ the multi-instance sub-process gives one task per department with its own timers
 the overdue department's marker are collected, and the level resumes at dispatch."""
 from __future__ import annotations
 
-from tests.cases.test_workflow_files import Case, add_workdays, clock, cst  # noqa: F401 - clock is a fixture
+from tests.cases.test_workflow_files import Case, add_workdays, cst
 
 
 def _by_unit(case: Case) -> dict:
     return {case.assignment(t)["unit"]: t for t in case.ready() if t.task_spec.bpmn_id == "department_handle"}
 
 
-def test_two_departments_one_answers_one_runs_late(clock):  # noqa: F811
+def test_two_departments_one_answers_one_runs_late(clock):
     clock.now = cst(2026, 3, 2, 10, 0).astimezone(clock.now.tzinfo)
     case = Case(clock, level_idx=1)  # at the township: its dispatcher transfers
     start = clock.now

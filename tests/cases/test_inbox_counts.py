@@ -10,12 +10,7 @@ import pytest
 from sqlalchemy import event
 
 from grid.cases import service as cases
-from tests.web_helpers import login, make_app, report_case, staff_id
-
-
-@pytest.fixture
-def app(svc, tmp_path):
-    return make_app(svc, tmp_path)
+from tests.web_helpers import login, report_case, staff_id
 
 
 @pytest.fixture

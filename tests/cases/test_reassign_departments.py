@@ -17,15 +17,10 @@ from grid.cases import reassign as reassign_service
 from grid.cases import service as cases
 from grid.cases.models import CaseRecord, IndicatorRollup
 from grid.errors import Forbidden
-from tests.web_helpers import csrf, dispatch, fingerprint, login, make_app, open_items, report_case, staff_id
+from tests.web_helpers import csrf, dispatch, fingerprint, login, open_items, report_case, staff_id
 
 MED1, MED2 = "med1.420602003005", "med2.420602003005"
 POLICE, CHENGGUAN = "4206020030009903", "4206020030009901"
-
-
-@pytest.fixture
-def app(svc, tmp_path):
-    return make_app(svc, tmp_path)
 
 
 @pytest.fixture

@@ -314,6 +314,12 @@ def level_events(level: str, unit: str, assignees: list[str], outcome: str) -> l
     return [("level_entered", where), ("dispatched", {**where, "assignees": assignees}), (outcome, where)]
 
 
+def warned_events(level: str, unit: str, assignees: list[str]) -> list[tuple[str, dict]]:
+    """What a level emits up to its warning: entered, dispatched, warned, supervision opened."""
+    entered, dispatched, warning = level_events(level, unit, assignees, "warning")
+    return [entered, dispatched, warning, ("supervision_opened", {"level": level, "unit": unit})]
+
+
 # ---------------------------------------------------------------------------------------
 # Paths through the process
 
@@ -464,10 +470,7 @@ def test_warning_opens_supervision_and_the_level_finishing_cancels_it(clock):
     assert case.ready_ids() == ["verify"]
     where = {"level": "village", "unit": "V1"}
     assert case.take_events() == [
-        ("level_entered", where),
-        ("dispatched", {**where, "assignees": ["m1"]}),
-        ("warning", where),
-        ("supervision_opened", where),
+        *warned_events("village", "V1", ["m1"]),
         ("urged", {**where, "comment": "请于本周内化解"}),
         ("resolved", where),
     ]
@@ -495,10 +498,7 @@ def test_overdue_means_accountability_and_escalation(clock):
     assert case.timers() == {"预警": cst(2020, 9, 15, 9, 0, 1), "超期": cst(2020, 9, 22, 9, 0, 1)}
     where = {"level": "village", "unit": "V1"}
     assert case.take_events() == [
-        ("level_entered", where),
-        ("dispatched", {**where, "assignees": ["m1"]}),
-        ("warning", where),
-        ("supervision_opened", where),
+        *warned_events("village", "V1", ["m1"]),
         ("accountability", where),
         (
             "escalated",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import zipfile
-from datetime import date
 
 import pytest
 from click.testing import CliRunner
@@ -27,8 +26,8 @@ from engine.versions import (
     unpin,
 )
 from grid.org import service as org
-from grid.org.models import StaffRole
 from tests.versions_helpers import ROOT, START, V2, deploy_v2, v2_bundle, v3_bundle, version_of
+from tests.web_helpers import admin_client, session_as
 
 COUNTY_XC = "420602000000"  # 襄城区, where 江冉冉 reports
 COUNTY_FC = "420606000000"  # 樊城区
@@ -172,33 +171,13 @@ def test_upload_bundle_zip_or_files():
 # ---- the admin pages -----------------------------------------------------------------------------
 @pytest.fixture
 def admin(svc, fake):
-    from grid.config import Settings
-    from web import create_app
-
-    app = create_app(Settings(database_url=svc.db.url_with_password, secret_key="test-secret"), services=svc,
-                     TESTING=True, WTF_CSRF_ENABLED=False)
-    with svc.db.write() as s:
-        st = org.create_staff(s, "admin1", "管理员", password_hash="!")
-        st.locale = "en"  # the assertions read the English pages
-        s.add(StaffRole(staff_id=st.id, unit_code="420600000000", role="admin", active=True, since=date(2026, 1, 1)))
-        sid = st.id
-    client = app.test_client()
-    with client.session_transaction() as sess:
-        now = clock.now().timestamp()
-        sess.update({"_user_id": sid, "_fresh": True, "t0": now, "seen": now})
-    return client
-
-
-def _login(client, staff_id: str) -> None:
-    with client.session_transaction() as sess:
-        now = clock.now().timestamp()
-        sess.update({"_user_id": staff_id, "_fresh": True, "t0": now, "seen": now})
+    return admin_client(svc, locale="en")  # the assertions read the English pages
 
 
 def test_admin_only(admin, svc):
     with svc.db.read() as s:
         worker = org.staff_by_username(s, "jiangranran").id
-    _login(admin, worker)
+    session_as(admin, worker)
     assert admin.get("/admin/versions").status_code == 403
     assert admin.post("/admin/versions/dispute_case/1/retire").status_code == 403
 

@@ -18,16 +18,11 @@ from grid import storage
 from grid.cases import attachments
 from grid.cases.models import Attachment, DisputeCase
 from tests.media import helpers as h
-from tests.web_helpers import csrf, login, make_app, report_case, staff_id
+from tests.web_helpers import csrf, login, report_case, staff_id
 
 FORM = {"grid": "420602003005015", "category": "municipal",
         "description": "南山家属院雨污分流改造，居民担心雨水倒灌。", "location.text": "襄城区檀溪社区南山家属院",
         "parties.0.name": "南山家属院居民代表", "parties.0.phone": "13800000001"}
-
-
-@pytest.fixture
-def app(svc, tmp_path):
-    return make_app(svc, tmp_path)
 
 
 def count(svc, model=Attachment) -> int:

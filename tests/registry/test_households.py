@@ -24,16 +24,14 @@ from tests.registry_helpers import (
     household,
     make_id,
     person,
+    seed_family,
     sid,
 )
 
 
 @pytest.fixture
 def people(reg):
-    gw = sid(reg, "jiangranran")
-    hid = household(reg, gw, SEED_GRID, "檀溪路1号1栋", "1-101", lat=32.03, lng=112.14)
-    head = person(reg, gw, hid, "张建国", date(1970, 5, 1), 11, "head", phone="13812341234")
-    spouse = person(reg, gw, hid, "李秀英", date(1972, 3, 8), 22, "spouse", phone=None)
+    gw, hid, head, spouse = seed_family(reg, lat=32.03, lng=112.14)
     return {"gw": gw, "head_user": sid(reg, "qiuyun"), "hid": hid, "head": head, "spouse": spouse}
 
 

@@ -24,6 +24,7 @@ from grid.org import demo
 from grid.registry import households, visits
 from grid.registry import pages as registry_pages
 from grid.registry.models import CATEGORIES, RISK_LEVELS, ResidentEvent, SpecialFlag
+from tests.query_helpers import rows
 from tests.registry_helpers import (
     FAR_GRID,
     OTHER_GRID,
@@ -66,11 +67,7 @@ def do_visit(svc, who: str, fid: int, data: dict | None = None):
 
 
 def resident_events(svc, rid: int, kind: str | None = None) -> list[ResidentEvent]:
-    with svc.db.read() as s:
-        q = select(ResidentEvent).where(ResidentEvent.resident_id == rid)
-        if kind:
-            q = q.where(ResidentEvent.kind == kind)
-        return list(s.scalars(q.order_by(ResidentEvent.id)))
+    return rows(svc, ResidentEvent, ResidentEvent.id, kind, resident_id=rid)
 
 
 def test_flagging_opens_the_first_visit_for_the_grid_worker(reg, flagged, fake_clock):

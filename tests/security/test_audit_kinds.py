@@ -13,13 +13,13 @@ from grid.org import audit
 from grid.org.passwords import DEMO_PASSWORD
 from grid.registry import visits
 from tests.registry_helpers import SEED_GRID, household, person
-from tests.web_helpers import csrf, login, make_app, staff_id
+from tests.web_helpers import csrf, login, staff_id
 
 
 @pytest.fixture
-def app(svc, tmp_path):
+def app_svc(svc):
     visits.install(svc)
-    return make_app(svc, tmp_path)
+    return svc
 
 
 def last(svc, kind: str, **kw) -> audit.EventView:

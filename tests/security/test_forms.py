@@ -103,12 +103,29 @@ def test_a_duplicate_of_longer_than_the_column_is_refused(app, svc):
     assert r.status_code == 422
     assert "最多" in r.get_data(as_text=True)
     assert fingerprint(svc, c.id) == before
+    # a confirmation does not get an over-long number past the form's check
+    r = form.post(action="duplicate", duplicate_of="M" * 41, duplicate_confirm="M" * 41)
+    assert r.status_code == 422
+    assert "最多" in r.get_data(as_text=True)
+    assert fingerprint(svc, c.id) == before
     # 40 characters fit the column, but no such case exists: a field error, not a 500, nothing stored
     r = form.post(action="duplicate", duplicate_of="M" * 40)
     assert r.status_code == 422
+    assert "辖区内没有这个编号的案件" in r.get_data(as_text=True)
+    assert fingerprint(svc, c.id) == before
+    r = form.post(action="duplicate", duplicate_of="M" * 40, duplicate_confirm="M" * 40)
+    assert r.status_code == 422
     assert fingerprint(svc, c.id) == before
     original = report_case(svc)  # a real earlier case: its number is stored on the duplicate
+    # first the named case is shown with its summary, and nothing is stored yet ...
     r = form.post(action="duplicate", duplicate_of=original.case_no)
+    assert r.status_code == 200
+    html = r.get_data(as_text=True)
+    assert f'data-case-no="{original.case_no}"' in html
+    assert f'name="duplicate_confirm" value="{original.case_no}"' in html
+    assert fingerprint(svc, c.id) == before
+    # ... then the form comes back confirming that case, and the duplicate is recorded
+    r = form.post(action="duplicate", duplicate_of=original.case_no, duplicate_confirm=original.case_no)
     assert r.status_code == 302
     with svc.db.read() as s:
         assert s.get(DisputeCase, c.id).duplicate_of == original.case_no

@@ -3,14 +3,11 @@ refused instead of breaking the Location header (a 500). A literal '%0d%0a' in a
 (encoded, harmless) local path."""
 from __future__ import annotations
 
-from datetime import date
 from urllib.parse import urlsplit
 
 import pytest
 
-from engine import clock
-from grid.org import service as org
-from grid.org.models import StaffRole
+from tests.web_helpers import admin_client
 
 TARGETS = ["https://evil.example/", "//evil.example/x", "/\\evil.example", "/admin/versions\r\nSet-Cookie: owned=1",
            "/admin/versions%0d%0aSet-Cookie:%20owned=1", "javascript:alert(1)"]
@@ -18,20 +15,7 @@ TARGETS = ["https://evil.example/", "//evil.example/x", "/\\evil.example", "/adm
 
 @pytest.fixture
 def admin(svc):
-    from grid.config import Settings
-    from web import create_app
-
-    app = create_app(Settings(database_url=svc.db.url_with_password, secret_key="test-secret"), services=svc,
-                     TESTING=True, WTF_CSRF_ENABLED=False)
-    with svc.db.write() as s:
-        st = org.create_staff(s, "admin1", "管理员", password_hash="!")
-        s.add(StaffRole(staff_id=st.id, unit_code="420600000000", role="admin", active=True, since=date(2026, 1, 1)))
-        sid = st.id
-    client = app.test_client()
-    with client.session_transaction() as sess:
-        now = clock.now().timestamp()
-        sess.update({"_user_id": sid, "_fresh": True, "t0": now, "seen": now})
-    return client
+    return admin_client(svc)
 
 
 def _stays_here(resp) -> None:

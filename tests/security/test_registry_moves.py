@@ -21,6 +21,7 @@ from tests.registry_helpers import (
     household,
     make_id,
     person,
+    seed_family,
     sid,
 )
 from tests.web_helpers import csrf, login, make_app
@@ -28,10 +29,7 @@ from tests.web_helpers import csrf, login, make_app
 
 @pytest.fixture
 def world(reg):
-    gw = sid(reg, "jiangranran")
-    hid = household(reg, gw, SEED_GRID, "檀溪路1号1栋", "1-101")
-    living = person(reg, gw, hid, "张建国", date(1970, 5, 1), 11, "head", phone="13812341234")
-    dead = person(reg, gw, hid, "李秀英", date(1972, 3, 8), 22, "spouse", phone=None)
+    gw, hid, living, dead = seed_family(reg)
     gone = person(reg, gw, hid, "张小明", date(1995, 6, 1), 33, "child", phone="13912345678")
     households.register_death(reg, gw, dead)
     households.move_out(reg, gw, gone, destination="武汉")

@@ -21,35 +21,26 @@ The older, narrower walks (tests/web/test_authz*.py, tests/security/test_registr
 they are; this test is the systematic one."""
 from __future__ import annotations
 
-import io
 import re
 from datetime import date
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from grid.cases import attachments
-from grid.org.models import OrgUnit, Staff, StaffRole
-from grid.registry import visits
-from grid.registry.models import Building, Household, Resident, ResidentEvent, SpecialFlag
-from tests.registry_helpers import FAR_GRID, OTHER_GRID, first_with_role, household, make_id, person
-from tests.web_helpers import (
-    SEED_GRID,
-    csrf,
-    dispatch,
-    fingerprint,
-    login,
-    make_app,
-    open_items,
-    png,
-    report_case,
-    rule_url,
-    staff_id,
+from grid.org.models import Staff, StaffRole
+from grid.registry.models import Resident
+from tests.registry_helpers import FAR_GRID, OTHER_GRID, first_with_role, household, make_id
+from tests.security.routes import (
+    IDN,
+    OUTSIDERS,
+    VILLAGE,
+    everything,
+    requests,
+    secret_world,
+    text_of,
+    variants,
 )
-
-OUTSIDERS = ["gw.420602003005001", "head.420602003001", "disp1.420602001000", "sup.420606000000"]
-VILLAGE = SEED_GRID[:12]
-IDN = make_id("420602", date(1970, 5, 1), 11)
+from tests.web_helpers import SEED_GRID, csrf, fingerprint, login, open_items, report_case, rule_url, staff_id
 
 # endpoint -> class. public: anyone; own: any signed-in person, no object in the URL (lists
 # filter by jurisdiction); case / registry / unit / staff: the URL names such an object; admin:
@@ -72,7 +63,7 @@ ROUTES = {
     "accountability.supervision_export": "own",
     "accountability.show": "elsewhere", "accountability.submit": "elsewhere",
     "cases.show": "case", "cases.urge": "case", "diagram.show": "case", "case_actions.reassign_form": "case",
-    "case_actions.reassign": "case", "maps.case_page": "case", "maps.case_json": "case", "tasks.show": "case",
+    "case_actions.reassign": "case", "case_actions.departments_form": "case", "case_actions.departments": "case", "maps.case_page": "case", "maps.case_json": "case", "tasks.show": "case",
     "tasks.submit": "case", "tasks.duplicate_preview": "case", "attachments.show": "case",
     "attachments.original": "case", "attachments.thumb": "case",
     "dashboard.show": "unit", "dashboard.export_indicators": "unit", "dashboard.monthly_report": "unit",
@@ -112,83 +103,28 @@ def classify(endpoint: str) -> str | None:
 
 
 @pytest.fixture
-def app(svc, tmp_path):
-    visits.install(svc)
-    return make_app(svc, tmp_path)
-
-
-@pytest.fixture
-def world(svc, fake_clock):
-    c = report_case(svc)
-    gw = staff_id(svc, "jiangranran")
-    photo = attachments.store(svc, gw, "现场.png", io.BytesIO(png()))
-    attachments.link(svc, gw, [photo.id], c.id)
-    loose = attachments.store(svc, gw, "未关联.png", io.BytesIO(png()))
-    done = open_items(svc, c.id, "dispatch")[0].task_guid
-    dispatch(svc, c.id)
-    mediate = open_items(svc, c.id, "mediate")[0].task_guid
-    hid = household(svc, gw, SEED_GRID, "檀溪路1号1栋", "1-101")
-    rid = person(svc, gw, hid, "张建国", date(1970, 5, 1), 11, "head", phone="13812341234")
-    fid = visits.flag(svc, gw, rid, "released", "low")
-    with svc.db.read() as s:
-        bid = s.get(Household, hid).building_id
-    outsider = first_with_role(svc, FAR_GRID, "grid_worker")
-    far_household = household(svc, outsider, FAR_GRID, "樊城路1号", "1")
-    return {"case": c, "case_id": c.id, "photo": photo.id, "loose": loose.id, "tasks": [mediate, done],
-            "household_id": hid, "resident_id": rid, "flag_id": fid, "building_id": bid, "code": SEED_GRID,
-            "unit": VILLAGE, "job_id": "x", "far_household": far_household, "far_worker": outsider,
-            "markers": [c.case_no, "南山家属院雨污分流", "雨污分流改造施工方", "13800000001", "138****0001",
+def world(reg):
+    w = secret_world(reg)
+    outsider = first_with_role(reg, FAR_GRID, "grid_worker")
+    far_household = household(reg, outsider, FAR_GRID, "樊城路1号", "1")
+    return {**w, "job_id": "x", "far_household": far_household, "far_worker": outsider,
+            "markers": [w["case"].case_no, "南山家属院雨污分流", "雨污分流改造施工方", "13800000001", "138****0001",
                         "张建国", IDN, "13812341234", "138****1234", "檀溪路1号1栋"]}
 
 
-def _variants(rule, w) -> list[dict]:
-    args = set(rule.arguments)
-    base = {k: w[k] for k in ("case_id", "household_id", "resident_id", "flag_id", "building_id", "code", "unit",
-                              "job_id")}
-    if "task_guid" in args:
-        return [{**base, "task_guid": g} for g in w["tasks"]]
-    if "attachment_id" in args:
-        return [{**base, "attachment_id": a} for a in (w["photo"], w["loose"])]
-    return [base]
-
-
-def everything(svc, case_id: int) -> tuple:
-    """What any request could change: the case, the registry, staff, roles and units."""
-    with svc.db.read() as s:
-        reg = tuple(s.scalar(select(func.count()).select_from(t)) for t in
-                    (Building, Household, Resident, ResidentEvent, SpecialFlag, OrgUnit, StaffRole))
-        people = sorted((r.id, r.name, r.status, r.phone, r.household_id, r.grid_code) for r in s.scalars(select(Resident)))
-        flags = sorted((f.id, f.active, f.risk_level) for f in s.scalars(select(SpecialFlag)))
-        staff = sorted((x.id, x.name, x.active) for x in s.scalars(select(Staff)))
-        roles = sorted((r.id, r.staff_id, r.unit_code, r.role, r.active) for r in s.scalars(select(StaffRole)))
-        units = sorted((u.code, u.name) for u in s.scalars(select(OrgUnit)))
-    return fingerprint(svc, case_id), reg, people, flags, staff, roles, units
-
-
-def _body(r) -> str:
-    if (r.mimetype or "").startswith("text") or "json" in (r.mimetype or ""):
-        return r.get_data(as_text=True)
-    return ""
-
-
-def _walk(app, client, w, check, skip=("auth.logout", "auth.login")):
-    for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static" or rule.endpoint in skip:
-            continue
-        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            for values in _variants(rule, w):
-                url = rule_url(rule, values)
-                if method == "GET":
-                    r = client.get(url, query_string=QUERY)
-                elif method == "POST":
-                    data = {**POST, "csrf_token": csrf(client), "case_id": str(w["case_id"]), "to": w["far_worker"],
-                            "task": w["tasks"][0], "duplicate_of": w["case"].case_no}
-                    if rule.endpoint.startswith("registry."):  # valid values: the refusal, not the validation, answers
-                        data["category"] = "released"
-                    r = client.post(url, data=data)
-                else:
-                    r = client.open(url, method=method)
-                check(rule, method, url, r)
+def _walk(app, client, w, check):
+    for rule, method, url in requests(app, w):
+        if method == "GET":
+            r = client.get(url, query_string=QUERY)
+        elif method == "POST":
+            data = {**POST, "csrf_token": csrf(client), "case_id": str(w["case_id"]), "to": w["far_worker"],
+                    "task": w["tasks"][0], "duplicate_of": w["case"].case_no}
+            if rule.endpoint.startswith("registry."):  # valid values: the refusal, not the validation, answers
+                data["category"] = "released"
+            r = client.post(url, data=data)
+        else:
+            r = client.open(url, method=method)
+        check(rule, method, url, r)
 
 
 def test_every_route_is_classified(app):
@@ -215,7 +151,7 @@ def test_outsiders_see_and_change_nothing_on_any_route(app, svc, world, username
             assert r.status_code in (403, 404), f"{where}: {r.status_code}"
         if kind == "token":
             assert r.status_code in (400, 401, 403, 404, 405), f"{where}: {r.status_code}"
-        body = _body(r)
+        body = text_of(r)
         for m in world["markers"]:
             assert m not in body, f"{where}: shows {m!r}"
 
@@ -240,7 +176,7 @@ def test_insiders_get_every_object_page(app, svc, world):
     by_endpoint = {r.endpoint: r for r in app.url_map.iter_rules()}
     for endpoint, people in INSIDE_GETS.items():
         rule = by_endpoint[endpoint]
-        values = {**_variants(rule, world)[0], "task_guid": world["tasks"][0], "attachment_id": world["photo"]}
+        values = {**variants(rule, world)[0], "task_guid": world["tasks"][0], "attachment_id": world["photo"]}
         url = rule_url(rule, values)
         for username in people:
             r = login(app, username).get(url, query_string=QUERY)
@@ -248,7 +184,8 @@ def test_insiders_get_every_object_page(app, svc, world):
     # every object GET route in the app has its insiders listed
     object_gets = {r.endpoint for r in app.url_map.iter_rules() if classify(r.endpoint) in OBJECT_CLASSES
                    and "GET" in r.methods}
-    unlisted = object_gets - set(INSIDE_GETS) - {"case_actions.reassign_form", "tasks.duplicate_preview",
+    unlisted = object_gets - set(INSIDE_GETS) - {"case_actions.reassign_form", "case_actions.departments_form",
+                                                 "tasks.duplicate_preview",
                                                  "attachments.original"}
     assert unlisted == set(), unlisted
     gw = login(app, "jiangranran")

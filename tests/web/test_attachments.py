@@ -9,12 +9,7 @@ import pytest
 from engine.errors import InvalidData, NotFound
 from grid.cases import attachments
 from grid.cases.attachments import MAX_BYTES, UploadRefused, clean_name, sniff
-from tests.web_helpers import login, make_app, png, report_case, staff_id
-
-
-@pytest.fixture
-def app(svc, tmp_path):
-    return make_app(svc, tmp_path)
+from tests.web_helpers import login, png, report_case, staff_id
 
 
 def test_sniff_by_content():

@@ -22,7 +22,6 @@ from tests.web_helpers import (
     dispatch,
     fingerprint,
     login,
-    make_app,
     open_items,
     page_form,
     report_case,
@@ -30,11 +29,6 @@ from tests.web_helpers import (
 )
 
 REPORTER, DISPATCHER, SUPERVISOR = "jiangranran", "qiuyun", "sup.420602003005"
-
-
-@pytest.fixture
-def app(svc, tmp_path):
-    return make_app(svc, tmp_path)
 
 
 def dispatch_guid(svc, c) -> str:

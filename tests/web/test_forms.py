@@ -55,13 +55,12 @@ STAFF = {"people": [("u1", "张三（综治主任）"), ("u2", "李四")]}
 
 
 @pytest.fixture
-def app(sqlite_db, tmp_path):
+def app_svc(sqlite_db, tmp_path):
+    """Services over an empty SQLite database: the forms render without a city."""
     from grid.config import Settings
     from grid.services import Services
-    from web import create_app
 
-    svc = Services.build(Settings(database_url=str(sqlite_db.url), uploads=tmp_path, secret_key="t"), db=sqlite_db)
-    return create_app(svc.settings, services=svc, TESTING=True)
+    return Services.build(Settings(database_url=str(sqlite_db.url), uploads=tmp_path), db=sqlite_db)
 
 
 def render(app, fields, state, lang="zh_CN"):

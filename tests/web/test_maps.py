@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from datetime import date
 
-import pytest
 from sqlalchemy import select
 
 from grid import crypto
@@ -15,11 +14,6 @@ from grid.org import boundaries, demo
 from tests.web_helpers import csrf, login, make_app, report_case
 
 SEED_LAT, SEED_LNG = boundaries.SEED_POINT
-
-
-@pytest.fixture
-def app(svc, tmp_path):
-    return make_app(svc, tmp_path)
 
 
 def _units(fc: dict) -> set[str]:

@@ -7,16 +7,12 @@ failed or not. No assertion here measures time: deadlines only bound the waiting
 from __future__ import annotations
 
 import gzip
-import http.client
-import http.cookiejar
 import json
 import multiprocessing as mp
 import re
 import signal
 import subprocess
 import sys
-import urllib.parse
-import urllib.request
 from collections import Counter
 from datetime import timedelta
 
@@ -28,18 +24,17 @@ from engine.db import Database
 from engine.models import Instance, InstanceEvent
 from engine.runtime import Runtime
 from grid.config import ConfigError, Settings
-from grid.org.passwords import DEMO_PASSWORD
 from tests.engine_helpers import deploy_fixture
 from tests.server_helpers import (  # noqa: E402 - the helpers every server test shares
     GRIDFLOW,
     KEY,
     ROOT,
-    TOKEN,
     children,
     env_for,
     free_port,
     get,
     healthy,
+    http_sign_in,
     started,
     until,
 )
@@ -87,13 +82,7 @@ def test_gunicorn_compresses_hides_version_caches_static_logs_user_and_reloads(w
         assert "immutable" not in (stale.getheader("Cache-Control") or ""), "a stale hash is not cached for a year"
 
         # sign in over HTTP; the access log names the staff member
-        jar = http.cookiejar.CookieJar()
-        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-        base = f"http://127.0.0.1:{port}"
-        token = TOKEN.search(opener.open(f"{base}/login", timeout=30).read().decode()).group(1)
-        form = urllib.parse.urlencode({"username": "jiangranran", "password": DEMO_PASSWORD, "csrf_token": token})
-        inbox = opener.open(f"{base}/login", data=form.encode(), timeout=30)
-        assert inbox.status == 200 and "我的待办" in inbox.read().decode(), inbox.url
+        _, jar = http_sign_in(port)
         assert {c.name for c in jar} == {"gridflow_session"}
         db = Database(world)
         try:

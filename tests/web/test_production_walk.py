@@ -9,8 +9,8 @@ moved past the village level's warning time, opens the 督办 supervision, seen 
 
 What differs from the README, and why: no sudo, systemd or nginx here (the services are
 subprocesses; the client talks plain HTTP to gunicorn, so the proxy settings of the example,
-GRIDFLOW_PROXY_HOPS and GRIDFLOW_SECURE_COOKIES, are turned off), GRIDFLOW_DATA_KEY is added
-(the example file lacks it, see env_file), and the code is this checkout with its virtualenv
+GRIDFLOW_PROXY_HOPS and GRIDFLOW_SECURE_COOKIES, are turned off), GRIDFLOW_DATA_KEY is filled
+in (the example file leaves it empty, as the README says to edit it), and the code is this checkout with its virtualenv
 instead of a fresh clone. No assertion measures time.
 """
 from __future__ import annotations
@@ -66,8 +66,7 @@ def env_file(tmp: Path, url: str, port: int) -> Path:
             "GRIDFLOW_WORKFLOWS": str(ROOT / "workflows"), "GRIDFLOW_FORMS": str(ROOT / "forms"),
             "GRIDFLOW_BIND": f"127.0.0.1:{port}", "GRIDFLOW_PROXY_HOPS": "0", "GRIDFLOW_SECURE_COOKIES": "0",
             "GRIDFLOW_WORKERS": "2", "GRIDFLOW_SWEEP_SECONDS": "1",
-            # not in the example file nor in check-config, yet production refuses to touch the
-            # registry without it (grid/crypto.py): the demo city's households fail otherwise
+            # empty in the example file; production refuses to touch the registry without it
             "GRIDFLOW_DATA_KEY": DATA_KEY}
     lines, seen = [], set()
     for line in EXAMPLE.read_text(encoding="utf-8").splitlines():

@@ -2,11 +2,10 @@
 wrong type) save nothing."""
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import func, select
 
 from grid.cases.models import Attachment, DisputeCase
-from tests.web_helpers import csrf, login, make_app, upload
+from tests.web_helpers import csrf, login, upload
 
 FORM = {"grid": "420602003005015", "category": "municipal",
         "description": "南山家属院雨污分流改造，居民担心雨水倒灌。", "location.text": "襄城区檀溪社区南山家属院",
@@ -14,11 +13,6 @@ FORM = {"grid": "420602003005015", "category": "municipal",
         "parties.0.name": "南山家属院居民代表", "parties.0.phone": "13800000001",
         "parties.1.name": "", "parties.1.phone": "",
         "parties.2.name": "雨污分流改造施工方", "parties.2.phone": "13800000002"}
-
-@pytest.fixture
-def app(svc, tmp_path):
-    return make_app(svc, tmp_path)
-
 
 def _count(svc, model) -> int:
     with svc.db.read() as s:

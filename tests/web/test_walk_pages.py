@@ -21,7 +21,7 @@ from engine.migration import Migrator, Selection
 from grid.cases import service as cases
 from grid.registry.models import Household, Resident
 from tests.versions_helpers import deploy_v2
-from tests.web_helpers import dispatch, login, make_app, open_items, report_case, rule_url
+from tests.web_helpers import dispatch, login, open_items, report_case, rule_url
 
 ROLES = ["jiangranran", "qiuyun", "med1.420602003005", "disp1.420602003000", "sup.420602003000",
          "sup.420600000000", "admin"]
@@ -37,9 +37,9 @@ FILE = re.compile(r"\S+\.(?:bpmn|dmn|json|zip|png|jpe?g|pdf|heic|csv|xlsx)\b")
 
 
 @pytest.fixture
-def app(svc, tmp_path):
+def app_config() -> dict:
     extra = os.environ.get("GRIDFLOW_TEST_TRANSLATIONS")  # pending translations, checked before a merge
-    return make_app(svc, tmp_path, **({"BABEL_TRANSLATION_DIRECTORIES": extra} if extra else {}))
+    return {"BABEL_TRANSLATION_DIRECTORIES": extra} if extra else {}
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ staff directory, indicators, registry aggregates, the event feed and report inta
 clients holding a bearer token. Reads go through grid.cases.api_reads (no SQL here)."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from flask import Blueprint, Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
@@ -76,15 +76,17 @@ def _int(name: str, default: int) -> int:
         raise ApiProblem(400, f"{name} must be an integer") from None
 
 
-def _when(name: str) -> datetime | None:
+def query_time(name: str, naive_tz: tzinfo, what: str) -> datetime | None:
+    """The query argument `name` as an aware UTC time (one without an offset is read in `naive_tz`),
+    None when it is absent; a 400 problem saying it must be `what` when it is not a time."""
     raw = request.args.get(name)
     if not raw:
         return None
     try:
         v = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        raise ApiProblem(400, f"{name} must be an ISO 8601 date-time") from None
-    return clock.to_utc(v) if v.tzinfo else v.replace(tzinfo=clock.now().tzinfo)
+        raise ApiProblem(400, f"{name} must be {what}") from None
+    return clock.to_utc(v if v.tzinfo else v.replace(tzinfo=naive_tz))
 
 
 def _path_for(unit_code: str | None) -> str:
@@ -118,7 +120,8 @@ def cases():
     c = _caller()
     require(c, "cases:read")
     path = _path_for(request.args.get("unit"))
-    return json_response(reads.list_cases(services(), path, updated_since=_when("updated_since"),
+    since = query_time("updated_since", UTC, "an ISO 8601 date-time")
+    return json_response(reads.list_cases(services(), path, updated_since=since,
                                           cursor=request.args.get("cursor"), limit=_int("limit", 50),
                                           personal=c.has("personal:read"), status=request.args.get("status"),
                                           category=request.args.get("category")))
@@ -211,10 +214,17 @@ def create_report():
 
     c = _caller()
     require(c, "reports:create")
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # the JSON decoder recurses per nesting level; silent= catches only ValueError
+        raise ApiProblem(400, "the JSON body is nested too deeply") from None
     if not isinstance(body, dict):
         raise ApiProblem(400, "a JSON object is required")
+    if body.get("grid") is not None and not isinstance(body["grid"], str):
+        raise ApiProblem(400, "grid is a unit code (text)")
     loc = body.get("location") or {}
+    if not isinstance(loc, dict):
+        raise ApiProblem(400, "location is an object: {lat, lng, address}")
     try:
         grid = body.get("grid") or intake.locate(services(), loc.get("lat"), loc.get("lng"), c.path)
     except intake.OutsideGrids as e:

@@ -22,6 +22,7 @@ from grid.cases import intake
 from grid.errors import Forbidden
 from grid.org import api_clients
 
+from ..api import query_time
 from ..api.common import ApiProblem, audit_call, services
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
@@ -248,14 +249,7 @@ def _unit_names(rows: list[dict]) -> dict[str, str]:
 
 
 def _date(name: str) -> datetime | None:
-    raw = request.args.get(name)
-    if not raw:
-        return None
-    try:
-        v = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiProblem(400, f"{name} must be a W3C date-time") from None
-    return clock.to_utc(v) if v.tzinfo else clock.to_utc(v.replace(tzinfo=clock.local(clock.now()).tzinfo))
+    return query_time(name, clock.SHANGHAI, "a W3C date-time")  # a time without an offset is Beijing time
 
 
 @bp.get("/requests.<fmt>")

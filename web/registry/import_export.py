@@ -95,7 +95,7 @@ def import_page():
     job = _jobs.get(request.args.get("job", ""))
     if job is not None and job.staff_id != me:
         job = None
-    grids = registry_pages.my_grids(svc, me)
+    grids = registry_pages.my_grids(svc, me, browse=False)  # only the grids one may import into or export
     recent = writer.batches(svc, limit=10, actor=me)
     return render_template("registry/import.html", job=job, grids=grids, recent=recent,
                            columns=reader.COLUMNS)

@@ -22,6 +22,7 @@ from .blueprint import back_to, bp, current_staff_id, error_text, services
 
 UNITS_PER_PAGE = 50  # units (or grids) per page of the registry hierarchy
 SEARCH_LIMIT = 20
+FIND_LIMIT = 20  # units found by name
 
 
 @bp.get("/")
@@ -31,14 +32,19 @@ def index():
     svc, me = services(), current_staff_id()
     q = (request.args.get("q") or "").strip()
     unit = request.args.get("unit") or None
+    find = (request.args.get("find") or "").strip()
     grids = registry_pages.my_grids(svc, me, browse=False)
-    if len(grids) == 1 and not q and unit is None:
+    if len(grids) == 1 and not q and not find and unit is None:
         return redirect(url_for("registry.grid", code=grids[0][0]))
     tree, page = None, _page()
     if unit is not None or not grids:
         tree = aggregates.unit_page(svc, me, unit, limit=UNITS_PER_PAGE, offset=(page - 1) * UNITS_PER_PAGE)
         if tree.unit is not None and tree.unit.level == "grid":
             return redirect(url_for("registry.grid", code=tree.unit.code))
+    units, more_units = [], False
+    if find and tree is not None:
+        units, more_units = aggregates.find_units(svc, me, find, tree.unit.code if tree.unit else None,
+                                                  limit=FIND_LIMIT)
     found, status, more = [], 200, False
     if q:
         try:
@@ -49,7 +55,8 @@ def index():
             status = _search_status(e)
     pages = max(1, (tree.total + UNITS_PER_PAGE - 1) // UNITS_PER_PAGE) if tree else 1
     return render_template("registry/index.html", grids=grids, q=q, found=found, more_found=more,
-                           search_limit=SEARCH_LIMIT, tree=tree, page=page, pages=pages), status
+                           search_limit=SEARCH_LIMIT, tree=tree, page=page, pages=pages, find=find,
+                           units=units, more_units=more_units, find_limit=FIND_LIMIT), status
 
 
 def _page() -> int:

@@ -30,7 +30,7 @@ from engine import clock
 from engine.errors import Conflict, InvalidData, NotFound
 from grid.cases import labels as case_labels
 from grid.errors import Forbidden
-from grid.org import accounts, audit, sessions
+from grid.org import accounts, audit, request_memo, sessions
 
 from . import labels
 
@@ -334,11 +334,20 @@ def register(app: Flask) -> None:
 
 
 def _origin():
-    """The client address for audit entries written while serving this request."""
+    """The client address for audit entries written while serving this request, and the request's
+    memo of the signed-in person's roles and jurisdiction (grid.org.request_memo: read sessions
+    only, emptied after every committed write, gone at the end of the request)."""
     g.gridflow_audit_origin = audit.origin.set(request.remote_addr)
+    g.gridflow_request_memo = request_memo.enter()
 
 
 def _origin_done(_exc=None):
+    memo = g.pop("gridflow_request_memo", None)
+    if memo is not None:
+        try:
+            request_memo.leave(memo)
+        except ValueError:  # set in another context (cannot happen with sync views): leave it
+            pass
     token = g.pop("gridflow_audit_origin", None)
     if token is not None:
         try:

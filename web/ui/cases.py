@@ -16,7 +16,7 @@ from grid.cases import badges, pages
 from grid.cases import labels as case_labels
 from grid.cases import service as cases
 
-from . import due_text, form_labels, safe_next, services
+from . import case_actions, due_text, form_labels, safe_next, services
 from .forms import build, describe, image_key
 from .labels import EVENTS, LEVELS, RESULTS, lang, word
 
@@ -76,6 +76,8 @@ def timeline(svc, page: pages.CasePage, labels: case_labels.Labels) -> list[Entr
         elif t.kind == "escalated":
             what = _("Escalated from %(a)s to %(b)s", a=units.get(d.get("from_unit"), d.get("from_unit") or ""),
                      b=units.get(d.get("to_unit"), d.get("to_unit") or ""))
+        elif case_actions.describe_event(t.kind, d, names, units):  # 改派: from whom to whom
+            what, details = case_actions.describe_event(t.kind, d, names, units)
         elif t.kind in ("urged", "urge_recorded") and d.get("comment"):
             details = [(_("Comment"), d["comment"])]
         elif t.kind == "archived":

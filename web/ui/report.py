@@ -10,7 +10,7 @@ from flask_login import current_user
 
 from engine import form_validation
 from engine.errors import InvalidData
-from grid.cases import attachments, pages
+from grid.cases import attachments, pages, report_location
 from grid.cases import service as cases
 
 from . import forms, services
@@ -23,6 +23,14 @@ def _render(rf: pages.ReportForm, grid: str, state: forms.FormState, status: int
     fields = forms.build(rf.schema, lang())
     token = token if token and len(token) == 32 else uuid.uuid4().hex  # one per rendered form: kept on a retry
     return render_template("report/new.html", rf=rf, grid=grid, fields=fields, state=state, submit_token=token), status
+
+
+def _outside(where: report_location.Outside) -> str:
+    if where.other:
+        return _("This point lies in your grid %(other)s, not in %(grid)s: choose that grid, or move the pin.",
+                 other=where.other[1], grid=where.grid_name)
+    return _("This point lies about %(m)s m outside %(grid)s. Move the pin to where it happened, or have the "
+             "case reported from the grid it is in.", m=where.distance_m, grid=where.grid_name)
 
 
 @bp.get("/report")
@@ -43,6 +51,10 @@ def create():
     state = forms.FormState(sub.raw, sub.files, errors, submitted=True)
     token = request.form.get("submit_token") or None
     if errors:
+        return _render(rf, grid, state, 422, token)
+    where = report_location.check(svc, current_user.id, grid, sub.data)
+    if where is not None:  # the pin is outside the chosen grid (beyond the tolerance): nothing is stored
+        state.errors = {"location": [_outside(where)]}
         return _render(rf, grid, state, 422, token)
     forms.save_uploads(svc, current_user.id, sub)  # only now, the form being valid: pending until linked
     try:

@@ -21,7 +21,7 @@ from flask_login import current_user
 
 from engine import form_validation
 from engine.errors import Conflict, InvalidData
-from grid.cases import attachments, badges, checks, notifications, pages
+from grid.cases import accountability_register, attachments, badges, checks, notifications, pages
 from grid.cases import service as cases
 from grid.registry import visits as registry_visits
 from web.registry.words import word as registry_word
@@ -91,6 +91,9 @@ def _render(svc, page: pages.TaskPage, state: forms.FormState, status: int = 200
 @bp.get("/tasks/<task_guid>")
 def show(task_guid: str):
     svc = services()
+    entry_id = accountability_register.task_entry(svc, task_guid)
+    if entry_id is not None:  # an accountability task is done on its register entry's page
+        return redirect(url_for("accountability.show", entry_id=entry_id))  # which checks who may see it
     page = pages.task_page(svc, current_user.id, task_guid)
     return _render(svc, page, forms.FormState())
 
