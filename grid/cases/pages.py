@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from engine.errors import NotFound
 from engine.models import Instance, WorkItem
-from grid.cases import attachments
+from grid.cases import attachments, departments
 from grid.cases import service as cases
 from grid.cases.models import CASE_LEVELS, CaseRecord, DisputeCase
 from grid.errors import Forbidden
@@ -72,6 +72,11 @@ def task_page(svc, staff_id: str, task_guid: str) -> TaskPage:
         pickers = {name: prop.get("x-staff-role") or "mediator"
                    for name, prop in ((schema or {}).get("properties") or {}).items()
                    if prop.get("x-widget") == "staff"} if can else {}
+        if can:  # a unit picked in a row of the form (部门协同): the level's staffed departments
+            for name, prop in ((schema or {}).get("properties") or {}).items():
+                for key, sub in (((prop.get("items") or {}).get("properties")) or {}).items():
+                    if sub.get("x-unit-level") == "department":
+                        options[f"{name}.{key}"] = departments.choices(s, wi.unit_id)
         people_of = {role: org.staff_for(s, wi.unit_id, role) for role in dict.fromkeys(pickers.values())}
         everyone = {p.id for people in people_of.values() for p in people}
         titles = dict(s.execute(select(StaffRole.staff_id, StaffRole.title).where(

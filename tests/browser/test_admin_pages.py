@@ -100,6 +100,9 @@ def test_dry_run_page_speaks_chinese(live_app, v2, browser, shots):
         p.goto(f"{base}/admin/migrations/{run_id}")
         assert p.locator("table.verdicts tbody tr").count() >= 2
         assert latin_words(p) == [], latin_words(p)
+        if phone:  # one card per case on a phone: nothing runs off the right edge
+            assert p.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+            assert p.locator("table.verdicts thead").is_hidden()
         shots(p, f"14-admin-dry-run-zh-{tag}")
         p.goto(f"{base}/admin/migrations")
         assert latin_words(p) == [], latin_words(p)

@@ -65,3 +65,27 @@ def test_the_dispatcher_picks_departments(live_app, browser, shots, viewport, ph
     # the refused submit's 422 is logged by the browser as a failed load; nothing else may fail
     assert [e for e in errors if "status of 422" not in e] == [], errors
     ctx.close()
+
+
+@pytest.mark.parametrize("viewport, phone, tag", [(PHONE_390, True, "390px"), (DESKTOP, False, "1366px")])
+def test_the_dispatch_form_picks_a_department_from_a_list(live_app, browser, shots, viewport, phone, tag):
+    """On the dispatch task itself: 转部门协同办理 shows the department rows, each a list of the
+    level's departments, and sending one opens that department's task."""
+    base, svc = live_app
+    c = at_street(svc, f"占道经营引发纠纷，需城管协同（{tag}）")
+    guid = open_items(svc, c.id, "dispatch")[0].task_guid
+    ctx, p, errors = open_page(browser, base, DISPATCHER, viewport, phone)
+    p.goto(f"{base}/tasks/{guid}")
+    p.locator('input[name="action"][value="transfer"]').check(force=True)
+    cell = p.locator('select[name="departments.0.unit"]')
+    assert cell.is_visible()
+    cell.select_option(CHENGGUAN)
+    p.locator('[name="departments.0.part"]').fill("清理占道经营摊点")
+    shots(p, f"12-dispatch-form-departments-{tag}")
+    if phone:
+        check_phone_page(p, viewport["width"])
+    p.locator("form[data-once] button[type=submit]").click()
+    p.wait_for_load_state("load")
+    assert [w.unit_id for w in open_items(svc, c.id) if w.task_spec != "dispatch"] == [CHENGGUAN]
+    assert not errors, errors
+    ctx.close()

@@ -144,3 +144,32 @@ def test_picked_departments_get_their_tasks(svc, app, at_street):
     assert [row.case_id for row in cases.inbox(svc, handler)["items"]] == [c.id]
     # the dispatch task is done: the picker is gone
     assert client.get(f"/cases/{c.id}/departments").status_code == 403
+
+
+def test_the_dispatch_form_itself_offers_the_departments_as_a_choice(svc, app, at_street):
+    """The dispatch task's own form: each department row picks from the level's staffed
+    departments (no typed codes); another level's department posted there is refused by the
+    server and nothing changes; a pick from the list sends the case to that department."""
+    c = at_street
+    client = login(app, DISPATCHER)
+    guid = open_items(svc, c.id, "dispatch")[0].task_guid
+    html = client.get(f"/tasks/{guid}").get_data(as_text=True)
+    select = re.search(r'<select id="f-departments-0-unit" name="departments\.0\.unit"[^>]*>(.*?)</select>', html, re.S)
+    assert select, "the department cell is a select"
+    with svc.db.read() as s:
+        from grid.cases import departments
+
+        expected = [code for code, _ in departments.choices(s, STREET)]
+    assert re.findall(r'<option value="(\d+)"', select.group(1)) == expected
+    assert COUNTY_DEPT not in select.group(1)
+    token = csrf(client, f"/tasks/{guid}")
+    lock = re.search(r'name="lock_version" value="(\d+)"', html).group(1)
+    before = fingerprint(svc, c.id)
+    bad = client.post(f"/tasks/{guid}", data={"csrf_token": token, "lock_version": lock, "action": "transfer",
+                                              "departments.0.unit": COUNTY_DEPT, "departments.0.part": "核查违建"})
+    assert bad.status_code == 422
+    assert fingerprint(svc, c.id) == before
+    ok = client.post(f"/tasks/{guid}", data={"csrf_token": token, "lock_version": lock, "action": "transfer",
+                                             "departments.0.unit": CHENGGUAN, "departments.0.part": "核查违建"})
+    assert ok.status_code == 302, ok.get_data(as_text=True)[-2000:]
+    assert [w.unit_id for w in open_items(svc, c.id) if w.task_spec != "dispatch"] == [CHENGGUAN]
