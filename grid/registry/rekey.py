@@ -11,7 +11,8 @@ found by what it is (a token whose key id is not the current one), not by a book
 interrupted rekey is resumed by running it again: what was done is not done twice.
 
 What it rewrites (TARGETS): the resident's ID number and phone with their indexes; the sealed
-fields in the resident history (before/after); the phones of case parties (dispute_case.parties);
+fields in the resident history (before/after); the phones of case parties (dispute_case.parties)
+and of staff (staff.phone);
 sealed tokens in the process state of instances (a hotline caller's phone, parties' phones). Rows of the tamper-evident audit chain (instance events) are evidence
 and are not rewritten: keep the old key among GRIDFLOW_DATA_KEYS_OLD while such rows are needed
 (`remaining` counts them so the operator knows).
@@ -174,8 +175,27 @@ def _cases_batch(s, kid: str, after: int, batch: int) -> tuple[int, int | None]:
     return len(rows), rows[-1][0]
 
 
+_staff = table("staff", column("id"), column("phone", Text))
+STAFF_PHONE = "staff.phone"  # grid.org.models: Staff.phone
+
+
+def _staff_todo(s, kid: str) -> int:
+    return s.scalar(select(func.count()).select_from(_staff).where(_not_current(_staff.c.phone, kid)))
+
+
+def _staff_batch(s, kid: str, after: str, batch: int) -> tuple[int, str | None]:
+    rows = s.execute(select(_staff.c.id, _staff.c.phone).where(_staff.c.id > after, _not_current(_staff.c.phone, kid))
+                     .order_by(_staff.c.id).limit(batch)).all()
+    if not rows:
+        return 0, None
+    s.execute(_staff.update().where(_staff.c.id == bindparam("p_id")).values(phone=bindparam("p_phone")),
+              [{"p_id": i, "p_phone": _reseal(t, STAFF_PHONE)} for i, t in rows])
+    return len(rows), rows[-1][0]
+
+
 TARGETS = {"resident": (_residents_todo, _residents_batch), "resident_event": (_events_todo, _events_batch),
-           "instance_state": (_state_todo, _state_batch), "case_parties": (_cases_todo, _cases_batch)}
+           "instance_state": (_state_todo, _state_batch), "case_parties": (_cases_todo, _cases_batch),
+           "staff": (_staff_todo, _staff_batch)}
 
 
 def rekey(svc, batch: int = 500, progress: Progress | None = None, targets: tuple[str, ...] | None = None) -> Result:
@@ -188,7 +208,7 @@ def rekey(svc, batch: int = 500, progress: Progress | None = None, targets: tupl
     done = 0
     for name in names:
         _todo, step = TARGETS[name]
-        after, count = 0, 0
+        after, count = ("" if name == "staff" else 0), 0  # staff ids are text
         while True:
             with svc.db.write() as s:
                 n, last = step(s, kid, after, batch)
@@ -217,6 +237,7 @@ def remaining(svc) -> dict[str, int]:
         out["instance_state"] = sum(1 for (st,) in s.execute(select(_instance.c.state_json)
                                                              .where(_instance.c.state_json.like("%g1$%")))
                                     if any(m.group(1) != kid for m in TOKEN.finditer(st)))
+        out["staff"] = _staff_todo(s, kid)
         out["case_parties"] = sum(1 for (v,) in s.execute(select(_case.c.parties).where(
             func.cast(_case.c.parties, Text).like("%g1$%"))) if _parties(v, kid) is not None)
         out["instance_event (kept)"] = sum(

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from grid import crypto
 from grid.cases.models import DisputeCase
+from grid.org.models import Staff
 from grid.registry import households, rekey, rules
 from grid.registry.models import Resident, ResidentEvent
 from tests.registry_helpers import household, make_id, person, sid
@@ -24,6 +25,7 @@ from tests.web_helpers import SEED_GRID, report_case
 
 IDN = make_id("420602", date(1970, 5, 1), 11)
 PHONE, NEW_PHONE = "13812341234", "13987654321"
+STAFF_PHONE = "13655554444"
 
 
 def _raw_current() -> str:
@@ -54,6 +56,8 @@ def _family(svc) -> tuple[int, int]:
     for i in range(6):
         person(svc, gw, hid, f"家人{i}", date(1990 + i, 1, 2), 31 + 2 * i, "child", phone=f"1391234000{i}")
     households.update_resident(svc, gw, rid, {"phone": NEW_PHONE}, note="换号")  # the history seals both
+    with svc.db.write() as s:  # a staff member's phone, sealed like the residents'
+        s.get(Staff, gw).phone = STAFF_PHONE
     return gw, rid
 
 
@@ -69,6 +73,7 @@ def _reads_everything(svc, rid: int) -> None:
                 assert all(v is None or not crypto.is_sealed(v) for v in d.values())
         assert s.scalar(select(Resident.id).where(Resident.phone_index.in_(crypto.blinds(NEW_PHONE, "resident.phone")))) == rid
         assert [p["phone"] for p in s.scalars(select(DisputeCase)).first().parties] == ["13800000001", "13800000002"]
+        assert s.scalar(select(Staff.phone).where(Staff.username == "jiangranran")) == STAFF_PHONE
 
 
 def _kids(svc) -> set[str]:
@@ -99,6 +104,7 @@ def test_rekey_rotates_every_value_and_the_old_key_can_go(reg, keys):
     left = rekey.remaining(reg)
     assert left["resident"] == left["resident_event"] == left["instance_state"] == left["case_parties"] == 0
     assert res.rewritten["case_parties"] == 1
+    assert left["staff"] == 0 and res.rewritten["staff"] >= 1
 
     _switch(mp, new)  # the old key removed from the configuration
     assert list(crypto.keyring().by_id) == [new_kid]
@@ -107,7 +113,7 @@ def test_rekey_rotates_every_value_and_the_old_key_can_go(reg, keys):
     if reg.db.url.startswith("sqlite"):
         reg.db.dispose()  # checkpoint the WAL into the file
         raw = Path(reg.db.engine.url.database).read_bytes()
-        for plain in (IDN, PHONE, NEW_PHONE, "13912340003"):
+        for plain in (IDN, PHONE, NEW_PHONE, "13912340003", STAFF_PHONE):
             assert plain.encode() not in raw, plain
 
 

@@ -15,9 +15,7 @@ instead of a fresh clone. No assertion measures time.
 """
 from __future__ import annotations
 
-import base64
 import re
-import secrets
 import shlex
 import signal
 import subprocess
@@ -32,6 +30,7 @@ from grid.cases.models import DisputeCase
 from grid.org.passwords import DEMO_PASSWORD
 from tests.server_helpers import (
     CLEAN,
+    DATA_KEY,  # the test process's own key too: it reads the services' database
     GRIDFLOW,
     KEY,
     Client,
@@ -43,7 +42,6 @@ from tests.server_helpers import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA_KEY = base64.b64encode(secrets.token_bytes(32)).decode()
 README = ROOT / "README.md"
 EXAMPLE = ROOT / "deploy" / "gridflow.env.example"
 REPORT = {"grid": "420602003005015", "category": "municipal",
