@@ -140,6 +140,9 @@ def case_page(svc, staff_id: str, case_id: int) -> CasePage:
     people -= set(d["names"])
     unit_codes = {x for p in payloads for x in (p.get("unit"), p.get("from_unit"), p.get("to_unit"))
                   if isinstance(x, str)} - set(d["units"])
+    sent = [r for p in payloads if isinstance(p.get("data"), dict)
+            for r in (p["data"].get("departments") or []) if isinstance(r, dict)]  # 部门协同
+    unit_codes |= {r["unit"] for r in sent if isinstance(r.get("unit"), str)} - set(d["units"])
     names, units = dict(d["names"]), dict(d["units"])
     with svc.db.read() as s:
         forms = dict(s.execute(select(WorkItem.task_guid, WorkItem.form)

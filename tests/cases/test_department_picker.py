@@ -173,3 +173,11 @@ def test_the_dispatch_form_itself_offers_the_departments_as_a_choice(svc, app, a
                                              "departments.0.unit": CHENGGUAN, "departments.0.part": "核查违建"})
     assert ok.status_code == 302, ok.get_data(as_text=True)[-2000:]
     assert [w.unit_id for w in open_items(svc, c.id) if w.task_spec != "dispatch"] == [CHENGGUAN]
+    # the case's timeline names the department, not its code
+    page = client.get(f"/cases/{c.id}").get_data(as_text=True)
+    timeline = page[page.index('class="timeline'):] if 'class="timeline' in page else page
+    with svc.db.read() as s:
+        from grid.org.models import OrgUnit
+
+        name = s.get(OrgUnit, CHENGGUAN).name
+    assert f"{name} 核查违建" in timeline and f"{CHENGGUAN} 核查违建" not in timeline

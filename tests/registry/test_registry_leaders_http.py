@@ -71,7 +71,7 @@ def expected(svc) -> dict[str, list[int]]:
     """{unit path: [grids, buildings, households, living residents, active flags]} for every unit,
     counted from the registry tables themselves."""
     with svc.db.read() as s:
-        paths = dict(s.execute(select(OrgUnit.code, OrgUnit.path)).tuples().all())
+        paths = dict(s.execute(select(OrgUnit.code, OrgUnit.path)).all())
         grids = [c for c, in s.execute(select(OrgUnit.code).where(OrgUnit.level == "grid"))]
         per: dict[str, list[int]] = {g: [1, 0, 0, 0, 0] for g in grids}
         for g, in s.execute(select(Building.grid_code)):

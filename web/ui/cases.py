@@ -67,7 +67,7 @@ def timeline(svc, page: pages.CasePage, labels: case_labels.Labels) -> list[Entr
         if t.kind == "task_completed":
             what = labels.form(t.form, lg, d.get("name"))
             schema = svc.runtime.form_schema(page.version_id, t.form) if t.form and page.version_id else None
-            details = describe(schema, d.get("data") or {}, lg, names, mask)
+            details = describe(schema, d.get("data") or {}, lg, {**units, **names}, mask)
             sigs = signatures_of(schema, d.get("data") or {}, lg, t.at)
         elif t.kind == "level_entered":
             what = _("Now handled at %(level)s level: %(unit)s", level=word(LEVELS, d.get("level")), unit=unit or "")

@@ -423,7 +423,8 @@ class FormState:
 
 def describe(schema: dict | None, data: dict, lang: str, names: dict[str, str], mask) -> list[tuple[str, str]]:
     """(label, shown value) pairs of submitted form data, for the timeline; phones masked with
-    `mask` (None to show them), photos and files left out (the page lists attachments)."""
+    `mask` (None to show them), photos and files left out (the page lists attachments). `names`
+    gives staff names by id and unit names by code."""
     if not schema or not isinstance(data, dict):
         return []
     out = []
@@ -443,8 +444,13 @@ def describe(schema: dict | None, data: dict, lang: str, names: dict[str, str], 
         elif f.widget in ("geo", "group") and isinstance(v, dict):
             shown = str(v.get("text") or "")
         elif f.widget in ROW_WIDGETS and isinstance(v, list):
-            shown = "；".join(" ".join(str(mask(x)) if (k == "phone" and mask) else str(x)
-                                      for k, x in row.items()) for row in v if isinstance(row, dict))
+            unit_keys = {c.key for c in f.children if c.schema.get("x-unit-level")}  # a department: its name
+            order = [c.key for c in f.children]  # the cells in the form's order, then any others
+            shown = "；".join(" ".join(str(mask(row[k])) if (k == "phone" and mask) else
+                                      str(names.get(row[k], row[k])) if k in unit_keys and isinstance(row[k], str)
+                                      else str(row[k])
+                                      for k in [*[k for k in order if k in row], *[k for k in row if k not in order]])
+                               for row in v if isinstance(row, dict))
         else:
             shown = _key(v)
         if shown != "":
