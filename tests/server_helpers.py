@@ -266,3 +266,24 @@ def multipart(fields: list[tuple[str, str]], files: list[tuple[str, str, bytes, 
                 f"Content-Type: {ctype}\r\n\r\n").encode() + content + b"\r\n"
     out += f"--{boundary}--\r\n".encode()
     return bytes(out), f"multipart/form-data; boundary={boundary}"
+
+
+@contextmanager
+def serve_in_thread(app) -> Iterator[int]:
+    """A WSGI app on a real HTTP server (werkzeug, threaded, quiet) on 127.0.0.1; yields its port."""
+    import threading
+
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class Quiet(WSGIRequestHandler):
+        def log_request(self, *args, **kwargs):  # keep test output readable
+            pass
+
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)

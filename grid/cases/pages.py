@@ -50,10 +50,16 @@ class TaskPage:
     version_id: int
     schema: dict | None
     can_act: bool
-    staff_options: dict[str, list[tuple[str, str]]]  # field -> [(staff id, label)]
+    staff_options: dict[str, list[tuple[str, str]]]  # field (or "rows.cell" for a unit) -> [(id, label)]
     assigned_to: str  # who the task is for, in words (person name or role@unit)
     unit_name: str
     closed_by: str | None
+
+    @property
+    def offers_departments(self) -> bool:
+        """The person can send this task's case to departments: its form picks some (a row's unit
+        cell with options, filled only for one who may act)."""
+        return any("." in name and opts for name, opts in self.staff_options.items())
 
 
 def task_page(svc, staff_id: str, task_guid: str) -> TaskPage:

@@ -8,10 +8,11 @@ with grid.scenario.prepare (small demo city, ./workflows deployed).
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 import pytest
+
+from tests.server_helpers import serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("GRIDFLOW_CHROMIUM", "/usr/bin/chromium")
@@ -31,8 +32,6 @@ def _require_browser() -> None:
 @pytest.fixture(scope="module")
 def live_app(tmp_path_factory):
     """(base_url, services) of the app served from a thread."""
-    from werkzeug.serving import WSGIRequestHandler, make_server
-
     from engine.db import Database
     from grid.cases.scenario import prepare
     from web import create_app
@@ -46,18 +45,10 @@ def live_app(tmp_path_factory):
     extra = {"BABEL_TRANSLATION_DIRECTORIES": os.environ["GRIDFLOW_TEST_TRANSLATIONS"]} \
         if os.environ.get("GRIDFLOW_TEST_TRANSLATIONS") else {}  # pending translations, checked before a merge
     app = create_app(svc.settings, services=svc, **extra)
-    class Quiet(WSGIRequestHandler):
-        def log_request(self, *args, **kwargs):  # keep test output readable
-            pass
-
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}", svc
+        with serve_in_thread(app) as port:
+            yield f"http://127.0.0.1:{port}", svc
     finally:
-        server.shutdown()
-        thread.join(timeout=10)
         db.dispose()
 
 

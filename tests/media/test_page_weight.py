@@ -4,13 +4,12 @@ static and cached, and not counted). Before renditions, the photo itself was sen
 from __future__ import annotations
 
 import re
-import threading
 from html import unescape
 
 import pytest
 
 from tests.media import helpers as h
-from tests.server_helpers import Client
+from tests.server_helpers import Client, serve_in_thread
 from tests.web_helpers import make_app
 
 LIMIT = 600 * 1024
@@ -22,20 +21,8 @@ REPORT = {"grid": "420602003005015", "category": "municipal",
 @pytest.fixture
 def served(svc, tmp_path):
     """The app on a real HTTP server (werkzeug, a thread) on 127.0.0.1."""
-    from werkzeug.serving import WSGIRequestHandler, make_server
-
-    class Quiet(WSGIRequestHandler):
-        def log_request(self, *args, **kwargs):
-            pass
-
-    server = make_server("127.0.0.1", 0, make_app(svc, tmp_path), threaded=True, request_handler=Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_port
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with serve_in_thread(make_app(svc, tmp_path)) as port:
+        yield port
 
 
 def page_weight(client: Client, path: str) -> tuple[int, dict[str, int]]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import html
 import os
 import re
-import threading
 from urllib.parse import quote
 
 import pytest
@@ -23,7 +22,7 @@ from grid.org.models import DEPARTMENT, LEVELS, OrgUnit
 from grid.org.passwords import DEMO_PASSWORD
 from grid.registry import demo as registry_demo
 from grid.registry.models import CATEGORIES, Building, Household, Resident, SpecialFlag
-from tests.server_helpers import Client
+from tests.server_helpers import Client, serve_in_thread
 from tests.web.test_walk_pages import raw_words, visible_text
 
 ROW = re.compile(r'<li class="item[^"]*">\s*<div class="item-head"><span class="item-title"><a href="([^"]+)">([^<]+)</a>'
@@ -41,22 +40,9 @@ def app_config() -> dict:
 @pytest.fixture
 def served(app, svc, fake_clock):
     """The small demo city with its households, the shared `app` on a real HTTP server in a thread."""
-    from werkzeug.serving import WSGIRequestHandler, make_server
-
     registry_demo.fill(svc, "small")
-
-    class Quiet(WSGIRequestHandler):
-        def log_request(self, *args, **kwargs):
-            pass
-
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_port
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with serve_in_thread(app) as port:
+        yield port
 
 
 def signed_in(port: int, username: str) -> Client:
