@@ -8,17 +8,20 @@ dashboard under 200 ms p95).
 
 What it builds, per dialect, in one scratch database: the demo city (grid.org.demo), then `--base`
 cases (9 closed : 1 open), measured; then the rest up to `--closed` + `--open`, measured again.
-The cases are generated straight into `indicator_rollup` and, summed per ancestor unit and
-day/month/year bucket as its triggers would, `indicator_total`, the table every indicator is read
-from (the cross-tab still reads `indicator_rollup`; `case_late` for the late count is empty here): each case follows one
+The cases are generated straight into `indicator_rollup`, and `indicator_total` is filled with
+their sums per ancestor with totals (township, county, city), day/month/year bucket, per category
+and "*", as its triggers would (checked at the small scale: `rollups.rebuild(check=True)` finds no
+difference); both are rewritten at each scale, one county at a time, so that memory stays bounded
+(`case_late` for the late count is empty here). Each case follows one
 of a few record sequences (resolved at the village, escalated once, late at the village then
 resolved above, reworked, settled on the spot, duplicate, still open), and what each record adds
 is computed by `grid.cases.rollup.contributions`, the function the step listener uses, so the
 rows obey the same invariants as live ones (one computation per sequence and report day, reused
 for every case of that day with its own grid and units). Report days are spread uniformly over
 `--days` days ending on the measured month. No dispute_case or case_record rows are written:
-no dashboard query reads them (so `gridflow indicators rebuild --check` would disagree on this
-database; it is a bench database only). Rows go in with executemany (SQLite) or COPY (PostgreSQL).
+no dashboard query reads them (so the rollup's own rebuild from the records would disagree on
+this database; it is a bench database only). Rows go in with executemany (SQLite) or COPY
+(PostgreSQL), in key order.
 
 Scratch data: an SQLite file in a temp dir, or a PostgreSQL database gridflow_dashbench_<pid>
 (dropped at the end); never CI's `test`. Results: bench/results/dashboard-<dialect>-<date>.json
@@ -138,58 +141,97 @@ def _grids(db: Database) -> list[tuple[str, str, str]]:
     return sorted(out)
 
 
-def _subtree_totals(db: Database, totals: dict) -> dict:
-    """What indicator_total's triggers would add for `totals`: every key under each ancestor of its
-    unit and each bucket (day, month, year), summed in memory (grid.cases.rollups.compute's rule)."""
+def _units(db: Database) -> dict[str, tuple[str | None, str]]:
     with db.read() as s:
-        parent = dict(s.execute(select(OrgUnit.code, OrgUnit.parent_code)).all())
-    chains: dict[str, list[str]] = {}
+        return {c: (p, lv) for c, p, lv in s.execute(select(OrgUnit.code, OrgUnit.parent_code, OrgUnit.level))}
+
+
+def _first_total(units: dict, unit: str) -> str | None:
+    """The nearest unit at or above `unit` that has totals (grid.cases.rollups.TOTAL_LEVELS)."""
+    c, depth = unit, 0
+    while c is not None and c in units and depth < rollups.MAX_DEPTH:
+        if units[c][1] in rollups.TOTAL_LEVELS:
+            return c
+        c, depth = units[c][0], depth + 1
+    return None
+
+
+def subtree_totals(units: dict, rows: dict) -> dict:
+    """What indicator_total's triggers hold for the rollup `rows` (grid.cases.rollups.compute's
+    rule: every ancestor with totals, day/month/year, per category and "*"), aggregated in stages so
+    that a million cases take a minute: the rollup summed onto its nearest scope with totals, those
+    summed upward one level at a time, then the month, year and all-category rows from the days."""
+    days: dict = defaultdict(int)
+    first = {u: _first_total(units, u) for u in {k[0] for k in rows}}
+    for (unit, day, cat, lv, measure), v in rows.items():
+        scope = first[unit]
+        if scope is not None and v:
+            days[(scope, day, cat, lv, measure)] += v
+    by_depth: dict[int, list] = defaultdict(list)
+    depth = {}
+    for code in {k[0] for k in days} | {c for c, (_p, lv) in units.items() if lv in rollups.TOTAL_LEVELS}:
+        d, c = 0, code
+        while units.get(c, (None,))[0] is not None:
+            c, d = units[c][0], d + 1
+        depth[code] = d
+    for key in list(days):
+        by_depth[depth[key[0]]].append(key)
+    for d in range(max(depth.values(), default=0), -1, -1):  # deepest first: each adds itself to its nearest scope above
+        for key in by_depth[d]:
+            parent = units[key[0]][0]
+            up = _first_total(units, parent) if parent is not None else None
+            if up is not None:
+                new = (up, *key[1:])
+                if new not in days:
+                    by_depth[depth[up]].append(new)
+                days[new] += days[key]
     out: dict = defaultdict(int)
-    for (unit, day, cat, lv, measure), v in totals.items():
-        if unit not in chains:
-            chain, c = [], unit
-            while c is not None and c in parent and len(chain) < rollups.MAX_DEPTH:
-                chain.append(c)
-                c = parent[c]
-            chains[unit] = chain
-        m, y = day.replace(day=1), date(day.year, 1, 1)
-        for scope in chains[unit]:
-            out[(scope, "d", day, cat, lv, measure)] += v
-            out[(scope, "m", m, cat, lv, measure)] += v
-            out[(scope, "y", y, cat, lv, measure)] += v
+    for (scope, day, cat, lv, measure), v in days.items():
+        for bucket, ps in (("d", day), ("m", day.replace(day=1)), ("y", date(day.year, 1, 1))):
+            out[(scope, bucket, ps, cat, lv, measure)] += v
+            out[(scope, bucket, ps, rollups.ALL, lv, measure)] += v
     return out
 
 
-def _insert(db: Database, totals: dict) -> None:
-    """Add `totals` to indicator_rollup and their subtree sums to indicator_total (value = value +
-    new) in bulk, with the triggers that would do the second part row by row dropped meanwhile."""
-    tree = _subtree_totals(db, totals)
+def _write(db: Database, rows: dict) -> int:
+    """Replace indicator_rollup with `rows` and indicator_total with their subtree sums (what its
+    triggers would hold), with the triggers dropped meanwhile. Returns the number of total rows."""
     with db.write() as s:
         for stmt in rollups.drop_ddl(db.dialect):
             s.connection().exec_driver_sql(stmt)
+        s.execute(text("DELETE FROM indicator_total"))
+        s.execute(text("DELETE FROM indicator_rollup"))
     try:
-        _bulk(db, "indicator_rollup", ("unit_code", "day", "category", "level", "measure"), totals)
-        _bulk(db, "indicator_total", ("scope", "bucket", "period_start", "category", "level", "measure"), tree)
+        t0 = time.perf_counter()
+        _bulk(db, "indicator_rollup", ("unit_code", "day", "category", "level", "measure"),
+              sorted((*k, v) for k, v in rows.items()))
+        t1 = time.perf_counter()
+        tree = subtree_totals(_units(db), rows)
+        t2 = time.perf_counter()
+        _bulk(db, "indicator_total", TOTAL_KEY, sorted((*k, v) for k, v in tree.items() if v))
+        print(f"  rollup written {t1 - t0:.1f} s, totals computed {t2 - t1:.1f} s, written "
+              f"{time.perf_counter() - t2:.1f} s", file=sys.stderr)
+        return len(tree)
     finally:
         with db.write() as s:
             for stmt in rollups.trigger_ddl(db.dialect):
                 s.connection().exec_driver_sql(stmt)
 
 
-def _bulk(db: Database, table: str, key: tuple[str, ...], totals: dict) -> None:
-    rows = sorted((*k, v) for k, v in totals.items())  # in key order: B-tree appends, not random inserts
+TOTAL_KEY = ("scope", "bucket", "period_start", "category", "level", "measure")
+
+
+def _bulk(db: Database, table: str, key: tuple[str, ...], rows: list[tuple]) -> None:
+    """Plain inserts of rows sorted by the primary key (B-tree appends): COPY on PostgreSQL,
+    executemany on SQLite."""
     cols = ", ".join(key)
     if db.dialect == "postgresql":
         raw = db.engine.raw_connection()
         try:
             cur = raw.cursor()
-            cur.execute(f"CREATE TEMP TABLE bench_rows AS SELECT {cols}, value FROM {table} WHERE false")
-            with cur.copy("COPY bench_rows FROM STDIN") as cp:
+            with cur.copy(f"COPY {table} ({cols}, value) FROM STDIN") as cp:
                 for r in rows:
                     cp.write_row(r)
-            cur.execute(f"INSERT INTO {table} ({cols}, value) SELECT * FROM bench_rows ON CONFLICT ({cols}) "
-                        f"DO UPDATE SET value = {table}.value + excluded.value")
-            cur.execute("DROP TABLE bench_rows")
             raw.commit()
             cur.execute(f"ANALYZE {table}")
             raw.commit()
@@ -199,9 +241,8 @@ def _bulk(db: Database, table: str, key: tuple[str, ...], totals: dict) -> None:
     with db.write() as s:
         conn = s.connection().connection.dbapi_connection
         marks = ", ".join("?" * (len(key) + 1))
-        conn.executemany(f"INSERT INTO {table} ({cols}, value) VALUES ({marks}) ON CONFLICT ({cols}) "
-                         "DO UPDATE SET value = value + excluded.value",
-                         [tuple(x.isoformat() if isinstance(x, date) else x for x in r) for r in rows])
+        conn.executemany(f"INSERT INTO {table} ({cols}, value) VALUES ({marks})",
+                         (tuple(x.isoformat() if isinstance(x, date) else x for x in r) for r in rows))
 
 
 def _p(values: list[float]) -> dict:
@@ -276,19 +317,22 @@ def run(dialect: str, args) -> dict:
         result = {"dialect": dialect, "size": args.size, "grids": len(grids), "city_build_s": round(city_s, 1),
                   "scales": {}}
         done_closed = done_open = 0
+        totals: dict = defaultdict(int)  # the rollup of every case so far; both tables rewritten per scale
         for closed, opened in ((args.base * 9 // 10, args.base - args.base * 9 // 10), (args.closed, args.open)):
-            totals: dict = defaultdict(int)
             t1 = time.perf_counter()
             gen.add(totals, CLOSED, closed - done_closed, 0)
             gen.add(totals, OPEN, opened - done_open, 100)
             gen_s = time.perf_counter() - t1
             t2 = time.perf_counter()
-            _insert(db, totals)
+            n_total = _write(db, totals)
             ins_s = time.perf_counter() - t2
+            if not done_closed:  # the small scale: the bench's totals are what the triggers keep
+                with db.write() as s:
+                    assert rollups.rebuild(s, check=True) == [], "the bench's totals differ from rollups.compute"
             done_closed, done_open = closed, opened
             load = os.getloadavg()
-            print(f"{dialect}: {closed + opened:,} cases, {len(totals):,} new rollup keys "
-                  f"(generated {gen_s:.1f} s, inserted {ins_s:.1f} s); measuring (load {load[0]:.2f})",
+            print(f"{dialect}: {closed + opened:,} cases, {len(totals):,} rollup rows, {n_total:,} total rows "
+                  f"(generated {gen_s:.1f} s, written {ins_s:.1f} s); measuring (load {load[0]:.2f})",
                   file=sys.stderr)
             pages = _measure(app, county, args.requests)
             result["scales"][str(closed + opened)] = {

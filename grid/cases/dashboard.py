@@ -115,11 +115,11 @@ def dashboard(svc, staff_id: str, unit_code: str, start: date, end: date, rank_b
     ind.definition(rank_by)  # NotFound for an unknown indicator
     with svc.db.read() as s:
         unit = ind._visible_unit(s, staff_id, unit_code)
+        back = months_back(end, months)
         values = ind.evaluate(s, unit.path, start, end)
-        trend = []
-        for m_start, m_end in months_back(end, months):
-            v = ind.evaluate(s, unit.path, m_start, m_end)
-            trend.append({"month": f"{m_start:%Y-%m}", **{k: v[k] for k in KEY_RATES + ("reported", "closed")}})
+        monthly = [p[unit.code] for p in ind.evaluate_months(s, [unit.code], back)]
+        trend = [{"month": f"{m_start:%Y-%m}", **{k: v[k] for k in KEY_RATES + ("reported", "closed")}}
+                 for (m_start, _end), v in zip(back, monthly, strict=True)]
         mine = org.jurisdiction_paths(s, staff_id)
         top = next(p for p in mine if unit.path.startswith(p))
         codes = org.path_codes(unit.path)[len(org.path_codes(top)) - 1:]

@@ -103,9 +103,10 @@ def _scope(path: str) -> str:
     return org.path_codes(path)[-1]
 
 
-def _duration(flows: dict[tuple[str, str], int], measure: str, level: str | None) -> dict[str, Any]:
+def _duration(flows: dict[tuple[str, str], int], by_measure: dict[str, int], measure: str,
+              level: str | None) -> dict[str, Any]:
     def total(name: str) -> int:
-        return sum(v for (m, lv), v in flows.items() if m == name and (level is None or lv == level))
+        return by_measure.get(name, 0) if level is None else flows.get((name, level), 0)
 
     n = total(measure)
     out: dict[str, Any] = {"count": n, "avg_days": None, "p90_days": None}
@@ -128,25 +129,71 @@ def evaluate(s: Session, path: str, start: date, end: date) -> dict[str, Any]:
 
 def evaluate_many(s: Session, scopes: list[str], start: date, end: date) -> dict[str, dict[str, Any]]:
     """`evaluate` for several units at once (unit codes): the same few queries, grouped by unit."""
-    if end < start:
+    return evaluate_periods(s, scopes, [(start, end)])[0]
+
+
+def evaluate_periods(s: Session, scopes: list[str], periods: list[tuple[date, date]]) -> list[dict[str, dict[str, Any]]]:
+    """`evaluate_many` for several periods (a trend: the last twelve months) in one statement:
+    one {unit code: indicators} per period."""
+    if any(end < start for start, end in periods):
         raise InvalidData("the period ends before it starts", [{"path": "end", "message": "before start"}])
     inds = definitions()
-    stock_measures = {m for i in inds if i.kind == "stock" for m in i.terms("plus") + i.terms("minus")}
+    stock_measures = sorted({m for i in inds if i.kind == "stock" for m in i.terms("plus") + i.terms("minus")})
     # flows: (measure, level) summed over the period; stocks: measure summed from the beginning
-    flows, stocks = rollups.sums_many(s, [(scopes, start, end, ("measure", "level"), None),
-                                          (scopes, rollups.EPOCH, end, ("measure", "level"), sorted(stock_measures))])
-    per_flow: dict[str, dict[tuple[str, str], int]] = {sc: {} for sc in scopes}
-    per_stock: dict[str, dict[str, int]] = {sc: defaultdict(int) for sc in scopes}
-    for (sc, m, lv), v in flows.items():
-        per_flow[sc][(m, lv)] = v
-    for (sc, m, _lv), v in stocks.items():
-        per_stock[sc][m] += v
-    return {sc: _values(inds, per_flow[sc], per_stock[sc]) for sc in scopes}
+    parts: list[rollups.Part] = []
+    for start, end in periods:
+        parts += [(scopes, start, end, ("measure", "level"), None),
+                  (scopes, rollups.EPOCH, end, ("measure", "level"), stock_measures)]
+    sums = rollups.sums_many(s, parts)
+    out = []
+    for k in range(len(periods)):
+        flows, stocks = sums[2 * k], sums[2 * k + 1]
+        per_flow: dict[str, dict[tuple[str, str], int]] = {sc: {} for sc in scopes}
+        per_stock: dict[str, dict[str, int]] = {sc: defaultdict(int) for sc in scopes}
+        for (sc, m, lv), v in flows.items():
+            per_flow[sc][(m, lv)] = v
+        for (sc, m, _lv), v in stocks.items():
+            per_stock[sc][m] += v
+        out.append({sc: _values(inds, per_flow[sc], per_stock[sc]) for sc in scopes})
+    return out
+
+
+def evaluate_months(s: Session, scopes: list[str], months: list[tuple[date, date]]) -> list[dict[str, dict[str, Any]]]:
+    """`evaluate_periods` for consecutive calendar months (a trend), in three reads whatever their
+    number: the month buckets' flows, and the stocks before the first month, carried forward month
+    by month with the stock measures' flows."""
+    if not months:
+        return []
+    inds = definitions()
+    stock_measures = sorted({m for i in inds if i.kind == "stock" for m in i.terms("plus") + i.terms("minus")})
+    flows = rollups.monthly_sums(s, scopes, months[0][0], months[-1][0])
+    base = rollups.sums(s, scopes, rollups.EPOCH, months[0][0] - timedelta(days=1), measures=stock_measures)
+    stocks: dict[str, dict[str, int]] = {sc: defaultdict(int) for sc in scopes}
+    for (sc, m, _lv), v in base.items():
+        stocks[sc][m] += v
+    per_month: dict[date, dict[str, dict[tuple[str, str], int]]] = defaultdict(lambda: defaultdict(dict))
+    for (sc, month, m, lv), v in flows.items():
+        per_month[month][sc][(m, lv)] = v
+    out = []
+    for start, _end in months:
+        row = {}
+        for sc in scopes:
+            f = per_month[start][sc]
+            for (m, _lv), v in f.items():
+                if m in stock_measures:
+                    stocks[sc][m] += v
+            row[sc] = _values(inds, f, dict(stocks[sc]))
+        out.append(row)
+    return out
 
 
 def _values(inds: tuple[Indicator, ...], flows: dict[tuple[str, str], int], stocks: dict[str, int]) -> dict[str, Any]:
+    by_measure: dict[str, int] = defaultdict(int)
+    for (m, _lv), v in flows.items():
+        by_measure[m] += v
+
     def flow(measure: str) -> int:
-        return sum(v for (m, _lv), v in flows.items() if m == measure)
+        return by_measure.get(measure, 0)
 
     values: dict[str, Any] = {}
     for ind in inds:
@@ -164,8 +211,8 @@ def _values(inds: tuple[Indicator, ...], flows: dict[tuple[str, str], int], stoc
         else:  # duration: overall and per level
             measure = ind.spec["measure"]
             levels = sorted({lv for (m, lv) in flows if m == measure})
-            values[ind.key] = {"all": _duration(flows, measure, None),
-                               **{lv or "-": _duration(flows, measure, lv) for lv in levels}}
+            values[ind.key] = {"all": _duration(flows, by_measure, measure, None),
+                               **{lv or "-": _duration(flows, by_measure, measure, lv) for lv in levels}}
     return values
 
 

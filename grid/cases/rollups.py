@@ -7,8 +7,16 @@ unit below: the city's dashboard read every row of the month, and that grew with
 cases. `indicator_total` holds the same numbers already summed for every ancestor of the unit
 (the unit itself included) and for three period buckets (day, month, year), keyed by
 (scope, bucket, period start, category, level, measure). A subtree over a period is then:
-the scope's rows for the few buckets that tile the period (`tiles`), at most ~70 rows per
-(category, level, measure) even for "everything up to today", whatever the number of cases.
+the scope's rows for the few buckets that tile the period (`tiles`), whatever the number of cases.
+
+Two rules keep it small and its reads flat (an OLAP cube's "all" member and its coarse cells):
+- Only scopes on TOTAL_LEVELS (township, county, city: the subtrees with hundreds to thousands of
+  units) have totals. A village (itself and its few grids), a grid or a department sums its own
+  units' rollup rows: as few rows as the totals would hold, since such a subtree has a case every
+  few days, and the totals of those levels were two thirds of the table.
+- Every total is kept twice: per category, and summed over all categories (category "*"). The
+  indicators read the "*" rows, so a busy county reads one row per (level, measure) and bucket,
+  not one per category as well; the cross-tab by category reads the per-category rows.
 
 Database triggers on `indicator_rollup` keep it in step, in the statement's own transaction,
 whoever writes the rollup (the step listener, a report's source count, an urge or an
@@ -32,7 +40,10 @@ from engine.db import Base
 
 BUCKETS = ("d", "m", "y")  # day, month, year
 MAX_DEPTH = 8  # the unit and up to 7 ancestors
+TOTAL_LEVELS = ("city", "county", "township")  # the scopes that have totals (see the module)
+ALL = "*"  # the category of the rows summed over every category
 Key = tuple[str, str, date, str, str, str]  # scope, bucket, period start, category, level, measure
+_LEVELS_SQL = ", ".join(f"'{lv}'" for lv in TOTAL_LEVELS)
 
 
 class IndicatorTotal(Base):
@@ -50,12 +61,13 @@ class IndicatorTotal(Base):
 
 # ---- triggers ------------------------------------------------------------------------------------
 def _ancestors(ref: str) -> str:
-    """SELECT the unit `ref`.unit_code and its ancestors (a chain of primary-key lookups; no
-    recursive CTE, which SQLite refuses inside a trigger)."""
+    """SELECT the unit `ref`.unit_code and its ancestors that have totals (a chain of primary-key
+    lookups; no recursive CTE, which SQLite refuses inside a trigger)."""
     parts = []
     for depth in range(MAX_DEPTH):
         joins = "".join(f" JOIN org_unit u{i + 1} ON u{i + 1}.code = u{i}.parent_code" for i in range(depth))
-        parts.append(f"SELECT u{depth}.code AS scope FROM org_unit u0{joins} WHERE u0.code = {ref}.unit_code")
+        parts.append(f"SELECT u{depth}.code AS scope FROM org_unit u0{joins} WHERE u0.code = {ref}.unit_code "
+                     f"AND u{depth}.level IN ({_LEVELS_SQL})")
     return " UNION ALL ".join(parts)
 
 
@@ -65,11 +77,12 @@ def _starts(ref: str) -> str:
 
 
 def _add(ref: str, delta: str) -> str:
-    """Add `delta` to every (ancestor, bucket) row of the rollup row `ref` (an upsert; the WHERE
-    lets SQLite parse ON CONFLICT after a SELECT)."""
+    """Add `delta` to every (ancestor, bucket, category and "*") row of the rollup row `ref` (an
+    upsert; the WHERE lets SQLite parse ON CONFLICT after a SELECT)."""
     return ("INSERT INTO indicator_total (scope, bucket, period_start, category, level, measure, value) "
-            f"SELECT a.scope, b.bucket, b.ps, {ref}.category, {ref}.level, {ref}.measure, {delta} "
-            f"FROM ({_ancestors(ref)}) a CROSS JOIN ({_starts(ref)}) b WHERE true "
+            f"SELECT a.scope, b.bucket, b.ps, c.cat, {ref}.level, {ref}.measure, {delta} "
+            f"FROM ({_ancestors(ref)}) a CROSS JOIN ({_starts(ref)}) b "
+            f"CROSS JOIN (SELECT {ref}.category AS cat UNION ALL SELECT '{ALL}') c WHERE true "
             "ON CONFLICT (scope, bucket, period_start, category, level, measure) "
             "DO UPDATE SET value = indicator_total.value + excluded.value")
 
@@ -90,17 +103,21 @@ def _rules() -> list[tuple[str, str, str | None, list[str]]]:
 
 def _pg_fanout(rows: str) -> str:
     """PostgreSQL, once per statement: the statement's rows (`rows`, from its transition tables)
-    summed per (ancestor, bucket, key) in one upsert, in key order, so that concurrent steps lock
-    the shared rows (the city's, the county's) in the same order and cannot deadlock on them."""
+    summed per (ancestor with totals, bucket, category and "*", key) in one upsert, in key order,
+    so that concurrent steps lock the shared rows (the city's, the county's) in the same order and
+    cannot deadlock on them."""
     return (f"WITH RECURSIVE r AS ({rows}), "
-            "anc(unit, scope, parent, depth) AS ("
-            "SELECT u.code, u.code, u.parent_code, 1 FROM org_unit u WHERE u.code IN (SELECT unit_code FROM r) "
-            "UNION ALL SELECT a.unit, p.code, p.parent_code, a.depth + 1 FROM anc a "
+            "anc(unit, scope, lvl, parent, depth) AS ("
+            "SELECT u.code, u.code, u.level, u.parent_code, 1 FROM org_unit u "
+            "WHERE u.code IN (SELECT unit_code FROM r) "
+            "UNION ALL SELECT a.unit, p.code, p.level, p.parent_code, a.depth + 1 FROM anc a "
             f"JOIN org_unit p ON p.code = a.parent WHERE a.depth < {MAX_DEPTH}) "
             "INSERT INTO indicator_total (scope, bucket, period_start, category, level, measure, value) "
-            "SELECT a.scope, b.bucket, b.ps, r.category, r.level, r.measure, sum(r.v) "
-            "FROM r JOIN anc a ON a.unit = r.unit_code CROSS JOIN LATERAL (VALUES ('d', r.day), "
+            "SELECT a.scope, b.bucket, b.ps, c.cat, r.level, r.measure, sum(r.v) "
+            f"FROM r JOIN anc a ON a.unit = r.unit_code AND a.lvl IN ({_LEVELS_SQL}) "
+            "CROSS JOIN LATERAL (VALUES ('d', r.day), "
             "('m', date_trunc('month', r.day)::date), ('y', date_trunc('year', r.day)::date)) b(bucket, ps) "
+            f"CROSS JOIN LATERAL (VALUES (r.category), ('{ALL}')) c(cat) "
             "GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(r.v) <> 0 ORDER BY 1, 2, 3, 4, 5, 6 "
             "ON CONFLICT (scope, bucket, period_start, category, level, measure) "
             "DO UPDATE SET value = indicator_total.value + excluded.value")
@@ -203,31 +220,113 @@ def sums(s: Session, scopes: list[str], start: date, end: date, by: tuple[str, s
     return sums_many(s, [(scopes, start, end, by, measures)])[0]
 
 
+def _subtrees(s: Session, scopes: set[str]) -> dict[str, list[str]]:
+    """unit code -> the scopes among `scopes` it lies under (itself included), walking
+    `parent_code` down at most MAX_DEPTH levels (a village: itself and its grids)."""
+    from grid.org.models import OrgUnit
+
+    under: dict[str, list[str]] = defaultdict(list)
+    frontier = {sc: sc for sc in scopes}
+    for sc in scopes:
+        under[sc].append(sc)
+    for _ in range(MAX_DEPTH - 1):
+        if not frontier:
+            break
+        rows = s.execute(select(OrgUnit.code, OrgUnit.parent_code).where(OrgUnit.parent_code.in_(sorted(frontier)))).all()
+        nxt: dict[str, str] = {}
+        for code, parent in rows:
+            for sc in under[parent] if parent in under else ():
+                under[code].append(sc)
+            nxt[code] = parent
+        frontier = nxt
+    return dict(under)
+
+
 def sums_many(s: Session, parts: list[Part]) -> list[dict[tuple, int]]:
     """`sums` for several (scopes, start, end, by, measures) at once, in one statement: a UNION ALL
-    of one grouped SELECT per part and tile, each an index range on the primary key."""
-    t = IndicatorTotal
+    of one grouped SELECT per part and tile, each an index range on a primary key. Scopes with
+    totals read indicator_total (the "*" rows unless `by` names the category); the others sum
+    their units' rows of indicator_rollup over the period."""
+    from grid.cases.models import IndicatorRollup
+    from grid.org.models import OrgUnit
+
+    t, r = IndicatorTotal, IndicatorRollup
+    wanted = sorted({sc for p in parts for sc in p[0]})
+    big = set(s.scalars(select(OrgUnit.code).where(OrgUnit.code.in_(wanted), OrgUnit.level.in_(TOTAL_LEVELS)))) \
+        if wanted else set()
+    under = _subtrees(s, set(wanted) - big)
     selects = []
     for i, (scopes, start, end, by, measures) in enumerate(parts):
-        if not scopes:
-            continue
-        cols = [literal(i).label("part"), t.scope.label("scope"),
-                getattr(t, by[0]).label("k1"), getattr(t, by[1]).label("k2")]
-        for bucket, lo, hi in tiles(start, end):
-            q = (select(*cols, func.sum(t.value).label("v"))
-                 .where(t.scope.in_(scopes) if len(scopes) > 1 else t.scope == scopes[0],
-                        t.bucket == bucket, t.period_start >= lo, t.period_start <= hi)
+        tops = sorted(sc for sc in scopes if sc in big)
+        units = sorted({u for u, scs in under.items() if any(sc in scopes for sc in scs)})
+        cols = [literal(i).label("part"), literal(1).label("total")]
+        for bucket, lo, hi in tiles(start, end) if tops else ():
+            q = (select(*cols, t.scope.label("scope"), getattr(t, by[0]).label("k1"), getattr(t, by[1]).label("k2"),
+                        func.sum(t.value).label("v"))
+                 .where(t.scope.in_(tops) if len(tops) > 1 else t.scope == tops[0],
+                        t.bucket == bucket, t.period_start >= lo, t.period_start <= hi,
+                        t.category != ALL if "category" in by else t.category == ALL)
                  .group_by(t.scope, getattr(t, by[0]), getattr(t, by[1])))
             if measures is not None:
                 q = q.where(t.measure.in_(sorted(measures)))
             selects.append(q)
+        if units and end >= start:
+            cols = [literal(i).label("part"), literal(0).label("total")]
+            q = (select(*cols, r.unit_code.label("scope"), getattr(r, by[0]).label("k1"), getattr(r, by[1]).label("k2"),
+                        func.sum(r.value).label("v"))
+                 .where(r.unit_code.in_(units), r.day >= start, r.day <= end)
+                 .group_by(r.unit_code, getattr(r, by[0]), getattr(r, by[1])))
+            if measures is not None:
+                q = q.where(r.measure.in_(sorted(measures)))
+            selects.append(q)
     out: list[dict[tuple, int]] = [defaultdict(int) for _ in parts]
     if selects:
         stmt = union_all(*selects) if len(selects) > 1 else selects[0]
-        for part, scope, k1, k2, v in s.execute(stmt):
-            if v:
-                out[part][(scope, k1, k2)] += int(v)
+        for part, total, code, k1, k2, v in s.execute(stmt):
+            if not v:
+                continue
+            if total:
+                out[part][(code, k1, k2)] += int(v)
+            else:
+                for sc in under.get(code, ()):
+                    if sc in parts[part][0]:
+                        out[part][(sc, k1, k2)] += int(v)
     return [dict(d) for d in out]
+
+
+def monthly_sums(s: Session, scopes: list[str], first: date, last: date,
+                 measures: list[str] | None = None) -> dict[tuple[str, date, str, str], int]:
+    """(scope, month start, measure, level) -> sum over each calendar month from `first` to `last`
+    (month starts), summed over categories: one SELECT of the month buckets for scopes with
+    totals, one of their units' rollup days (grouped into months here) for the others."""
+    from grid.cases.models import IndicatorRollup
+    from grid.org.models import OrgUnit
+
+    t, r = IndicatorTotal, IndicatorRollup
+    big = set(s.scalars(select(OrgUnit.code).where(OrgUnit.code.in_(sorted(scopes)), OrgUnit.level.in_(TOTAL_LEVELS))))
+    tops = sorted(big)
+    under = _subtrees(s, set(scopes) - big)
+    out: dict[tuple[str, date, str, str], int] = defaultdict(int)
+    if tops:
+        q = (select(t.scope, t.period_start, t.measure, t.level, func.sum(t.value))
+             .where(t.scope.in_(tops), t.bucket == "m", t.period_start >= first, t.period_start <= last,
+                    t.category == ALL)
+             .group_by(t.scope, t.period_start, t.measure, t.level))
+        if measures is not None:
+            q = q.where(t.measure.in_(sorted(measures)))
+        for scope, month, measure, level, v in s.execute(q):
+            if v:
+                out[(scope, month, measure, level)] += int(v)
+    if under:
+        q = (select(r.unit_code, r.day, r.measure, r.level, func.sum(r.value))
+             .where(r.unit_code.in_(sorted(under)), r.day >= first, r.day < _next_month(last))
+             .group_by(r.unit_code, r.day, r.measure, r.level))
+        if measures is not None:
+            q = q.where(r.measure.in_(sorted(measures)))
+        for unit, day, measure, level, v in s.execute(q):
+            for scope in under[unit] if v else ():
+                out[(scope, day.replace(day=1), measure, level)] += int(v)
+    return dict(out)
 
 
 # ---- recomputing ---------------------------------------------------------------------------------
@@ -236,15 +335,17 @@ def compute(s: Session) -> dict[Key, int]:
     from grid.cases.models import IndicatorRollup
     from grid.org.models import OrgUnit
 
-    parent = dict(s.execute(select(OrgUnit.code, OrgUnit.parent_code)).all())
+    units = {code: (parent, level) for code, parent, level in
+             s.execute(select(OrgUnit.code, OrgUnit.parent_code, OrgUnit.level))}
     chains: dict[str, list[str]] = {}
 
     def chain(code: str) -> list[str]:
         if code not in chains:
-            out, c = [], code
-            while c is not None and c in parent and len(out) < MAX_DEPTH:
-                out.append(c)
-                c = parent[c]
+            out, c, depth = [], code, 0
+            while c is not None and c in units and depth < MAX_DEPTH:
+                if units[c][1] in TOTAL_LEVELS:
+                    out.append(c)
+                c, depth = units[c][0], depth + 1
             chains[code] = out
         return chains[code]
 
@@ -258,6 +359,7 @@ def compute(s: Session) -> dict[Key, int]:
         for scope in chain(unit):
             for bucket, ps in starts:
                 totals[(scope, bucket, ps, cat, lv, measure)] += value
+                totals[(scope, bucket, ps, ALL, lv, measure)] += value
     return {k: v for k, v in totals.items() if v}
 
 
@@ -285,6 +387,16 @@ def rebuild(s: Session, check: bool = False) -> list[tuple[Key, int, int]]:
             s.execute(IndicatorTotal.__table__.insert(), rows[i:i + 1000])
     return diffs
 
+
+
+def reinstall(bind) -> None:
+    """Replace the triggers with this code's and recompute the table (a migration that changes
+    what the totals hold)."""
+    for stmt in drop_ddl(bind.dialect.name) + trigger_ddl(bind.dialect.name):
+        bind.exec_driver_sql(stmt)
+    s = Session(bind=bind)
+    rebuild(s)
+    s.flush()
 
 
 def rebuild_all(svc, check: bool = False) -> tuple[list, list]:

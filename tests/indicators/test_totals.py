@@ -112,12 +112,18 @@ def test_the_totals_follow_every_write_to_the_rollup(built):
     with built.db.read() as s:
         after = rollups.stored(s)
         path = org.get_unit(s, grid).path
-    for scope in org.path_codes(path):
-        assert after[(scope, "d", date(2026, 3, 20), "neighbour", "", "reported")] == 6
-        assert after[(scope, "m", date(2026, 3, 1), "neighbour", "", "reported")] == \
-            before.get((scope, "m", date(2026, 3, 1), "neighbour", "", "reported"), 0) + 6
-        assert after[(scope, "y", date(2026, 1, 1), "neighbour", "", "reported")] == \
-            before.get((scope, "y", date(2026, 1, 1), "neighbour", "", "reported"), 0) + 6
+        levels = {c: s.get(OrgUnit, c).level for c in org.path_codes(path)}
+    tops = [c for c, lv in levels.items() if lv in rollups.TOTAL_LEVELS]
+    assert len(tops) == 3 and levels[grid] == "grid"
+    for scope in tops:
+        for cat in ("neighbour", rollups.ALL):  # the category's row and the all-categories row
+            assert after[(scope, "d", date(2026, 3, 20), cat, "", "reported")] == 6
+            assert after[(scope, "m", date(2026, 3, 1), cat, "", "reported")] == \
+                before.get((scope, "m", date(2026, 3, 1), cat, "", "reported"), 0) + 6
+            assert after[(scope, "y", date(2026, 1, 1), cat, "", "reported")] == \
+                before.get((scope, "y", date(2026, 1, 1), cat, "", "reported"), 0) + 6
+    small = {c for c, lv in levels.items() if lv not in rollups.TOTAL_LEVELS}  # the village and the grid
+    assert len(small) == 2 and not any(k[0] in small for k in after), "villages and grids sum the rollup"
     with pytest.raises(RuntimeError), built.db.write() as s:
         rollup.add(s, [row])
         raise RuntimeError("rolled back")
@@ -153,3 +159,29 @@ def test_rebuild_restores_deleted_totals_and_rollup_rows(built, monkeypatch):
         assert rollups.stored(s) == good_totals and rollup.stored(s) == good_rollup
         v = ind.evaluate(s, org.get_unit(s, STREET).path, MON, NEXT_MON)
         assert (v["closed"], v["satisfied"]) == (5, 4)
+
+
+def test_a_trend_read_at_once_equals_each_month_on_its_own(built):
+    """dashboard's trend (indicators.evaluate_months: month buckets, stocks carried forward) gives
+    every indicator of every month as evaluating that month alone does, at every level."""
+    from grid.cases.dashboard import months_back
+
+    with built.db.write() as s:  # open reports before and inside the trends, so that stocks carry
+        grid = s.scalar(select(IndicatorRollup.unit_code).where(IndicatorRollup.measure == "reported").limit(1))
+        rollup.add(s, [(grid, date(2024, 11, 3), "land", "", "reported", 2),
+                       (grid, date(2025, 12, 20), "land", "", "reported", 1)])
+    with built.db.read() as s:
+        street = org.get_unit(s, STREET)
+        units = [u for u in s.scalars(select(OrgUnit).order_by(OrgUnit.path))
+                 if street.path.startswith(u.path) or u.path.startswith(street.path)]
+        for end in (NEXT_MON, date(2026, 5, 31)):
+            months = months_back(end, 12)
+            trend = ind.evaluate_months(s, [u.code for u in units], months)
+            assert len(trend) == 12
+            seen = 0
+            for (start, stop), row in zip(months, trend, strict=True):
+                for u in units:
+                    assert row[u.code] == ind.evaluate(s, u.path, start, stop), (u.code, start)
+                    seen += row[u.code]["reported"] > 0
+            assert seen >= 5, "the scenario's cases are in the trend"
+            assert {row[units[0].code]["in_progress"] for row in trend} >= {2, 3}, "stocks carried forward"
