@@ -26,7 +26,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Boolean, Index, Integer, String, Text, select
+from sqlalchemy import Boolean, Index, Integer, String, Text, event, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from . import clock
@@ -115,8 +115,47 @@ def _quiet_end(payload: dict, now: datetime) -> datetime | None:
     return channels.quiet_until(now, q.get("start"), q.get("end"), q.get("tz") or "Asia/Shanghai")
 
 
-def _active_hooks(s: Session) -> list[Webhook]:
-    return list(s.scalars(select(Webhook).where(Webhook.active.is_(True)).order_by(Webhook.id)))
+_HOOKS_KEY = "gridflow_active_hooks"
+
+
+@dataclass(frozen=True)
+class _Hook:
+    id: int
+    personal: bool
+
+
+def _active_hooks(s: Session) -> list[_Hook]:
+    """The active webhooks (id, personal), read once per transaction: a step that writes several
+    events reads the table once. A new transaction reads it again, so a webhook registered or
+    switched off by another process is seen by the next step; one changed in this session (or a
+    rollback, of a savepoint too) drops the remembered list."""
+    tx = s.get_transaction()
+    known = s.info.get(_HOOKS_KEY)
+    if tx is not None and known is not None and known[0] is tx:
+        return known[1]
+    hooks = [_Hook(h.id, bool(h.personal)) for h in
+             s.scalars(select(Webhook).where(Webhook.active.is_(True)).order_by(Webhook.id))]
+    if tx is not None:
+        s.info[_HOOKS_KEY] = (tx, hooks)
+    return hooks
+
+
+@event.listens_for(Session, "after_flush")
+def _forget_hooks(s: Session, _ctx) -> None:
+    if _HOOKS_KEY in s.info and any(isinstance(o, Webhook) for o in (*s.new, *s.dirty, *s.deleted)):
+        s.info.pop(_HOOKS_KEY, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_hooks_on_rollback(s: Session, _previous) -> None:
+    s.info.pop(_HOOKS_KEY, None)  # a savepoint rolled back may have added or changed one
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _forget_hooks_on_bulk(state) -> None:
+    if (state.is_update or state.is_delete) and _HOOKS_KEY in state.session.info:
+        if any(m.class_ is Webhook for m in state.all_mappers):
+            state.session.info.pop(_HOOKS_KEY, None)
 
 
 # ---- pull ------------------------------------------------------------------------------------

@@ -362,8 +362,13 @@ def open_for(svc, staff_id: str, attachment_id: str, rendition: str | None = Non
 def for_case(svc, case_id: int) -> list[StoredFile]:
     """Every attachment of a case, oldest first (the caller has authorised the case)."""
     with svc.db.read() as s:
-        return [_view(a) for a in s.scalars(select(Attachment).where(Attachment.case_id == case_id)
-                                            .order_by(Attachment.created_at, Attachment.id))]
+        return for_case_in(s, case_id)
+
+
+def for_case_in(s: Session, case_id: int) -> list[StoredFile]:
+    """`for_case` in the caller's session."""
+    return [_view(a) for a in s.scalars(select(Attachment).where(Attachment.case_id == case_id)
+                                        .order_by(Attachment.created_at, Attachment.id))]
 
 
 # ---- housekeeping ----------------------------------------------------------------------------

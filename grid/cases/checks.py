@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from engine.errors import InvalidData
 from grid.cases import parties
@@ -47,6 +47,10 @@ def duplicate_target(s: Session, staff_id: str, case_no: str, case_id: int | Non
         msg = "a case cannot be a duplicate of itself"
         raise InvalidData(msg, [{"path": "duplicate_of", "message": msg, "validator": "case"}])
     return target
+
+
+SUMMARY_COLUMNS = ("id", "case_no", "category", "description", "location_text", "status", "result",
+                   "current_level", "reported_at", "archived_at", "lat", "lng")  # summary's, and where
 
 
 def summary(c: DisputeCase) -> dict[str, Any]:
@@ -152,7 +156,8 @@ def meters(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
 def find_repeats(s: Session, c: DisputeCase, staff_id: str | None = None) -> list[tuple[DisputeCase, list[str]]]:
     """Earlier cases (reported in the `repeat_days()` before this one, not cancelled) that name a
     registered resident this case names, or lie within `repeat_meters()` with the same category;
-    with why (`party`, `nearby`). In `staff_id`'s jurisdiction (None: all). Oldest first."""
+    with why (`party`, `nearby`). In `staff_id`'s jurisdiction (None: all). Oldest first.
+    Only the columns `summary` shows (and the location) are read: a repeat list can be long."""
     since = c.reported_at - timedelta(days=repeat_days())
     earlier = or_(DisputeCase.reported_at < c.reported_at,
                   and_(DisputeCase.reported_at == c.reported_at, DisputeCase.id < c.id))
@@ -161,8 +166,9 @@ def find_repeats(s: Session, c: DisputeCase, staff_id: str | None = None) -> lis
         base.append(org.paths_condition(org.jurisdiction_paths(s, staff_id), DisputeCase.unit_path))
     found: dict[int, tuple[DisputeCase, list[str]]] = {}
     mine = select(CaseParty.resident_id).where(CaseParty.case_id == c.id)
+    shown = load_only(*(getattr(DisputeCase, k) for k in SUMMARY_COLUMNS))
     for other in s.scalars(select(DisputeCase).join(CaseParty, CaseParty.case_id == DisputeCase.id)
-                           .where(CaseParty.resident_id.in_(mine), *base).distinct()):
+                           .where(CaseParty.resident_id.in_(mine), *base).options(shown).distinct()):
         found[other.id] = (other, ["party"])
     if c.lat is not None and c.lng is not None:
         radius = repeat_meters()
@@ -170,7 +176,7 @@ def find_repeats(s: Session, c: DisputeCase, staff_id: str | None = None) -> lis
         dlng = dlat / max(math.cos(math.radians(c.lat)), 0.01)
         near = select(DisputeCase).where(DisputeCase.category == c.category,
                                          DisputeCase.lat.between(c.lat - dlat, c.lat + dlat),
-                                         DisputeCase.lng.between(c.lng - dlng, c.lng + dlng), *base)
+                                         DisputeCase.lng.between(c.lng - dlng, c.lng + dlng), *base).options(shown)
         for other in s.scalars(near):
             if meters(c.lat, c.lng, other.lat, other.lng) <= radius:
                 found.setdefault(other.id, (other, []))[1].append("nearby")
@@ -184,8 +190,12 @@ def repeats(svc, staff_id: str, case_id: int) -> list[dict[str, Any]]:
 
     c = service.get_case(svc, staff_id, case_id)
     with svc.db.read() as s:
-        c = s.get(DisputeCase, c.id)
-        return [{**summary(o), "reasons": why} for o, why in find_repeats(s, c, staff_id)]
+        return repeats_in(s, staff_id, s.get(DisputeCase, c.id))
+
+
+def repeats_in(s: Session, staff_id: str, c: DisputeCase) -> list[dict[str, Any]]:
+    """`repeats` in the caller's session, for a case the caller has checked the person may see."""
+    return [{**summary(o), "reasons": why} for o, why in find_repeats(s, c, staff_id)]
 
 
 def repeat_data(s: Session, c: DisputeCase) -> dict[str, Any] | None:

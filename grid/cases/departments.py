@@ -28,6 +28,7 @@ from engine.errors import InvalidData, NotFound
 from engine.models import Instance, WorkItem
 from engine.runtime import Step
 from grid.cases.models import DisputeCase
+from grid.org import request_memo
 from grid.org import service as org
 from grid.org.models import DEPARTMENT, OrgUnit, StaffRole
 
@@ -117,26 +118,40 @@ def choices(s: Session, unit_code: str | None) -> list[tuple[str, str]]:
     return [(u.code, u.name) for u in departments_of(s, unit_code) if org.staff_for(s, u.code, HANDLER)]
 
 
+def visible_case(s: Session, staff_id: str, case_id: int) -> DisputeCase:
+    """The case, if the person may see it (NotFound otherwise, as for a missing one); read once
+    per web request (grid.org.request_memo), so the case page's links and checks do not reload it."""
+    from grid.cases import service as cases
+
+    def load() -> DisputeCase:
+        c = s.get(DisputeCase, case_id)
+        if c is None or not cases._sees_case(s, staff_id, c):
+            raise NotFound("no such case")  # outside the jurisdiction looks the same as missing
+        return c
+
+    return request_memo.remember(s, ("visible_case", staff_id, case_id), load, request_memo.attached_row(s))
+
+
 def transfer_form(svc, staff_id: str, case_id: int) -> TransferForm | None:
     """What the picker shows, or None when the person has no dispatch task of this case that can
     send to departments (not the level's dispatcher, or no staffed department under the level).
     NotFound outside the person's jurisdiction."""
-    from grid.cases import service as cases
-
-    cases.get_case(svc, staff_id, case_id)  # NotFound outside the jurisdiction
     with svc.db.read() as s:
-        c = s.get(DisputeCase, case_id)
-        wi = _dispatch_item(s, staff_id, c)
-        if wi is None:
-            return None
-        picks = choices(s, wi.unit_id)
-        inst = s.get(Instance, wi.instance_id)
-        unit_name = s.scalar(select(OrgUnit.name).where(OrgUnit.code == wi.unit_id)) or (wi.unit_id or "")
-        guid, unit_id, version_id, lock = wi.task_guid, wi.unit_id, inst.version_id, inst.lock_version
-    schema = svc.runtime.form_schema(version_id, wi.form) or {}
+        return transfer_form_in(svc, s, staff_id, visible_case(s, staff_id, case_id))
+
+
+def transfer_form_in(svc, s: Session, staff_id: str, c: DisputeCase) -> TransferForm | None:
+    """`transfer_form` in the caller's session, for a case the caller has checked the person may see."""
+    wi = _dispatch_item(s, staff_id, c)
+    if wi is None:
+        return None
+    picks = choices(s, wi.unit_id)
+    inst = s.get(Instance, wi.instance_id)
+    unit_name = s.scalar(select(OrgUnit.name).where(OrgUnit.code == wi.unit_id)) or (wi.unit_id or "")
+    schema = svc.runtime.form_schema(inst.version_id, wi.form) or {}
     if not picks or "departments" not in (schema.get("properties") or {}):
         return None
-    return TransferForm(guid, unit_id, unit_name, lock, schema, picks)
+    return TransferForm(wi.task_guid, wi.unit_id, unit_name, inst.lock_version, schema, picks)
 
 
 def may_transfer(svc, staff_id: str, case_id: int) -> bool:

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from engine import clock, outbox
 from engine.models import WorkItem
 from engine.runtime import Step
+from grid.cases import badges
 from grid.cases import notification_prefs as prefs
 from grid.cases.models import CaseRecord, DisputeCase
 from grid.cases.notification_models import Notification
@@ -155,6 +156,13 @@ def on_step(s: Session, step: Step) -> None:
     c = s.scalar(select(DisputeCase).where(DisputeCase.case_no == step.business_key))
     if c is None:
         return
+    names: dict[str | None, str | None] = {}
+
+    def unit_name(code: str | None) -> str | None:  # once per unit and step
+        if code not in names:
+            names[code] = _unit_name(s, code)
+        return names[code]
+
     base = {"case_no": c.case_no, "category": c.category}
     if step.actor:
         base["by"] = s.scalar(select(Staff.name).where(Staff.id == step.actor)) or step.actor
@@ -175,7 +183,7 @@ def on_step(s: Session, step: Step) -> None:
             continue
         d = ev.get("data") or {}
         unit = d.get("to_unit") or d.get("unit") or c.current_unit
-        args = {**base, "level": d.get("to_level") or d.get("level"), "unit": unit, "unit_name": _unit_name(s, unit)}
+        args = {**base, "level": d.get("to_level") or d.get("level"), "unit": unit, "unit_name": unit_name(unit)}
         for key in ("comment", "reason", "result", "approved", "new_due", "due_at"):
             if isinstance(d.get(key), (str, int, float, bool)):
                 args[key] = d[key]
@@ -183,7 +191,7 @@ def on_step(s: Session, step: Step) -> None:
             offer(staff_id, kind, guid, args)
     for item in step.opened:
         args = {**base, "task": item.get("name"), "task_spec": item.get("task_spec"), "unit": item.get("unit_id"),
-                "unit_name": _unit_name(s, item.get("unit_id"))}
+                "unit_name": unit_name(item.get("unit_id"))}
         if item.get("due_at"):
             args["due_at"] = item["due_at"].isoformat() if isinstance(item["due_at"], datetime) else item["due_at"]
         wi = WorkItem(user_id=item.get("user_id"), unit_id=item.get("unit_id"), role=item.get("role"),
@@ -277,27 +285,55 @@ class Urge:
 def open_urges(svc, staff_id: str, task_guids: list[str]) -> dict[str, list[Urge]]:
     """For each of these open tasks the person may see, the urges (督办/催办) made at its level
     since it opened, oldest first: shown on the task card until the task is done."""
-    out: dict[str, list[Urge]] = {}
     if not task_guids:
-        return out
+        return {}
     with svc.db.read() as s:
-        paths = org.jurisdiction_paths(s, staff_id)
-        roles = {(r.unit_code, r.role) for r in org.roles_of(s, staff_id)}
         rows = s.execute(select(WorkItem, DisputeCase).join(DisputeCase, DisputeCase.instance_id == WorkItem.instance_id)
                          .where(WorkItem.task_guid.in_(list(task_guids)[:500]), WorkItem.state == "open")).all()
-        seen = [(wi, c) for wi, c in rows
-                if (wi.user_id == staff_id if wi.user_id else (wi.unit_id, wi.role) in roles)
-                or any(c.unit_path.startswith(p) for p in paths)]
-        if not seen:
-            return out
-        recs = list(s.scalars(select(CaseRecord).where(  # one read for every card, not one per card
-            CaseRecord.case_id.in_({c.id for _, c in seen}), CaseRecord.kind == "urge",
-            CaseRecord.at >= min(wi.created_at for wi, _ in seen)).order_by(CaseRecord.id)))
-        actors = {r.actor for r in recs if r.actor}
-        names = dict(s.execute(select(Staff.id, Staff.name).where(Staff.id.in_(actors))).all()) if actors else {}
-        for wi, c in seen:
-            mine = [r for r in recs if r.case_id == c.id and r.unit_code == wi.unit_id and r.at >= wi.created_at]
-            if mine:
-                out[wi.task_guid] = [Urge(str((r.data or {}).get("comment") or ""), r.actor, names.get(r.actor), r.at)
-                                     for r in mine]
+        return _urges_in(s, staff_id, rows)
+
+
+def task_marks(svc, staff_id: str, task_guids: list[str]) -> tuple[set[str], dict[str, list[Urge]]]:
+    """A page's task cards in one read: the supervised ones (`badges.supervised(task_guids=...)`'s
+    tasks) and the open urges of each (`open_urges`), from one read of their work items and cases."""
+    if not task_guids:
+        return set(), {}
+    with svc.db.read() as s:
+        rows = s.execute(select(WorkItem, DisputeCase).join(DisputeCase, DisputeCase.instance_id == WorkItem.instance_id)
+                         .where(WorkItem.task_guid.in_(list(task_guids)))).all()
+        sup = badges.supervised_cases(s, list({c.id for _, c in rows}))
+        supervised = {wi.task_guid for wi, c in rows if wi.task_spec == badges.SUPERVISE_TASK
+                      or (c.id in sup and wi.unit_id == c.current_unit)}
+        first = set(list(task_guids)[:500])
+        return supervised, _urges_in(s, staff_id, [(wi, c) for wi, c in rows
+                                                   if wi.state == "open" and wi.task_guid in first])
+
+
+def _urges_in(s: Session, staff_id: str, rows: list) -> dict[str, list[Urge]]:
+    out: dict[str, list[Urge]] = {}
+    if not rows:
+        return out
+    paths = org.jurisdiction_paths(s, staff_id)
+    roles = {(r.unit_code, r.role) for r in org.roles_of(s, staff_id)}
+    seen = [(wi, c) for wi, c in rows
+            if (wi.user_id == staff_id if wi.user_id else (wi.unit_id, wi.role) in roles)
+            or any(c.unit_path.startswith(p) for p in paths)]
+    if not seen:
+        return out
+    recs = list(s.scalars(select(CaseRecord).where(  # one read for every card, not one per card
+        CaseRecord.case_id.in_({c.id for _, c in seen}), CaseRecord.kind == "urge",
+        CaseRecord.at >= min(wi.created_at for wi, _ in seen)).order_by(CaseRecord.id)))
+    actors = {r.actor for r in recs if r.actor}
+    names = dict(s.execute(select(Staff.id, Staff.name).where(Staff.id.in_(actors))).all()) if actors else {}
+    for wi, c in seen:
+        mine = urges_of(wi, [r for r in recs if r.case_id == c.id], names)
+        if mine:
+            out[wi.task_guid] = mine
     return out
+
+
+def urges_of(wi: WorkItem, records: list[CaseRecord], names: dict[str, str]) -> list[Urge]:
+    """The urges among the records of the task's case (in id order) made at the task's level since
+    it opened: what `open_urges` gives for one task, from records the caller already read."""
+    return [Urge(str((r.data or {}).get("comment") or ""), r.actor, names.get(r.actor), r.at)
+            for r in records if r.kind == "urge" and r.unit_code == wi.unit_id and r.at >= wi.created_at]

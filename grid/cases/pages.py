@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from engine.errors import NotFound
 from engine.models import Instance, WorkItem
-from grid.cases import attachments, departments
+from grid.cases import attachments, badges, checks, departments, notifications, reassign
 from grid.cases import service as cases
 from grid.cases.models import CASE_LEVELS, CaseRecord, DisputeCase
 from grid.errors import Forbidden
@@ -54,6 +54,10 @@ class TaskPage:
     assigned_to: str  # who the task is for, in words (person name or role@unit)
     unit_name: str
     closed_by: str | None
+    # with `details`: what the page shows beside the form, read in the same session
+    view: CasePage | None = None  # the case page of the task's case
+    repeats: list[dict] | None = None  # the earlier cases this one repeats (a form that names a 重复件)
+    urges: list[notifications.Urge] | None = None  # the open task's urges (督办/催办)
 
     @property
     def offers_departments(self) -> bool:
@@ -62,19 +66,49 @@ class TaskPage:
         return any("." in name and opts for name, opts in self.staff_options.items())
 
 
-def task_page(svc, staff_id: str, task_guid: str) -> TaskPage:
+def names_duplicate(case: DisputeCase | None, schema: dict | None) -> bool:
+    """Whether a task's form can name the original of a 重复件 (the dispatch form)."""
+    return bool(case and schema and "duplicate_of" in (schema.get("properties") or {}))
+
+
+def task_page(svc, staff_id: str, task_guid: str, details: bool = False) -> TaskPage:
     """Everything the task page shows; NotFound unless the task is theirs or in their jurisdiction.
-    Read in one session after the visibility check (the staff pickers' people and titles included)."""
-    wi = cases.work_item(svc, staff_id, task_guid)
+    Read in one session with the visibility check (the staff pickers' people and titles included);
+    with `details`, also the case page, the repeats and the urges, from the rows already read."""
     options: dict[str, list[tuple[str, str]]] = {}
+    repeats = urges = view = None
     with svc.db.read() as s:
-        inst = s.get(Instance, wi.instance_id)
+        wi = s.scalar(select(WorkItem).where(WorkItem.task_guid == task_guid))
+        if wi is None:
+            raise NotFound("no such task")
         c = s.scalar(select(DisputeCase).where(DisputeCase.instance_id == wi.instance_id))
-        can = wi.state == "open" and cases.can_act(s, staff_id, wi)
-        unit_name = s.scalar(select(OrgUnit.name).where(OrgUnit.code == wi.unit_id)) or (wi.unit_id or "")
-        ids = [i for i in (wi.user_id, wi.closed_by) if i]
-        names = dict(s.execute(select(Staff.id, Staff.name).where(Staff.id.in_(ids))).all()) if ids else {}
+        mine = cases.can_act(s, staff_id, wi)
+        if not mine and not (c and cases._sees_case(s, staff_id, c)):
+            raise NotFound("no such task")
+        inst = s.get(Instance, wi.instance_id)
+        can = wi.state == "open" and mine
+        if details and c is not None:
+            if mine and not cases._sees_case(s, staff_id, c):
+                raise NotFound("no such case")  # as the case page itself would answer
+            view = _case_page_in(svc, s, staff_id, c)
+        known_units = view.units if view else {}
+        known_names = dict(view.names) if view else {}
+        if wi.unit_id in known_units:
+            unit_name = known_units[wi.unit_id] or (wi.unit_id or "")
+        else:
+            unit_name = s.scalar(select(OrgUnit.name).where(OrgUnit.code == wi.unit_id)) or (wi.unit_id or "")
         schema = svc.runtime.form_schema(inst.version_id, wi.form)
+        if details and can and names_duplicate(c, schema):
+            repeats = checks.repeats_in(s, staff_id, c)
+        wanted = {i for i in (wi.user_id, wi.closed_by) if i}
+        if view is not None and wi.state == "open":
+            wanted |= {r.actor for r in view.records if r.kind == "urge" and r.actor}
+        missing = wanted - set(known_names)
+        if missing:
+            known_names.update(dict(s.execute(select(Staff.id, Staff.name).where(Staff.id.in_(missing))).all()))
+        names = {i: known_names[i] for i in wanted if i in known_names}
+        if details:
+            urges = notifications.urges_of(wi, view.records, names) if view is not None and wi.state == "open" else []
         pickers = {name: prop.get("x-staff-role") or "mediator"
                    for name, prop in ((schema or {}).get("properties") or {}).items()
                    if prop.get("x-widget") == "staff"} if can else {}
@@ -92,7 +126,7 @@ def task_page(svc, staff_id: str, task_guid: str) -> TaskPage:
         options[name] = [(p.id, p.name + (f"（{titles[p.id]}）" if titles.get(p.id) else "")) for p in people_of[role]]
     assigned = names.get(wi.user_id, wi.user_id) if wi.user_id else f"{wi.role}@{unit_name}"
     return TaskPage(wi, c, inst.lock_version, inst.version_id, schema, can, options, assigned, unit_name,
-                    names.get(wi.closed_by, wi.closed_by) if wi.closed_by else None)
+                    names.get(wi.closed_by, wi.closed_by) if wi.closed_by else None, view, repeats, urges)
 
 
 def check_stale(svc, task_guid: str) -> bool:
@@ -128,13 +162,21 @@ class CasePage:
     reporter: str
     # 重复件 links from both ends, each the other case's summary with `direction` to | from
     links: list[dict] = field(default_factory=list)
+    supervised: set[str] | None = None  # guids of the open tasks shown as 督办 (None: not read)
+    may_reassign: bool | None = None  # with `actions`: a task of it the person may move (None: not read)
+    may_transfer: bool | None = None  # with `actions`: the person may send it to departments
 
 
-def case_page(svc, staff_id: str, case_id: int) -> CasePage:
+def case_page(svc, staff_id: str, case_id: int, actions: bool = False) -> CasePage:
     """The case with its open tasks, records, timeline (audit log), attachments and the names
-    and unit names the page needs. NotFound outside the person's jurisdiction."""
-    d = cases.case_detail(svc, staff_id, case_id)
-    c: DisputeCase = d["case"]
+    and unit names the page needs, in one session. NotFound outside the person's jurisdiction.
+    With `actions`, also whether the person may reassign a task of it or send it to departments."""
+    with svc.db.read() as s:
+        return _case_page_in(svc, s, staff_id, departments.visible_case(s, staff_id, case_id), actions)
+
+
+def _case_page_in(svc, s, staff_id: str, c: DisputeCase, actions: bool = False) -> CasePage:
+    d = cases.case_detail_in(s, staff_id, c)
     open_items = d["tasks"]
     events = [e for e in d["timeline"] if e.kind not in ("timer_fired", "event_thrown")]  # engine detail
     # an urge recorded without a supervision task to complete has no audit event of its own
@@ -150,21 +192,41 @@ def case_page(svc, staff_id: str, case_id: int) -> CasePage:
             for r in (p["data"].get("departments") or []) if isinstance(r, dict)]  # 部门协同
     unit_codes |= {r["unit"] for r in sent if isinstance(r.get("unit"), str)} - set(d["units"])
     names, units = dict(d["names"]), dict(d["units"])
-    with svc.db.read() as s:
-        forms = dict(s.execute(select(WorkItem.task_guid, WorkItem.form)
-                               .where(WorkItem.instance_id == c.instance_id)).all()) if c.instance_id else {}
-        phones = c.reporter_id == staff_id or any(cases.can_act(s, staff_id, w) for w in open_items)
-        if people:
-            names.update(dict(s.execute(select(Staff.id, Staff.name).where(Staff.id.in_(people))).all()))
-        if unit_codes:
-            units.update(dict(s.execute(select(OrgUnit.code, OrgUnit.name).where(OrgUnit.code.in_(unit_codes))).all()))
+    forms = dict(s.execute(select(WorkItem.task_guid, WorkItem.form)
+                           .where(WorkItem.instance_id == c.instance_id)).all()) if c.instance_id else {}
+    phones = c.reporter_id == staff_id or any(cases.can_act(s, staff_id, w) for w in open_items)
+    if people:
+        names.update(dict(s.execute(select(Staff.id, Staff.name).where(Staff.id.in_(people))).all()))
+    if unit_codes:
+        units.update(dict(s.execute(select(OrgUnit.code, OrgUnit.name).where(OrgUnit.code.in_(unit_codes))).all()))
+    files = attachments.for_case_in(s, c.id)
+    may_reassign = may_transfer = None
+    if actions:
+        may_reassign = c.status == "open" and bool(reassign.options_in(s, staff_id, c))
+        may_transfer = c.status == "open" and departments.transfer_form_in(svc, s, staff_id, c) is not None
     timeline = [TimelineEntry(e.at, e.actor, e.kind, e.task, forms.get(p.get("guid")), p)
                 for e, p in zip(events, payloads, strict=True)]
     timeline += [TimelineEntry(r.at, r.actor, "urge_recorded", None, None, r.data or {}) for r in urges]
     timeline.sort(key=lambda t: t.at)
     inst = d["instance"]
-    return CasePage(c, open_items, d["records"], timeline, names, units, inst, attachments.for_case(svc, c.id), phones,
-                    inst.version_id if inst else None, names.get(c.reporter_id, c.reporter_id), list(d.get("links") or []))
+    return CasePage(c, open_items, d["records"], timeline, names, units, inst, files, phones,
+                    inst.version_id if inst else None, names.get(c.reporter_id, c.reporter_id), list(d.get("links") or []),
+                    supervised_of(c, open_items, d["records"]), may_reassign, may_transfer)
+
+
+def supervised_of(c: DisputeCase, tasks: list[WorkItem], records: list[CaseRecord]) -> set[str]:
+    """`badges.supervised(task_guids=...)["tasks"]` for the case's open tasks, from the rows the
+    case page already read (its open work items and all its records): the same rule, no query."""
+    sup = False
+    if c.status == "open":
+        sup = any(t.task_spec == badges.SUPERVISE_TASK for t in tasks)
+        if not sup:
+            since = max((r.at for r in records if r.kind == "level_entered" and r.unit_code == c.current_unit),
+                        default=None)
+            latest = max((r.at for r in records if r.kind == "supervision" and r.unit_code == c.current_unit),
+                         default=None)
+            sup = latest is not None and (since is None or latest >= since)
+    return {t.task_guid for t in tasks if t.task_spec == badges.SUPERVISE_TASK or (sup and t.unit_id == c.current_unit)}
 
 
 def archive_units(svc, staff_id: str) -> list[tuple[str, str, int]]:

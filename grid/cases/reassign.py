@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from engine.errors import InvalidData, NotFound
 from engine.models import WorkItem
 from engine.runtime import Assignment, Step
-from grid.cases import service as cases
+from grid.cases import departments
 from grid.cases.models import DisputeCase
 from grid.errors import Forbidden
 from grid.org import service as org
@@ -66,29 +66,30 @@ def _reassignable(s: Session, staff_id: str, c: DisputeCase, wi: WorkItem) -> bo
 
 
 def _case(s: Session, staff_id: str, case_id: int) -> DisputeCase:
-    c = s.get(DisputeCase, case_id)
-    if c is None or not cases._sees_case(s, staff_id, c):
-        raise NotFound("no such case")  # outside the jurisdiction looks the same as missing
-    return c
+    return departments.visible_case(s, staff_id, case_id)  # NotFound outside the jurisdiction
 
 
 def options(svc, staff_id: str, case_id: int) -> list[Option]:
     """The case's open tasks this person may reassign, with the people each may go to."""
     with svc.db.read() as s:
-        c = _case(s, staff_id, case_id)
-        if c.status != "open" or not _dispatch_units(s, staff_id):
-            return []
-        out = []
-        for wi in s.scalars(select(WorkItem).where(WorkItem.instance_id == c.instance_id, WorkItem.state == "open")
-                            .order_by(WorkItem.id)):
-            if not _reassignable(s, staff_id, c, wi):
-                continue
-            holder = s.get(Staff, wi.user_id) if wi.user_id else None
-            cands = [p for p in org.staff_for(s, wi.unit_id, wi.role) if p.id != wi.user_id]
-            out.append(Option(wi.task_guid, wi.task_spec, wi.name, wi.unit_id,
-                              s.scalar(select(OrgUnit.name).where(OrgUnit.code == wi.unit_id)), wi.role,
-                              wi.user_id, holder.name if holder else None, cands))
-        return out
+        return options_in(s, staff_id, _case(s, staff_id, case_id))
+
+
+def options_in(s: Session, staff_id: str, c: DisputeCase) -> list[Option]:
+    """`options` in the caller's session, for a case the caller has checked the person may see."""
+    if c.status != "open" or not _dispatch_units(s, staff_id):
+        return []
+    out = []
+    for wi in s.scalars(select(WorkItem).where(WorkItem.instance_id == c.instance_id, WorkItem.state == "open")
+                        .order_by(WorkItem.id)):
+        if not _reassignable(s, staff_id, c, wi):
+            continue
+        holder = s.get(Staff, wi.user_id) if wi.user_id else None
+        cands = [p for p in org.staff_for(s, wi.unit_id, wi.role) if p.id != wi.user_id]
+        out.append(Option(wi.task_guid, wi.task_spec, wi.name, wi.unit_id,
+                          s.scalar(select(OrgUnit.name).where(OrgUnit.code == wi.unit_id)), wi.role,
+                          wi.user_id, holder.name if holder else None, cands))
+    return out
 
 
 def may_reassign(svc, staff_id: str, case_id: int) -> bool:

@@ -340,17 +340,23 @@ def case_detail(svc, staff_id: str, case_id: int, events: int | None = None,
     timeline instead of rendering it whole; `timeline_more` says whether older events remain."""
     c = get_case(svc, staff_id, case_id)
     with svc.db.read() as s:
-        tasks = list(s.scalars(select(WorkItem).where(WorkItem.instance_id == c.instance_id, WorkItem.state == "open")
-                               .order_by(WorkItem.due_at)))
-        records = list(s.scalars(select(CaseRecord).where(CaseRecord.case_id == c.id).order_by(CaseRecord.id)))
-        inst = s.get(Instance, c.instance_id) if c.instance_id else None
-        ids = {e for e in [c.reporter_id] + [t.user_id for t in tasks] if e}
-        timeline, more = _timeline(s, c.instance_id, events, before) if c.instance_id else ([], False)
-        ids |= {e.actor for e in timeline if e.actor}
-        names = dict(s.execute(select(Staff.id, Staff.name).where(Staff.id.in_(ids))).all()) if ids else {}
-        unit_codes = {t.unit_id for t in tasks if t.unit_id} | {c.grid_code, c.current_unit or c.grid_code}
-        units = dict(s.execute(select(OrgUnit.code, OrgUnit.name).where(OrgUnit.code.in_(unit_codes))).all())
-        links = checks.links_of(s, staff_id, c.id)  # 重复件 links, from both ends
+        return case_detail_in(s, staff_id, c, events, before)
+
+
+def case_detail_in(s: Session, staff_id: str, c: DisputeCase, events: int | None = None,
+                   before: int | None = None) -> dict[str, Any]:
+    """`case_detail` in the caller's session, for a case the caller has checked the person may see."""
+    tasks = list(s.scalars(select(WorkItem).where(WorkItem.instance_id == c.instance_id, WorkItem.state == "open")
+                           .order_by(WorkItem.due_at)))
+    records = list(s.scalars(select(CaseRecord).where(CaseRecord.case_id == c.id).order_by(CaseRecord.id)))
+    inst = s.get(Instance, c.instance_id) if c.instance_id else None
+    ids = {e for e in [c.reporter_id] + [t.user_id for t in tasks] if e}
+    timeline, more = _timeline(s, c.instance_id, events, before) if c.instance_id else ([], False)
+    ids |= {e.actor for e in timeline if e.actor}
+    names = dict(s.execute(select(Staff.id, Staff.name).where(Staff.id.in_(ids))).all()) if ids else {}
+    unit_codes = {t.unit_id for t in tasks if t.unit_id} | {c.grid_code, c.current_unit or c.grid_code}
+    units = dict(s.execute(select(OrgUnit.code, OrgUnit.name).where(OrgUnit.code.in_(unit_codes))).all())
+    links = checks.links_of(s, staff_id, c.id)  # 重复件 links, from both ends
     return {"case": c, "tasks": tasks, "records": records, "timeline": timeline, "names": names, "units": units,
             "instance": inst, "timeline_more": more, "settlement": c.settlement, "links": links}
 

@@ -73,6 +73,11 @@ def attached(s: Session) -> Callable[[list[Any]], list[Any]]:
     return lambda rows: [s.merge(r, load=False) for r in rows]
 
 
+def attached_row(s: Session) -> Callable[[Any], Any]:
+    """A `copy` for one ORM row (or None): merged (without a load) into the asking session."""
+    return lambda row: None if row is None else s.merge(row, load=False)
+
+
 @event.listens_for(Session, "after_commit")
 def _after_commit(session) -> None:
     forget()

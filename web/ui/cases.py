@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -98,16 +98,30 @@ def case_context(svc, page: pages.CasePage) -> dict:
     steps = pages.level_progress(page)
     pages.progress_units(svc, steps)
     entries = timeline(svc, page, labels)
-    sup = badges.supervised(svc, task_guids=[t.task_guid for t in page.tasks])["tasks"] if page.tasks else set()
-    return {"page": page, "c": page.case, "labels": labels, "lang": lang(), "entries": entries,
-            "due_text": due_text, "photos": {a.id: a for a in page.files}, "steps": steps,
-            "signatures": [sg for e in entries for sg in e.signatures], "supervised_tasks": sup}
+    if page.supervised is not None:  # read with the page
+        sup = page.supervised
+    else:
+        sup = badges.supervised(svc, task_guids=[t.task_guid for t in page.tasks])["tasks"] if page.tasks else set()
+    ctx = {"page": page, "c": page.case, "labels": labels, "lang": lang(), "entries": entries,
+           "due_text": due_text, "photos": {a.id: a for a in page.files}, "steps": steps,
+           "signatures": [sg for e in entries for sg in e.signatures], "supervised_tasks": sup}
+    # what the page read already answers the template's may_reassign/may_transfer for this case
+    for key, known in (("may_reassign", page.may_reassign), ("may_transfer", page.may_transfer)):
+        if known is not None:
+            ctx[key] = _known(key, page.case.id, known)
+    return ctx
+
+
+def _known(key: str, case_id: int, known: bool):
+    def ask(asked_id: int) -> bool:
+        return known if asked_id == case_id else current_app.jinja_env.globals[key](asked_id)
+    return ask
 
 
 @bp.get("/cases/<int:case_id>")
 def show(case_id: int):
     svc = services()
-    page = pages.case_page(svc, current_user.id, case_id)
+    page = pages.case_page(svc, current_user.id, case_id, actions=True)
     return render_template("cases/show.html", **case_context(svc, page))
 
 

@@ -21,7 +21,7 @@ from flask_login import current_user
 
 from engine import form_validation
 from engine.errors import Conflict, InvalidData
-from grid.cases import accountability_register, attachments, badges, checks, notifications, pages
+from grid.cases import accountability_register, attachments, checks, notifications, pages
 from grid.cases import service as cases
 from grid.registry import visits as registry_visits
 from web.registry.words import word as registry_word
@@ -50,15 +50,13 @@ def task_marks(rows) -> TaskMarks:
         if not guids or not current_user.is_authenticated:
             cache[guids] = TaskMarks()
         else:
-            svc = services()
-            cache[guids] = TaskMarks(badges.supervised(svc, task_guids=list(guids))["tasks"],
-                                     notifications.open_urges(svc, current_user.id, list(guids)))
+            cache[guids] = TaskMarks(*notifications.task_marks(services(), current_user.id, list(guids)))
     return cache[guids]
 
 
 def names_duplicate(page: pages.TaskPage) -> bool:
     """Whether the task's form can name the original of a 重复件 (the dispatch form)."""
-    return bool(page.case and page.schema and "duplicate_of" in (page.schema.get("properties") or {}))
+    return pages.names_duplicate(page.case, page.schema)
 
 
 def wants_duplicate(data: dict) -> bool:
@@ -71,14 +69,17 @@ def _render(svc, page: pages.TaskPage, state: forms.FormState, status: int = 200
     fields = forms.build(page.schema, lang(), page.staff_options) if page.schema and page.can_act else []
     ctx = {"lang": lang(), "due_text": due_text, "preview": preview, "repeats": [], "names_duplicate": False,
            "urges": [], "has_signature": any(f.widget == "signature" for f in fields)}
+    # a page read with `details` carries the case page, repeats and urges; otherwise they are read here
     if page.can_act and names_duplicate(page):
         ctx["names_duplicate"] = True
-        ctx["repeats"] = checks.repeats(svc, current_user.id, page.case.id)
+        ctx["repeats"] = page.repeats if page.repeats is not None else checks.repeats(svc, current_user.id,
+                                                                                      page.case.id)
         ctx["repeat_days"], ctx["repeat_meters"] = checks.repeat_days(), f"{checks.repeat_meters():g}"
     if page.item.state == "open":
-        ctx["urges"] = notifications.open_urges(svc, current_user.id, [page.item.task_guid]).get(page.item.task_guid, [])
+        ctx["urges"] = page.urges if page.urges is not None else notifications.open_urges(
+            svc, current_user.id, [page.item.task_guid]).get(page.item.task_guid, [])
     if page.case:
-        ctx.update(case_context(svc, pages.case_page(svc, current_user.id, page.case.id)))
+        ctx.update(case_context(svc, page.view or pages.case_page(svc, current_user.id, page.case.id)))
     else:
         ctx["visit"] = registry_visits.visit_context(svc, [page.item.instance_id]).get(page.item.instance_id)
         ctx["visit_word"] = registry_word
@@ -94,7 +95,7 @@ def show(task_guid: str):
     entry_id = accountability_register.task_entry(svc, task_guid)
     if entry_id is not None:  # an accountability task is done on its register entry's page
         return redirect(url_for("accountability.show", entry_id=entry_id))  # which checks who may see it
-    page = pages.task_page(svc, current_user.id, task_guid)
+    page = pages.task_page(svc, current_user.id, task_guid, details=True)
     return _render(svc, page, forms.FormState())
 
 
@@ -138,7 +139,7 @@ def submit(task_guid: str):
         return _render(svc, page, state, 422, lock_version=expected)
     except Conflict:
         attachments.discard(svc, current_user.id, sub.new_uploads)
-        fresh = pages.task_page(svc, current_user.id, task_guid)
+        fresh = pages.task_page(svc, current_user.id, task_guid, details=True)
         if pages.check_stale(svc, task_guid) and fresh.can_act:
             return _render(svc, fresh, state, 409, _("The case changed while you were filling in this form "
                                                      "(see its timeline). Nothing was saved: check your answers "
