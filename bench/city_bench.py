@@ -327,7 +327,7 @@ class Client:
     """A signed-in browser: cookie jar, CSRF token of the session."""
 
     def __init__(self, base: str, username: str | None):
-        self.base, self.token = base, None
+        self.base, self.token, self.last_bytes = base, None, 0
         self.op = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
         if username:
             html = self.op.open(base + "/login").read().decode()
@@ -339,7 +339,7 @@ class Client:
     def get(self, url: str) -> float:
         t0 = time.perf_counter()
         r = self.op.open(self.base + url)
-        r.read()
+        self.last_bytes = len(r.read())  # a page that grows shows more rows (a list not yet full)
         assert r.status == 200, (url, r.status)
         return (time.perf_counter() - t0) * 1000
 
@@ -430,14 +430,16 @@ def measure_pages(servers: list[Server], dbs: list[Database], runs: int) -> list
                 except urllib.error.HTTPError as e:
                     raise RuntimeError(f"{label} {u}: HTTP {e.code}; see {servers[k].logpath}") from None
         times: list[list[float]] = [[] for _ in servers]
+        sizes: list[list[int]] = [[] for _ in servers]
         for i in range(runs):
             order = range(len(servers)) if i % 2 == 0 else reversed(range(len(servers)))
             for k in order:
                 times[k].append(clients[k].get(urls[k][i % len(urls[k])]))
+                sizes[k].append(clients[k].last_bytes)
         for k, t in enumerate(times):
-            out[k][label] = p50_p95(t)
-        print(f"    {label:<24} " + "  ".join(f"p50 {o[label][0]:7.1f} p95 {o[label][1]:7.1f}" for o in out),
-              file=sys.stderr)
+            out[k][label] = [*p50_p95(t), round(statistics.mean(sizes[k]) / 1024, 1)]  # p50, p95 ms; KB
+        print(f"    {label:<24} " + "  ".join(f"p50 {o[label][0]:7.1f} p95 {o[label][1]:7.1f} {o[label][2]:6.1f} KB"
+                                               for o in out), file=sys.stderr)
     return out
 
 
@@ -600,17 +602,18 @@ def verdict(results: dict, keys: list[int]) -> tuple[list[str], bool]:
     lo, hi = results[keys[0]]["pages"], results[keys[-1]]["pages"]
     floor = hi[FLOOR][0]
     lines = [f"{'page':<24} " + " ".join(f"{'p50@' + str(k):>10} {'p95@' + str(k):>10}" for k in keys)
-             + f" {'growth':>7} {'x floor':>8}  verdict"]
+             + f" {'growth':>7} {'x floor':>8} {'KB':>13}  verdict"]
     ok = True
     for label in hi:
         row = " ".join(f"{results[k]['pages'][label][0]:10.1f} {results[k]['pages'][label][1]:10.1f}" for k in keys)
         g, x = hi[label][0] / lo[label][0], hi[label][0] / floor
+        kb = f"{lo[label][2]:.0f}->{hi[label][2]:.0f}" if len(hi[label]) > 2 else "-"
         if label.startswith("floor "):  # the references: their own growth is noise
-            lines.append(f"{label:<24} {row} {g:6.2f}x {x:7.1f}x  (reference)")
+            lines.append(f"{label:<24} {row} {g:6.2f}x {x:7.1f}x {kb:>13}  (reference)")
             continue
         good_g, good_x = g <= TARGETS["growth_max"], x <= TARGETS["floor_ratio_max"]
         ok &= good_g and good_x
-        lines.append(f"{label:<24} {row} {g:6.2f}x {x:7.1f}x  growth {'PASS' if good_g else 'MISS'}, "
+        lines.append(f"{label:<24} {row} {g:6.2f}x {x:7.1f}x {kb:>13}  growth {'PASS' if good_g else 'MISS'}, "
                      f"x floor {'PASS' if good_x else 'MISS'}")
     for k in keys:
         f, t = results[k]["flow_ms"], results[k]["thin_ms"]
