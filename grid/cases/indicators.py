@@ -129,37 +129,24 @@ def evaluate(s: Session, path: str, start: date, end: date) -> dict[str, Any]:
 
 def evaluate_many(s: Session, scopes: list[str], start: date, end: date) -> dict[str, dict[str, Any]]:
     """`evaluate` for several units at once (unit codes): the same few queries, grouped by unit."""
-    return evaluate_periods(s, scopes, [(start, end)])[0]
-
-
-def evaluate_periods(s: Session, scopes: list[str], periods: list[tuple[date, date]]) -> list[dict[str, dict[str, Any]]]:
-    """`evaluate_many` for several periods (a trend: the last twelve months) in one statement:
-    one {unit code: indicators} per period."""
-    if any(end < start for start, end in periods):
+    if end < start:
         raise InvalidData("the period ends before it starts", [{"path": "end", "message": "before start"}])
     inds = definitions()
     stock_measures = sorted({m for i in inds if i.kind == "stock" for m in i.terms("plus") + i.terms("minus")})
     # flows: (measure, level) summed over the period; stocks: measure summed from the beginning
-    parts: list[rollups.Part] = []
-    for start, end in periods:
-        parts += [(scopes, start, end, ("measure", "level"), None),
-                  (scopes, rollups.EPOCH, end, ("measure", "level"), stock_measures)]
-    sums = rollups.sums_many(s, parts)
-    out = []
-    for k in range(len(periods)):
-        flows, stocks = sums[2 * k], sums[2 * k + 1]
-        per_flow: dict[str, dict[tuple[str, str], int]] = {sc: {} for sc in scopes}
-        per_stock: dict[str, dict[str, int]] = {sc: defaultdict(int) for sc in scopes}
-        for (sc, m, lv), v in flows.items():
-            per_flow[sc][(m, lv)] = v
-        for (sc, m, _lv), v in stocks.items():
-            per_stock[sc][m] += v
-        out.append({sc: _values(inds, per_flow[sc], per_stock[sc]) for sc in scopes})
-    return out
+    flows, stocks = rollups.sums_many(s, [(scopes, start, end, ("measure", "level"), None),
+                                          (scopes, rollups.EPOCH, end, ("measure", "level"), stock_measures)])
+    per_flow: dict[str, dict[tuple[str, str], int]] = {sc: {} for sc in scopes}
+    per_stock: dict[str, dict[str, int]] = {sc: defaultdict(int) for sc in scopes}
+    for (sc, m, lv), v in flows.items():
+        per_flow[sc][(m, lv)] = v
+    for (sc, m, _lv), v in stocks.items():
+        per_stock[sc][m] += v
+    return {sc: _values(inds, per_flow[sc], per_stock[sc]) for sc in scopes}
 
 
 def evaluate_months(s: Session, scopes: list[str], months: list[tuple[date, date]]) -> list[dict[str, dict[str, Any]]]:
-    """`evaluate_periods` for consecutive calendar months (a trend), in three reads whatever their
+    """`evaluate_many` for consecutive calendar months (a trend), in three reads whatever their
     number: the month buckets' flows, and the stocks before the first month, carried forward month
     by month with the stock measures' flows."""
     if not months:

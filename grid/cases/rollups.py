@@ -242,19 +242,24 @@ def _subtrees(s: Session, scopes: set[str]) -> dict[str, list[str]]:
     return dict(under)
 
 
+def _split(s: Session, scopes: set[str]) -> tuple[set[str], dict[str, list[str]]]:
+    """The scopes that have totals, and for the others `_subtrees` (unit -> scopes it is under)."""
+    from grid.org.models import OrgUnit
+
+    big = set(s.scalars(select(OrgUnit.code).where(OrgUnit.code.in_(sorted(scopes)),
+                                                  OrgUnit.level.in_(TOTAL_LEVELS)))) if scopes else set()
+    return big, _subtrees(s, scopes - big)
+
+
 def sums_many(s: Session, parts: list[Part]) -> list[dict[tuple, int]]:
     """`sums` for several (scopes, start, end, by, measures) at once, in one statement: a UNION ALL
     of one grouped SELECT per part and tile, each an index range on a primary key. Scopes with
     totals read indicator_total (the "*" rows unless `by` names the category); the others sum
     their units' rows of indicator_rollup over the period."""
     from grid.cases.models import IndicatorRollup
-    from grid.org.models import OrgUnit
 
     t, r = IndicatorTotal, IndicatorRollup
-    wanted = sorted({sc for p in parts for sc in p[0]})
-    big = set(s.scalars(select(OrgUnit.code).where(OrgUnit.code.in_(wanted), OrgUnit.level.in_(TOTAL_LEVELS)))) \
-        if wanted else set()
-    under = _subtrees(s, set(wanted) - big)
+    big, under = _split(s, {sc for p in parts for sc in p[0]})
     selects = []
     for i, (scopes, start, end, by, measures) in enumerate(parts):
         tops = sorted(sc for sc in scopes if sc in big)
@@ -300,12 +305,10 @@ def monthly_sums(s: Session, scopes: list[str], first: date, last: date,
     (month starts), summed over categories: one SELECT of the month buckets for scopes with
     totals, one of their units' rollup days (grouped into months here) for the others."""
     from grid.cases.models import IndicatorRollup
-    from grid.org.models import OrgUnit
 
     t, r = IndicatorTotal, IndicatorRollup
-    big = set(s.scalars(select(OrgUnit.code).where(OrgUnit.code.in_(sorted(scopes)), OrgUnit.level.in_(TOTAL_LEVELS))))
+    big, under = _split(s, set(scopes))
     tops = sorted(big)
-    under = _subtrees(s, set(scopes) - big)
     out: dict[tuple[str, date, str, str], int] = defaultdict(int)
     if tops:
         q = (select(t.scope, t.period_start, t.measure, t.level, func.sum(t.value))
