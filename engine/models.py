@@ -82,6 +82,7 @@ class WorkItem(Base):
         Index("ix_work_item_unit_inbox", "unit_id", "state", "due_at"),
         Index("ix_work_item_user_inbox", "user_id", "state", "due_at"),
         Index("ix_work_item_role", "role", "state"),
+        Index("ix_work_item_spec_state", "task_spec", "state"),  # the open tasks of one kind (e.g. 督办)
         Index("ix_work_item_closed_by", "closed_by", "closed_at"),  # "cases I acted on"
     )
     id: Mapped[int] = mapped_column(primary_key=True)

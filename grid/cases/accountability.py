@@ -28,7 +28,7 @@ from engine.models import WorkItem
 from engine.runtime import Step
 from grid.cases import rollup
 from grid.cases.accountability_models import OUTCOMES, AccountabilityEntry, SupervisionEntry
-from grid.cases.models import CaseRecord, DisputeCase
+from grid.cases.models import CaseRecord, DisputeCase, case_by_no
 from grid.org import service as org
 from grid.org.models import OrgUnit
 
@@ -128,7 +128,7 @@ def _on_case_step(svc, s: Session, step: Step, cal: WorkCalendar) -> None:
     kinds = {ev["kind"] for ev in step.emitted}
     if not step.closed and not kinds & {"accountability", "supervision_opened"}:
         return
-    c = s.scalar(select(DisputeCase).where(DisputeCase.case_no == step.business_key))
+    c = case_by_no(s, step.business_key)
     if c is None:
         return
     now = clock.now()

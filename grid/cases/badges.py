@@ -7,6 +7,8 @@ supervised case.
 """
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -16,26 +18,29 @@ from grid.cases.models import CaseRecord, DisputeCase
 SUPERVISE_TASK = "supervise"
 
 
-def supervised_cases(s: Session, case_ids: list[int]) -> set[int]:
-    """The ids among `case_ids` of open cases with an open 督办 at their current level."""
+def supervised_cases(s: Session, case_ids: list[int], current: dict[int, str | None] | None = None) -> set[int]:
+    """The ids among `case_ids` of open cases with an open 督办 at their current level.
+    `current`: the open cases' current units when the caller has read them already."""
     if not case_ids:
         return set()
-    cases = dict(s.execute(select(DisputeCase.id, DisputeCase.current_unit)  # two columns, not whole rows
-                           .where(DisputeCase.id.in_(list(case_ids)), DisputeCase.status == "open")).all())
+    cases = current if current is not None else dict(s.execute(
+        select(DisputeCase.id, DisputeCase.current_unit)  # two columns, not whole rows
+        .where(DisputeCase.id.in_(list(case_ids)), DisputeCase.status == "open")).all())
     if not cases:
         return set()
     out = set(s.scalars(select(DisputeCase.id).join(WorkItem, WorkItem.instance_id == DisputeCase.instance_id)
                         .where(DisputeCase.id.in_(list(cases)), WorkItem.state == "open",
                                WorkItem.task_spec == SUPERVISE_TASK)))
-    entered = {(cid, unit): at for cid, unit, at in s.execute(
-        select(CaseRecord.case_id, CaseRecord.unit_code, func.max(CaseRecord.at))
-        .where(CaseRecord.case_id.in_(list(cases)), CaseRecord.kind == "level_entered")
-        .group_by(CaseRecord.case_id, CaseRecord.unit_code))}
-    for cid, unit, at in s.execute(select(CaseRecord.case_id, CaseRecord.unit_code, func.max(CaseRecord.at))
-                                   .where(CaseRecord.case_id.in_(list(cases)), CaseRecord.kind == "supervision")
-                                   .group_by(CaseRecord.case_id, CaseRecord.unit_code)):
-        since = entered.get((cid, unit))
-        if unit == cases[cid] and (since is None or at >= since):
+    last: dict[tuple[str, int, str], datetime] = {  # the newest level entry and 督办 per case and unit
+        (kind, cid, unit): at for cid, unit, kind, at in s.execute(
+            select(CaseRecord.case_id, CaseRecord.unit_code, CaseRecord.kind, func.max(CaseRecord.at))
+            .where(CaseRecord.case_id.in_(list(cases)), CaseRecord.kind.in_(("level_entered", "supervision")))
+            .group_by(CaseRecord.case_id, CaseRecord.unit_code, CaseRecord.kind))}
+    for (kind, cid, unit), at in last.items():
+        if kind != "supervision" or unit != cases[cid]:
+            continue
+        since = last.get(("level_entered", cid, unit))
+        if since is None or at >= since:
             out.add(cid)
     return out
 

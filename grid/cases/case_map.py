@@ -29,6 +29,7 @@ from grid.org import service as org
 from grid.org.models import OrgUnit
 
 MAX_POINTS = 20_000  # open cases on one map; more says `truncated` (the list pages have them all)
+GROUP_AT = 2_000  # more open cases than this under a unit: one group per child unit, not a pin each
 
 
 def _unit_feature(u: OrgUnit, geometry: dict | None, **props: Any) -> dict:
@@ -110,6 +111,66 @@ def _states(s, scopes: list[str], ids: set[int]) -> dict[int, tuple[str, bool]]:
     return out
 
 
+def _open_counts(s, parts: list[OrgUnit]) -> dict[str, int]:
+    """Open cases under each unit (by path): a count over a range of
+    `ix_dispute_case_status_unit_path` per unit, the index alone (no case row read)."""
+    return {u.path: s.scalar(select(func.count()).select_from(DisputeCase).where(
+        DisputeCase.status == "open", org.paths_condition([u.path], DisputeCase.unit_path))) for u in parts}
+
+
+LATE_CAP = 2_000  # late rows read per group for its counts; beyond, the counts say "at least"
+
+
+def _late_counts(s, paths: list[str]) -> dict[str, tuple[int, int, int, bool]]:
+    """path -> (past warning, overdue, supervised, capped) open cases under it, from `case_late`
+    (only what has a due time), each read an index range of at most LATE_CAP rows in due order:
+    the overdue ones (due before now), then the soonest due (past warning when their warning
+    time has passed). `capped`: a read hit the cap, so the counts are lower bounds."""
+    now = clock.now()
+    supervising = select(WorkItem.id).where(WorkItem.task_spec == SUPERVISE_TASK, WorkItem.state == "open")
+    sup = dict(s.execute(select(CaseLate.scope, func.count(func.distinct(CaseLate.case_id)))
+                         .where(CaseLate.scope.in_(paths), CaseLate.work_item_id.in_(supervising))
+                         .group_by(CaseLate.scope)).all()) if paths else {}
+    out = {}
+    for p in paths:
+        over = list(s.scalars(select(CaseLate.case_id).where(CaseLate.scope == p, CaseLate.due_key <= now)
+                              .order_by(CaseLate.due_key).limit(LATE_CAP)))
+        soon = s.execute(select(CaseLate.case_id, CaseLate.late_at).where(CaseLate.scope == p, CaseLate.due_key > now)
+                         .order_by(CaseLate.due_key).limit(LATE_CAP)).all()
+        overdue = set(over)
+        warned = {cid for cid, at in soon if at is not None and at <= now} - overdue
+        out[p] = (len(warned) + len(overdue), len(overdue), sup.get(p, 0),
+                  len(over) == LATE_CAP or len(soon) == LATE_CAP)
+    return out
+
+
+def _grouped(s, units: list[OrgUnit], kids: list[OrgUnit], parts: list[OrgUnit], sizes: dict[str, int],
+             shapes: dict) -> dict:
+    """A map of many open cases: one `group` feature per child unit (its point, its count and how
+    many are past warning, overdue and supervised), which the map draws as a numbered marker that
+    opens the child's own map. Its cost is a few index reads per child, not one row per case."""
+    feats = [_unit_feature(u, shapes.get(u.code), role="scope") for u in units]
+    feats += [_unit_feature(k, shapes[k.code], role="child") for k in kids if k.code in shapes]
+    counts = {"normal": 0, "warned": 0, "overdue": 0, "supervised": 0}
+    lates = _late_counts(s, [u.path for u in parts if sizes.get(u.path)])
+    for u in parts:
+        n = sizes.get(u.path, 0)
+        if not n:
+            continue
+        late, overdue, sup, capped = lates[u.path]
+        part = {"normal": max(0, n - late), "warned": late - overdue, "overdue": overdue, "supervised": sup}
+        for k in counts:
+            counts[k] += part[k]
+        state = "overdue" if overdue else "warned" if late else "normal"
+        if u.lat is None or u.lng is None:
+            continue
+        feats.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [u.lng, u.lat]},
+                      "properties": {"kind": "group", "code": u.code, "name": u.name, "level": u.level,
+                                     "count": n, "state": state, "supervised": bool(sup), "counts": part,
+                                     "at_least": capped}})
+    return _collection(feats, truncated=False, grouped=True, counts=counts)
+
+
 def open_cases_map(svc, staff_id: str, unit: str | None = None) -> dict:
     """Open cases under `unit` (or the person's whole jurisdiction) as points with their state,
     plus the outline of each unit covered. Cases reported without coordinates sit on their grid's
@@ -121,6 +182,10 @@ def open_cases_map(svc, staff_id: str, unit: str | None = None) -> dict:
         paths = [u.path for u in units]
         kids = [k for u in units for k in org.children(s, u.code)] if len(units) == 1 else []
         shapes = boundaries.many(s, [u.code for u in units + kids])
+        parts = kids if len(units) == 1 else units
+        sizes = _open_counts(s, parts) if parts else {}
+        if sum(sizes.values()) > GROUP_AT:
+            return _grouped(s, units, kids, parts, sizes, shapes)
         q = (select(DisputeCase.id, DisputeCase.case_no, DisputeCase.category, DisputeCase.lat, DisputeCase.lng,
                     DisputeCase.grid_code, DisputeCase.current_level, DisputeCase.reported_at)
              .where(DisputeCase.status == "open", org.paths_condition(paths, DisputeCase.unit_path))

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, union_all
 from sqlalchemy.orm import Session, load_only
 
 from engine.errors import InvalidData
@@ -153,11 +153,41 @@ def meters(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
     return 2 * EARTH_M * math.asin(min(1.0, math.sqrt(a)))
 
 
-def find_repeats(s: Session, c: DisputeCase, staff_id: str | None = None) -> list[tuple[DisputeCase, list[str]]]:
-    """Earlier cases (reported in the `repeat_days()` before this one, not cancelled) that name a
-    registered resident this case names, or lie within `repeat_meters()` with the same category;
-    with why (`party`, `nearby`). In `staff_id`'s jurisdiction (None: all). Oldest first.
-    Only the columns `summary` shows (and the location) are read: a repeat list can be long."""
+CELL_DEG = 0.005  # a map cell: ~550 m of latitude, ~470 m of longitude at 32°N
+MAX_CELLS = 25  # a larger radius than the cells cover reads the lat/lng band instead
+REPEAT_LIMIT = 50  # the newest earlier cases a repeat list shows; `count_repeats` tells how many
+
+
+def geo_cell(lat: float | None, lng: float | None) -> str | None:
+    """The map cell of a point, the key repeat detection reads by (`ix_dispute_case_cell`)."""
+    if lat is None or lng is None:
+        return None
+    return f"{math.floor(lat / CELL_DEG)}:{math.floor(lng / CELL_DEG)}"
+
+
+def _cells(lat: float, lng: float, dlat: float, dlng: float) -> list[str] | None:
+    """The cells the box lat±dlat, lng±dlng touches; None when they are more than MAX_CELLS."""
+    la = range(math.floor((lat - dlat) / CELL_DEG), math.floor((lat + dlat) / CELL_DEG) + 1)
+    ln = range(math.floor((lng - dlng) / CELL_DEG), math.floor((lng + dlng) / CELL_DEG) + 1)
+    if len(la) * len(ln) > MAX_CELLS:
+        return None
+    return [f"{a}:{b}" for a in la for b in ln]
+
+
+def _newest(q, limit: int):
+    """The newest `limit` rows of q (by report time alone, so the index's order serves it)."""
+    return q.order_by(DisputeCase.reported_at.desc()).limit(limit)
+
+
+def find_repeats(s: Session, c: DisputeCase, staff_id: str | None = None,
+                 limit: int | None = None) -> list[tuple[DisputeCase, list[str]]]:
+    """The newest `limit` earlier cases (reported in the `repeat_days()` before this one, not
+    cancelled) that name a registered resident this case names, or lie within `repeat_meters()`
+    with the same category; with why (`party`, `nearby`). In `staff_id`'s jurisdiction (None: all).
+    Oldest first. Each read is an index range cut at `limit` rows (the resident's case links; the
+    category's newest cases per map cell), so a busy corner with years of reports costs the same
+    as a quiet one. Only the columns `summary` shows (and the location) are read."""
+    limit = limit or REPEAT_LIMIT
     since = c.reported_at - timedelta(days=repeat_days())
     earlier = or_(DisputeCase.reported_at < c.reported_at,
                   and_(DisputeCase.reported_at == c.reported_at, DisputeCase.id < c.id))
@@ -165,22 +195,30 @@ def find_repeats(s: Session, c: DisputeCase, staff_id: str | None = None) -> lis
     if staff_id is not None:
         base.append(org.paths_condition(org.jurisdiction_paths(s, staff_id), DisputeCase.unit_path))
     found: dict[int, tuple[DisputeCase, list[str]]] = {}
-    mine = select(CaseParty.resident_id).where(CaseParty.case_id == c.id)
     shown = load_only(*(getattr(DisputeCase, k) for k in SUMMARY_COLUMNS))
-    for other in s.scalars(select(DisputeCase).join(CaseParty, CaseParty.case_id == DisputeCase.id)
-                           .where(CaseParty.resident_id.in_(mine), *base).options(shown).distinct()):
-        found[other.id] = (other, ["party"])
+    named = parties.resident_ids(c.parties)
+    if named:  # (no statement for the many cases that name no registered resident)
+        by_party = select(DisputeCase).where(DisputeCase.id.in_(
+            select(CaseParty.case_id).where(CaseParty.resident_id.in_(named))), *base).options(shown)
+        for other in s.scalars(_newest(by_party, limit)):
+            found[other.id] = (other, ["party"])
     if c.lat is not None and c.lng is not None:
         radius = repeat_meters()
         dlat = radius / 111_320.0
         dlng = dlat / max(math.cos(math.radians(c.lat)), 0.01)
-        near = select(DisputeCase).where(DisputeCase.category == c.category,
-                                         DisputeCase.lat.between(c.lat - dlat, c.lat + dlat),
-                                         DisputeCase.lng.between(c.lng - dlng, c.lng + dlng), *base).options(shown)
-        for other in s.scalars(near):
+        box = [DisputeCase.category == c.category, DisputeCase.lat.between(c.lat - dlat, c.lat + dlat),
+               DisputeCase.lng.between(c.lng - dlng, c.lng + dlng), *base]
+        cells = _cells(c.lat, c.lng, dlat, dlng)
+        if cells is None:
+            near = _newest(select(DisputeCase).where(*box), limit)
+        else:  # one statement: each cell's newest `limit`, an index range each
+            ids = [_newest(select(DisputeCase.id).where(DisputeCase.geo_cell == cell, *box), limit).subquery()
+                   for cell in cells]
+            near = select(DisputeCase).where(DisputeCase.id.in_(union_all(*(select(q.c.id) for q in ids))))
+        for other in s.scalars(near.options(shown)):
             if meters(c.lat, c.lng, other.lat, other.lng) <= radius:
                 found.setdefault(other.id, (other, []))[1].append("nearby")
-    return sorted(found.values(), key=lambda x: (x[0].reported_at, x[0].id))
+    return sorted(found.values(), key=lambda x: (x[0].reported_at, x[0].id))[-limit:]
 
 
 def repeats(svc, staff_id: str, case_id: int) -> list[dict[str, Any]]:
@@ -200,7 +238,7 @@ def repeats_in(s: Session, staff_id: str, c: DisputeCase) -> list[dict[str, Any]
 
 def repeat_data(s: Session, c: DisputeCase) -> dict[str, Any] | None:
     """The `repeat` record's data when the case repeats earlier ones (system-wide), else None."""
-    found = find_repeats(s, c)
+    found = find_repeats(s, c, limit=min(20, REPEAT_LIMIT))  # the record names the newest 20
     if not found:
         return None
-    return {"of": [o.case_no for o, _ in found][:20], "reasons": sorted({r for _, why in found for r in why})}
+    return {"of": [o.case_no for o, _ in found], "reasons": sorted({r for _, why in found for r in why})}

@@ -7,12 +7,11 @@ data (notes, comments, parties) and the case description and location.
 """
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import outbox
 from engine.runtime import Step
-from grid.cases.models import DisputeCase
+from grid.cases.models import DisputeCase, case_by_no
 
 SOURCE = "/gridflow/cases"
 TYPE_PREFIX = "cn.gridflow.case."
@@ -51,7 +50,7 @@ def on_step(s: Session, step: Step) -> None:
     """Listener (after the case listener): one feed event per case event of this step."""
     if not step.business_key or step.process_id != "dispute_case":
         return
-    c = s.scalar(select(DisputeCase).where(DisputeCase.case_no == step.business_key))
+    c = case_by_no(s, step.business_key)
     if c is None:
         return
     if any(e.get("kind") == "started" for e in step.events):

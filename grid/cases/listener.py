@@ -4,7 +4,6 @@ the indicator rollup in step with what the process just did, in the step's own t
 """
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import clock
@@ -12,7 +11,7 @@ from engine.calendar import WorkCalendar
 from engine.deploy import register_validator
 from engine.runtime import Assignment, Step, TaskContext, default_assigner
 from grid.cases import checks, late_index, rollup, rollups, search
-from grid.cases.models import CASE_LEVELS, CaseRecord, DisputeCase
+from grid.cases.models import CASE_LEVELS, CaseRecord, case_by_no
 from grid.cases.service import PROCESS_ID, REPORT_FORM
 from grid.org import service as org
 
@@ -33,7 +32,7 @@ def on_step(s: Session, step: Step) -> None:
     """Keep the case row and its records in step with what the process just did."""
     if not step.business_key or step.process_id != PROCESS_ID:
         return
-    c = s.scalar(select(DisputeCase).where(DisputeCase.case_no == step.business_key))
+    c = case_by_no(s, step.business_key)
     if c is None:
         return
     now = clock.now()

@@ -21,9 +21,10 @@ from sqlalchemy import (
     Text,
     event,
     false,
+    select,
 )
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from engine.db import Base, UTCDateTime
 from grid import crypto
@@ -39,8 +40,14 @@ CASE_LEVELS = ("village", "township", "county", "city")
 class DisputeCase(Base):
     __tablename__ = "dispute_case"
     __table_args__ = (
-        Index("ix_dispute_case_status_unit_path", "status", "unit_path"),
+        # status and a path prefix: on PostgreSQL the pattern opclass makes `unit_path LIKE 'p%'` an
+        # index range whatever the database's collation (SQLite gets a range from path_under)
+        Index("ix_dispute_case_status_unit_path", "status", "unit_path",
+              postgresql_ops={"unit_path": "varchar_pattern_ops"}),
         Index("ix_dispute_case_archived", "status", "archived_at"),
+        # repeat detection (grid.cases.checks.find_repeats): the newest cases of a category in one
+        # map cell, an index range read backwards however much history the cell has
+        Index("ix_dispute_case_cell", "category", "geo_cell", "reported_at"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     case_no: Mapped[str] = mapped_column(String(40), unique=True)
@@ -50,6 +57,8 @@ class DisputeCase(Base):
     location_text: Mapped[str | None] = mapped_column(String(300))
     lat: Mapped[float | None] = mapped_column(Float)
     lng: Mapped[float | None] = mapped_column(Float)
+    # the map cell of (lat, lng) (grid.cases.checks.geo_cell), None without a location
+    geo_cell: Mapped[str | None] = mapped_column(String(24))
     # [{name, phone, resident_id}]; the phones sealed at rest (grid.crypto, context case.party_phone)
     parties: Mapped[list] = mapped_column(crypto.SealedFields(PARTY_PHONE), default=list)
     photos: Mapped[list] = mapped_column(JSONType, default=list)
@@ -206,3 +215,18 @@ def _late_trigger(target, connection, **kw) -> None:
 
     for stmt in trigger_ddl(connection.dialect.name):
         connection.exec_driver_sql(stmt)
+
+
+def case_by_no(s: Session, case_no: str) -> DisputeCase | None:
+    """The case of a step's business key. The step's listeners (case, feed, notifications,
+    accountability) all ask in one transaction: the first asks the database, the rest get the
+    session's own row by primary key (no statement, no autoflush)."""
+    known = s.info.setdefault("gridflow_case_ids", {})
+    if case_no in known:
+        c = s.get(DisputeCase, known[case_no])
+        if c is not None:
+            return c
+    c = s.scalar(select(DisputeCase).where(DisputeCase.case_no == case_no))
+    if c is not None:
+        known[case_no] = c.id
+    return c

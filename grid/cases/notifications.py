@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from engine import clock, outbox
 from engine.models import WorkItem
 from engine.runtime import Step
 from grid.cases import badges
 from grid.cases import notification_prefs as prefs
-from grid.cases.models import CaseRecord, DisputeCase
+from grid.cases.models import CaseRecord, DisputeCase, case_by_no
 from grid.cases.notification_models import Notification
 from grid.org import service as org
 from grid.org.models import OrgUnit, Staff
@@ -153,7 +153,7 @@ def on_step(s: Session, step: Step) -> None:
     """Listener (after the case listener): the notifications of this step, same transaction."""
     if not step.business_key or step.process_id != PROCESS_ID:
         return
-    c = s.scalar(select(DisputeCase).where(DisputeCase.case_no == step.business_key))
+    c = case_by_no(s, step.business_key)
     if c is None:
         return
     names: dict[str | None, str | None] = {}
@@ -293,6 +293,12 @@ def open_urges(svc, staff_id: str, task_guids: list[str]) -> dict[str, list[Urge
         return _urges_in(s, staff_id, rows)
 
 
+# what a task card's marks read of its work item and case (`task_marks`, `_urges_in`, `urges_of`)
+_CARD_ITEM = (WorkItem.task_guid, WorkItem.task_spec, WorkItem.unit_id, WorkItem.role, WorkItem.user_id,
+              WorkItem.state, WorkItem.created_at, WorkItem.instance_id)
+_CARD_CASE = (DisputeCase.id, DisputeCase.current_unit, DisputeCase.unit_path, DisputeCase.status)
+
+
 def task_marks(svc, staff_id: str, task_guids: list[str]) -> tuple[set[str], dict[str, list[Urge]]]:
     """A page's task cards in one read: the supervised ones (`badges.supervised(task_guids=...)`'s
     tasks) and the open urges of each (`open_urges`), from one read of their work items and cases."""
@@ -300,8 +306,10 @@ def task_marks(svc, staff_id: str, task_guids: list[str]) -> tuple[set[str], dic
         return set(), {}
     with svc.db.read() as s:
         rows = s.execute(select(WorkItem, DisputeCase).join(DisputeCase, DisputeCase.instance_id == WorkItem.instance_id)
-                         .where(WorkItem.task_guid.in_(list(task_guids)))).all()
-        sup = badges.supervised_cases(s, list({c.id for _, c in rows}))
+                         .where(WorkItem.task_guid.in_(list(task_guids)))
+                         .options(load_only(*_CARD_ITEM), load_only(*_CARD_CASE))).all()
+        sup = badges.supervised_cases(s, list({c.id for _, c in rows}),
+                                      {c.id: c.current_unit for _, c in rows if c.status == "open"})
         supervised = {wi.task_guid for wi, c in rows if wi.task_spec == badges.SUPERVISE_TASK
                       or (c.id in sup and wi.unit_id == c.current_unit)}
         first = set(list(task_guids)[:500])

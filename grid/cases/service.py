@@ -108,7 +108,8 @@ def _report(svc, staff_id, data, grid_code, source, reporter_id, on_behalf_of, a
         loc = data.get("location") or {}
         c = DisputeCase(case_no=f"tmp-{now.timestamp()}-{reporter}", category=data["category"],
                         description=data["description"], location_text=loc.get("text"), lat=loc.get("lat"),
-                        lng=loc.get("lng"), parties=data.get("parties") or [], photos=data.get("photos") or [],
+                        lng=loc.get("lng"), geo_cell=checks.geo_cell(loc.get("lat"), loc.get("lng")),
+                        parties=data.get("parties") or [], photos=data.get("photos") or [],
                         reporter_id=reporter, grid_code=grid, unit_path=unit.path, status="open",
                         reported_at=now, updated_at=now, escalations=0, rework_count=0, warnings=0, overdue=0,
                         source=source, submit_token=submit_token)

@@ -199,3 +199,23 @@ def test_the_settlement_text_is_stored_shown_and_found_by_the_archive_search(fak
     plain = report(svc, description="另一起邻里争执")
     with svc.db.read() as s:
         assert s.get(DisputeCase, plain.id).settlement is None
+
+
+def test_a_busy_corner_lists_only_the_newest_repeats(fake_clock, svc, monkeypatch):
+    """Years of reports at one market corner: the repeat list and the `repeat` record name the
+    newest earlier cases, cut at the limit, whichever map cell each lies in."""
+    monkeypatch.setattr(checks, "REPEAT_LIMIT", 4)
+    disp = sid(svc, DISPATCHER)
+    spots = [{"text": "菜市场西口", "lat": 32.0249, "lng": 112.1449},  # the cell edges run at 0.005°
+             {"text": "菜市场东口", "lat": 32.0251, "lng": 112.1451}]
+    made = []
+    for i in range(7):
+        made.append(report(svc, category="municipal", description=f"占道经营第{i + 1}次", location=spots[i % 2]))
+        fake_clock.advance(timedelta(hours=1))
+    assert checks.geo_cell(32.0249, 112.1449) != checks.geo_cell(32.0251, 112.1451)
+    last = report(svc, category="municipal", description="占道经营又起", location=spots[0])
+    got = checks.repeats(svc, disp, last.id)
+    assert [x["case_no"] for x in got] == [c.case_no for c in made[-4:]]  # the newest four, oldest first
+    assert all(x["reasons"] == ["nearby"] for x in got)
+    dispatch(svc, last)
+    assert _repeat_records(svc, last)[0].data["of"] == [c.case_no for c in made[-4:]]

@@ -160,3 +160,30 @@ def test_operator_intake_by_address_and_by_grid_and_bad_input(app, svc):
     with svc.db.read() as s:
         assert len(list(s.execute(select(DisputeCase.id)))) == before, "nothing was created"
     assert login(app, "jiangranran").get("/intake").status_code == 403
+
+
+def test_a_map_of_many_cases_groups_them_by_child_unit(app, svc, fake_clock, monkeypatch):
+    """Past GROUP_AT open cases a unit's map sends one group per child unit (its count and late
+    counts, at the child's point) instead of a pin per case: its size stays that of the children."""
+    from datetime import timedelta
+
+    from grid.cases import case_map
+
+    made = [report_case(svc) for _ in range(3)]
+    fake_clock.advance(timedelta(days=40))  # all overdue now
+    fresh = report_case(svc)
+    sup = login(app, f"sup.{demo.SEED_COUNTY}")
+    monkeypatch.setattr(case_map, "GROUP_AT", 3)
+    fc = sup.get("/map/cases.json").get_json()
+    assert fc["grouped"] is True and [f for f in fc["features"] if f["properties"]["kind"] == "case"] == []
+    groups = [f["properties"] for f in fc["features"] if f["properties"]["kind"] == "group"]
+    assert [(g["code"], g["count"]) for g in groups] == [(demo.SEED_TOWNSHIP, 4)]
+    assert groups[0]["counts"] == {"normal": 1, "warned": 0, "overdue": 3, "supervised": 0}
+    assert groups[0]["state"] == "overdue" and fc["counts"]["overdue"] == 3 and fc["counts"]["normal"] == 1
+    # the township's own map is still grouped (by village) past the threshold; below it, pins
+    monkeypatch.setattr(case_map, "GROUP_AT", 10)
+    pins = [f["properties"]["case_no"] for f in sup.get(f"/map/cases.json?unit={demo.SEED_TOWNSHIP}").get_json()["features"]
+            if f["properties"]["kind"] == "case"]
+    assert sorted(pins) == sorted(c.case_no for c in [*made, fresh])
+    html = sup.get("/map").get_data(as_text=True)
+    assert 'data-unit-url="/map?unit="' in html

@@ -218,12 +218,35 @@
         mk.on("add", function () { var e = mk.getElement(); if (e) { e.setAttribute("data-case", p.case_no); e.setAttribute("data-state", p.state); } });
         cluster.addLayer(mk);
       });
+      // many cases: the server sends one group per child unit; its marker opens that unit's map
+      var groups = fc.features.filter(function (f) { return f.properties.kind === "group"; });
+      var unitUrl = el.dataset.unitUrl || "/map?unit=";
+      groups.forEach(function (f) {
+        var p = f.properties, c = f.geometry.coordinates, s = m.show(c[1], c[0]);
+        var icon = L.divIcon({ html: "<span>" + p.count + "</span>", className: "case-cluster case-group " + STATE_CLASS[p.state] + (p.supervised ? " st-supervised" : ""), iconSize: [44, 44] });
+        var mk = L.marker(s, { icon: icon, title: p.name + " · " + p.count, alt: p.name, keyboard: true }).addTo(m.map);
+        var a = document.createElement("a");
+        a.href = unitUrl + encodeURIComponent(p.code);
+        a.textContent = p.name + " · " + p.count;
+        var box = document.createElement("div");
+        box.className = "case-pop";
+        box.appendChild(a);
+        ["warned", "overdue", "supervised"].forEach(function (k) {
+          if (!p.counts[k]) return;
+          var d = document.createElement("div");
+          d.textContent = (names[k] || k) + " " + p.counts[k] + (p.at_least && k !== "supervised" ? "+" : "");
+          box.appendChild(d);
+        });
+        mk.bindPopup(box);
+        mk.on("add", function () { var e = mk.getElement(); if (e) { e.setAttribute("data-group", p.code); e.setAttribute("data-state", p.state); } });
+      });
       m.map.addLayer(cluster);
       var b = outline.getBounds();
       if (!b.isValid() && pts.length) b = cluster.getBounds();
       if (b.isValid()) m.map.fitBounds(b, { padding: [16, 16] });
       el.setAttribute("data-ready", "1");
       el.setAttribute("data-count", String(pts.length));
+      el.setAttribute("data-groups", String(groups.length));
     });
   }
 
