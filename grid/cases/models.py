@@ -220,13 +220,13 @@ def _late_trigger(target, connection, **kw) -> None:
 def case_by_no(s: Session, case_no: str) -> DisputeCase | None:
     """The case of a step's business key. The step's listeners (case, feed, notifications,
     accountability) all ask in one transaction: the first asks the database, the rest get the
-    session's own row by primary key (no statement, no autoflush)."""
-    known = s.info.setdefault("gridflow_case_ids", {})
-    if case_no in known:
-        c = s.get(DisputeCase, known[case_no])
-        if c is not None:
-            return c
+    same row object with no statement. The session keeps that object (its identity map holds
+    clean rows only weakly, so a later `get` would read the row again)."""
+    known = s.info.setdefault("gridflow_step_cases", {})
+    c = known.get(case_no)
+    if c is not None and c in s and c.case_no == case_no:
+        return c
     c = s.scalar(select(DisputeCase).where(DisputeCase.case_no == case_no))
     if c is not None:
-        known[case_no] = c.id
+        known[case_no] = c
     return c
