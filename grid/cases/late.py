@@ -21,7 +21,8 @@ from grid.cases.models import CaseLate, CaseRecord
 from grid.org import service as org
 from grid.org.models import OrgUnit, Staff
 
-COUNT_CAP = 1000  # counts stop here (the page shows at most 25 pages of 40)
+COUNT_CAP = 1000  # the total stops here (the page shows at most 25 pages of 40): "1000+"
+UNIT_CAP = 100  # each unit's count in the picker stops here ("99+"): 100 index rows read per unit
 _RANK = {"overdue": 2, "warning": 1, "normal": 0}
 
 
@@ -48,12 +49,18 @@ class LatePage:
     cases: list[LateCase]
     total: int  # late work items in the jurisdiction (or the chosen unit), at most COUNT_CAP
     units: list[tuple[str, str, int]]  # units directly below the person's, with late work: (code, name, n)
+    # n counted up to UNIT_CAP
     unit_names: dict[str, str]
     more: bool
+    total_cap: int = COUNT_CAP
+    unit_cap: int = UNIT_CAP
 
 
-def _count(s: Session, scope: str, now: datetime) -> int:
-    inner = select(CaseLate.work_item_id).where(CaseLate.scope == scope, CaseLate.late_at <= now).limit(COUNT_CAP)
+def _count(s: Session, scope: str, now: datetime, cap: int | None = None) -> int:
+    """Late work items under a unit path, counted up to `cap` (default COUNT_CAP): an index
+    range stopped there."""
+    inner = (select(CaseLate.work_item_id).where(CaseLate.scope == scope, CaseLate.late_at <= now)
+             .limit(cap or COUNT_CAP))
     return s.scalar(select(func.count()).select_from(inner.subquery())) or 0
 
 
@@ -68,7 +75,7 @@ def late_page(svc, staff_id: str, unit: str | None = None, limit: int = 40, offs
         below: list[tuple[str, str, int]] = []
         for u in sorted(mine, key=lambda x: x.path):
             for ch in org.children(s, u.code):
-                n = _count(s, ch.path, now)
+                n = _count(s, ch.path, now, UNIT_CAP)
                 if n:
                     below.append((ch.code, ch.name, n))
         if unit:
@@ -100,4 +107,4 @@ def late_page(svc, staff_id: str, unit: str | None = None, limit: int = 40, offs
             g.state = r.state
         handlers = [names.get(r.user_id, r.user_id)] if r.user_id else pools.get((r.unit_id, r.role), [])
         g.items.append(LateItem(r, handlers))
-    return LatePage(list(groups.values()), total, below, unit_names, more)
+    return LatePage(list(groups.values()), total, below, unit_names, more, COUNT_CAP, UNIT_CAP)

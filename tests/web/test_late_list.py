@@ -81,3 +81,21 @@ def test_late_list_handler_urged_mark_filter_and_batch_urge(app, svc, fake_clock
     head = login(app, "qiuyun")
     assert head.post("/late/urge", data={"csrf_token": csrf(head), "comment": "x",
                                          "case_id": made[2].id}).status_code == 403
+
+
+def test_unit_counts_stop_at_their_cap_and_say_so(app, svc, fake_clock, monkeypatch):
+    """Each unit's count in the picker reads at most UNIT_CAP index rows and shows "N+" past it;
+    the total shows "+" past its own cap: the page costs the same for 100 late tasks or 100,000."""
+    from grid.cases import late
+
+    fake_clock.set(NOW)
+    make_late(svc, 5)
+    monkeypatch.setattr(late, "UNIT_CAP", 3)
+    monkeypatch.setattr(late, "COUNT_CAP", 4)
+    html = login(app, SUP).get("/late").get_data(as_text=True)
+    assert re.search(r"（2\+）</option>", html), html
+    assert "共 4+ 个预警或超期环节" in html
+    monkeypatch.setattr(late, "UNIT_CAP", 100)
+    monkeypatch.setattr(late, "COUNT_CAP", 1000)
+    html = login(app, SUP).get("/late").get_data(as_text=True)
+    assert re.search(r"（5）</option>", html) and "共 5 个预警或超期环节" in html, html
