@@ -48,12 +48,14 @@ def account(svc, staff_id: str) -> Account | None:
         st = s.get(Staff, staff_id)
         if st is None or not st.active:
             return None
-        rows = s.execute(select(StaffRole.unit_code, OrgUnit.name, OrgUnit.level, StaffRole.role, StaffRole.title)
+        rows = s.execute(select(StaffRole, OrgUnit.name, OrgUnit.level, OrgUnit.path)
                          .join(OrgUnit, OrgUnit.code == StaffRole.unit_code)
                          .where(StaffRole.staff_id == staff_id, StaffRole.active.is_(True))
                          .order_by(StaffRole.id)).all()
+        org.remember_roles(s, staff_id, [r for r, *_ in rows], [path for *_, path in rows])
     return Account(st.id, st.username, st.name, st.locale if st.locale in LOCALES else "zh_CN",
-                   tuple(RoleView(*r) for r in rows), bool(st.must_change_password))
+                   tuple(RoleView(r.unit_code, name, level, r.role, r.title) for r, name, level, _p in rows),
+                   bool(st.must_change_password))
 
 
 def must_change_password(svc, staff_id: str) -> bool:

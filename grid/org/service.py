@@ -313,6 +313,13 @@ def roles_of(s: Session, staff_id: str, active_only: bool = True) -> list[StaffR
                                  lambda: list(s.scalars(q.order_by(StaffRole.id))), request_memo.attached(s))
 
 
+def remember_roles(s: Session, staff_id: str, roles: list[StaffRole], paths: list[str]) -> None:
+    """Seed the request memo with what the sign-in check just read (the person's active roles and
+    their units' paths), so `roles_of` and `jurisdiction_paths` ask no more in this request."""
+    request_memo.remember(s, ("roles_of", staff_id, True), lambda: list(roles))
+    request_memo.remember(s, ("jurisdiction_paths", staff_id), lambda: _outermost(list(paths)))
+
+
 def current_grid_worker(s: Session, grid_code: str) -> Staff | None:
     """The grid's worker (the most recently assigned one if several are active)."""
     workers = staff_for(s, grid_code, "grid_worker")
