@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.orm import Session, load_only
+from sqlalchemy.orm import Session
 
 from engine import clock, outbox
 from engine.models import WorkItem
@@ -295,8 +295,8 @@ def open_urges(svc, staff_id: str, task_guids: list[str]) -> dict[str, list[Urge
 
 # what a task card's marks read of its work item and case (`task_marks`, `_urges_in`, `urges_of`)
 _CARD_ITEM = (WorkItem.task_guid, WorkItem.task_spec, WorkItem.unit_id, WorkItem.role, WorkItem.user_id,
-              WorkItem.state, WorkItem.created_at, WorkItem.instance_id)
-_CARD_CASE = (DisputeCase.id, DisputeCase.current_unit, DisputeCase.unit_path, DisputeCase.status)
+              WorkItem.state, WorkItem.created_at)
+_CARD_CASE = (DisputeCase.id.label("id"), DisputeCase.current_unit, DisputeCase.unit_path, DisputeCase.status)
 
 
 def task_marks(svc, staff_id: str, task_guids: list[str]) -> tuple[set[str], dict[str, list[Urge]]]:
@@ -305,9 +305,11 @@ def task_marks(svc, staff_id: str, task_guids: list[str]) -> tuple[set[str], dic
     if not task_guids:
         return set(), {}
     with svc.db.read() as s:
-        rows = s.execute(select(WorkItem, DisputeCase).join(DisputeCase, DisputeCase.instance_id == WorkItem.instance_id)
-                         .where(WorkItem.task_guid.in_(list(task_guids)))
-                         .options(load_only(*_CARD_ITEM), load_only(*_CARD_CASE))).all()
+        # plain rows, no ORM objects: one row serves as both the work item and the case (the
+        # names do not clash: the work item's columns but its id, the case's id as `id`)
+        rows = [(r, r) for r in s.execute(select(*_CARD_ITEM, *_CARD_CASE)
+                                          .join(DisputeCase, DisputeCase.instance_id == WorkItem.instance_id)
+                                          .where(WorkItem.task_guid.in_(list(task_guids))))]
         sup = badges.supervised_cases(s, list({c.id for _, c in rows}),
                                       {c.id: c.current_unit for _, c in rows if c.status == "open"})
         supervised = {wi.task_guid for wi, c in rows if wi.task_spec == badges.SUPERVISE_TASK
