@@ -56,12 +56,15 @@ class LatePage:
     unit_cap: int = UNIT_CAP
 
 
-def _count(s: Session, scope: str, now: datetime, cap: int | None = None) -> int:
-    """Late work items under a unit path, counted up to `cap` (default COUNT_CAP): an index
-    range stopped there."""
-    inner = (select(CaseLate.work_item_id).where(CaseLate.scope == scope, CaseLate.late_at <= now)
-             .limit(cap or COUNT_CAP))
-    return s.scalar(select(func.count()).select_from(inner.subquery())) or 0
+def _counts(s: Session, scopes: list[str], now: datetime, cap: int) -> list[int]:
+    """Late work items under each unit path, each counted up to `cap`: one statement of capped
+    index ranges (a scalar subquery per scope), not a round trip per unit of the picker."""
+    if not scopes:
+        return []
+    cols = [select(func.count()).select_from(
+        select(CaseLate.work_item_id).where(CaseLate.scope == p, CaseLate.late_at <= now).limit(cap).subquery())
+        .scalar_subquery().label(f"n{i}") for i, p in enumerate(scopes)]
+    return [n or 0 for n in s.execute(select(*cols)).one()]
 
 
 def late_page(svc, staff_id: str, unit: str | None = None, limit: int = 40, offset: int = 0) -> LatePage:
@@ -72,18 +75,15 @@ def late_page(svc, staff_id: str, unit: str | None = None, limit: int = 40, offs
     with svc.db.read() as s:
         paths = org.jurisdiction_paths(s, staff_id)
         mine = list(s.scalars(select(OrgUnit).where(OrgUnit.path.in_(paths)))) if paths else []
-        below: list[tuple[str, str, int]] = []
-        for u in sorted(mine, key=lambda x: x.path):
-            for ch in org.children(s, u.code):
-                n = _count(s, ch.path, now, UNIT_CAP)
-                if n:
-                    below.append((ch.code, ch.name, n))
+        kids = [ch for u in sorted(mine, key=lambda x: x.path) for ch in org.children(s, u.code)]
+        below = [(ch.code, ch.name, n) for ch, n in zip(kids, _counts(s, [ch.path for ch in kids], now, UNIT_CAP),
+                                                         strict=True) if n]
         if unit:
             u = s.get(OrgUnit, unit) if "\x00" not in unit else None
             scopes = [u.path] if u is not None and any(u.path.startswith(p) for p in paths) else []
         else:
             scopes = paths
-        total = min(COUNT_CAP, sum(_count(s, p, now) for p in scopes))
+        total = min(COUNT_CAP, sum(_counts(s, scopes, now, COUNT_CAP)))
         case_ids = list(dict.fromkeys(r.case_id for r in rows))
         urges = {cid: (n, at) for cid, n, at in s.execute(
             select(CaseRecord.case_id, func.count(), func.max(CaseRecord.at))
@@ -91,10 +91,7 @@ def late_page(svc, staff_id: str, unit: str | None = None, limit: int = 40, offs
             .group_by(CaseRecord.case_id))} if case_ids else {}
         users = {r.user_id for r in rows if r.user_id}
         names = dict(s.execute(select(Staff.id, Staff.name).where(Staff.id.in_(users))).all()) if users else {}
-        pools: dict[tuple[str, str], list[str]] = {}
-        for r in rows:
-            if not r.user_id and r.unit_id and r.role and (r.unit_id, r.role) not in pools:
-                pools[(r.unit_id, r.role)] = [p.name for p in org.staff_for(s, r.unit_id, r.role)]
+        pools = org.pool_names(s, {(r.unit_id, r.role) for r in rows if not r.user_id and r.unit_id and r.role})
         unit_names = dict(s.execute(select(OrgUnit.code, OrgUnit.name).where(
             OrgUnit.code.in_({r.unit_id for r in rows if r.unit_id}))).all()) if rows else {}
     groups: dict[int, LateCase] = {}

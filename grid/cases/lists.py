@@ -131,10 +131,7 @@ def _rows(s: Session, found: list[tuple[DisputeCase, datetime | None]], now: dat
     items = [wi for v in by_inst.values() for wi in v]
     people = {wi.user_id for wi in items if wi.user_id} | {c.reporter_id for c in cases}
     names = dict(s.execute(select(Staff.id, Staff.name).where(Staff.id.in_(people))).all()) if people else {}
-    pools: dict[tuple[str, str], list[str]] = {}
-    for wi in items:
-        if not wi.user_id and wi.unit_id and wi.role and (wi.unit_id, wi.role) not in pools:
-            pools[(wi.unit_id, wi.role)] = [p.name for p in org.staff_for(s, wi.unit_id, wi.role)]
+    pools = org.pool_names(s, {(wi.unit_id, wi.role) for wi in items if not wi.user_id and wi.unit_id and wi.role})
     codes = {code for c in cases for code in org.path_codes(c.unit_path)} | {c.current_unit for c in cases if c.current_unit}
     units = dict(s.execute(select(OrgUnit.code, OrgUnit.name).where(OrgUnit.code.in_(codes))).all()) if codes else {}
     out = []

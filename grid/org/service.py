@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Boolean, ColumnElement, String, and_, false, func, literal, or_, select
+from sqlalchemy import Boolean, ColumnElement, String, and_, false, func, literal, or_, select, tuple_
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.visitors import InternalTraversal
@@ -302,6 +302,21 @@ def staff_for(s: Session, unit_code: str, role: str) -> list[Staff]:
         .order_by(StaffRole.since, StaffRole.id)
     )
     return list(s.scalars(q))
+
+
+def pool_names(s: Session, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], list[str]]:
+    """The active holders' names of each (unit, role) pool, in `staff_for`'s order: one statement
+    for all the pools a list page shows, not one per pool."""
+    out: dict[tuple[str, str], list[str]] = {p: [] for p in pairs}
+    if not pairs:
+        return out
+    q = (select(StaffRole.unit_code, StaffRole.role, Staff.name).join(Staff, Staff.id == StaffRole.staff_id)
+         .where(tuple_(StaffRole.unit_code, StaffRole.role).in_(sorted(pairs)), StaffRole.active.is_(True),
+                Staff.active.is_(True))
+         .order_by(StaffRole.since, StaffRole.id))
+    for unit, role, name in s.execute(q):
+        out[(unit, role)].append(name)
+    return out
 
 
 def roles_of(s: Session, staff_id: str, active_only: bool = True) -> list[StaffRole]:

@@ -110,6 +110,18 @@ def test_staff_for_and_roles(city):
         assert [(r.unit_code, r.role) for r in org.roles_of(s, worker.id)] == [(GRID15, "grid_worker")]
 
 
+def test_pool_names_match_staff_for_in_one_read(city):
+    """The list pages name every pool's holders with one statement; each pool's names and their
+    order are those of staff_for, an empty pool is named as empty, not left out."""
+    pairs = {(TANXI, "mediator"), (TANXI, "grid_head"), (ZHENWUSHAN, "dispatcher"), (TANXI, "dispatcher"),
+             (CITY, "supervisor")}
+    with city.read() as s:
+        got = org.pool_names(s, pairs)
+        assert got == {(u, r): [p.name for p in org.staff_for(s, u, r)] for u, r in pairs}
+        assert len(got[(TANXI, "mediator")]) == 2 and got[(TANXI, "dispatcher")] == []
+        assert org.pool_names(s, set()) == {}
+
+
 def test_roles_sit_on_their_levels(city):
     with city.read() as s:
         rows = s.execute(select(StaffRole.role, OrgUnit.level).join(OrgUnit, OrgUnit.code == StaffRole.unit_code))
