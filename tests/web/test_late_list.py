@@ -99,3 +99,26 @@ def test_unit_counts_stop_at_their_cap_and_say_so(app, svc, fake_clock, monkeypa
     monkeypatch.setattr(late, "COUNT_CAP", 1000)
     html = login(app, SUP).get("/late").get_data(as_text=True)
     assert re.search(r"（5）</option>", html) and "共 5 个预警或超期环节" in html, html
+
+
+def test_the_late_list_reads_the_same_statements_for_one_unit_or_many(app, svc, fake_clock):
+    """The picker's counts, the total and the handlers' names are one statement each, however many
+    units below hold late work and however many pools the rows wait in: the page does not add a
+    round trip per unit or per pool (a county has ~10 streets, the city 12 counties)."""
+    from tests.web.test_request_statements import Statements
+
+    fake_clock.set(NOW)
+    made = make_late(svc, 2)  # 檀溪社区 (420602003005)
+    other = report_case(svc, {"description": "另一个社区的超期纠纷"}, username="gw.420602003001001")
+    with svc.db.write() as s:
+        s.execute(update(WorkItem).where(WorkItem.instance_id == other.instance_id, WorkItem.state == "open")
+                  .values(warn_at=NOW - timedelta(hours=9), due_at=NOW - timedelta(hours=3)))
+    sup = login(app, SUP)
+    sup.get("/late")
+    seen = Statements(svc.db.engine)(lambda: sup.get("/late"))
+    html = sup.get("/late").get_data(as_text=True)
+    assert set(case_nos(html)) == {c.case_no for c in [*made, other]}
+    assert len(re.findall(r'<option value="4206020030\d\d" >', html)) == 2, html  # two villages with late work
+    assert len([x for x in seen if "FROM case_late" in x and "count(" in x]) == 2, seen  # picker, total
+    pools = [x for x in seen if x.startswith("SELECT") and ("JOIN staff ON" in x or "JOIN staff_role ON" in x)]
+    assert len(pools) == 1, pools  # two villages' grid heads, one read
