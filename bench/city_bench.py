@@ -296,7 +296,8 @@ def grow(state: dict, n_open: int, n_archived: int) -> None:
 def index_archive(s, first: int) -> None:
     """grid.cases.search.rebuild in bulk: the same rows (seq in archive order, the same tokens),
     a few thousand per statement instead of one."""
-    todo = s.execute(select(DisputeCase.id, DisputeCase.case_no, DisputeCase.description, DisputeCase.location_text)
+    todo = s.execute(select(DisputeCase.id, DisputeCase.case_no, DisputeCase.description, DisputeCase.location_text,
+                            DisputeCase.unit_path)
                      .where(DisputeCase.status == "archived", DisputeCase.id >= first,
                             DisputeCase.id.not_in(select(CaseSearch.case_id)))
                      .order_by(DisputeCase.archived_at, DisputeCase.id)).all()
@@ -304,7 +305,8 @@ def index_archive(s, first: int) -> None:
     seq = s.scalar(select(func.coalesce(func.max(CaseSearch.seq), 0)))
     for i in range(0, len(todo), 5000):
         chunk = todo[i:i + 5000]
-        toks = [search.document_tokens(no, d, loc) for _cid, no, d, loc in chunk]
+        toks = [f"{search.document_tokens(no, d, loc)} {search.scope_tokens(path)}".strip()
+                for _cid, no, d, loc, path in chunk]
         if pg:
             stmt = insert(CaseSearch.__table__).values(
                 case_id=bindparam("cid"), tsv=func.to_tsvector(literal_column("'simple'"), bindparam("tok")))

@@ -14,6 +14,12 @@ substring, and an FTS phrase of consecutive bigrams is exactly "contains this su
 - a query of n >= 2 characters is the phrase of its n-1 bigrams (adjacent positions, so no false
   positive); a query of one character is the prefix of the tokens that start with it.
 
+Each document also holds a scope token per unit on its grid's path (`u` + the unit code), so
+a search in a village's or a street's jurisdiction is one index intersection (the phrase AND the
+unit's token) instead of walking the matches of the whole city and dropping those outside the
+jurisdiction: "雨污" in a village of 3 % of the cases read ~30x the rows it kept before. The
+path condition stays on the query (the jurisdiction is still checked on the rows themselves).
+
 Cases are indexed when they are archived, in the step transaction (`index_case`); `seq` rises
 in archive order, so a search walks the matches newest first and stops after one page.
 """
@@ -44,9 +50,24 @@ def document_tokens(*fields: str | None) -> str:
     return " ".join(out)
 
 
+def scope_tokens(unit_path: str | None) -> str:
+    """One token per unit on a grid's path ('a/b/c/' -> 'ua ub uc'): what a jurisdiction or unit
+    filter matches (`scope_query`). Unit codes are digits; the `u` keeps them apart from the
+    bigram tokens (which start with `g`)."""
+    return " ".join(f"u{code}" for code in (unit_path or "").split("/") if code.isalnum())
+
+
 def case_tokens(c: DisputeCase) -> str:
-    """The archive document: case number, description, location and the 现场化解情况 text."""
-    return document_tokens(c.case_no, c.description, c.location_text, c.settlement)
+    """The archive document: case number, description, location and the 现场化解情况 text, and
+    the scope tokens of its grid's path."""
+    return " ".join(x for x in (document_tokens(c.case_no, c.description, c.location_text, c.settlement),
+                                scope_tokens(c.unit_path)) if x)
+
+
+def scope_codes(paths: list[str]) -> list[str]:
+    """The unit codes whose scope tokens a search under these paths must match (any of them):
+    the last code of each path."""
+    return sorted({p.rstrip("/").rsplit("/", 1)[-1] for p in paths if p.rstrip("/")})
 
 
 def query_terms(q: str) -> tuple[list[str], str | None]:
@@ -60,20 +81,30 @@ def query_terms(q: str) -> tuple[list[str], str | None]:
     return [_token(q[i], q[i + 1]) for i in range(len(q) - 1)], None
 
 
-def fts_query(q: str) -> str | None:
-    """The FTS5 MATCH expression for a query (None: match everything)."""
-    phrase, prefix = query_terms(q)
-    if prefix:
-        return f"{prefix}*"
-    return '"' + " ".join(phrase) + '"' if phrase else None
+def _units(codes: list[str]) -> list[str]:
+    return [f"u{c}" for c in codes if c.isalnum()]
 
 
-def ts_query(q: str) -> str | None:
-    """The PostgreSQL to_tsquery('simple', ...) text for a query (None: match everything)."""
+def fts_query(q: str, scopes: list[str] | None = None) -> str | None:
+    """The FTS5 MATCH expression for a query (None: match everything), within any of the units
+    `scopes` (codes) when given."""
     phrase, prefix = query_terms(q)
-    if prefix:
-        return f"{prefix}:*"
-    return " <-> ".join(phrase) if phrase else None
+    text_q = f"{prefix}*" if prefix else ('"' + " ".join(phrase) + '"' if phrase else None)
+    units = _units(scopes or [])
+    if text_q is None or not units:
+        return text_q
+    return f"{text_q} AND ({' OR '.join(units)})"
+
+
+def ts_query(q: str, scopes: list[str] | None = None) -> str | None:
+    """The PostgreSQL to_tsquery('simple', ...) text for a query (None: match everything),
+    within any of the units `scopes` (codes) when given."""
+    phrase, prefix = query_terms(q)
+    text_q = f"{prefix}:*" if prefix else (" <-> ".join(phrase) if phrase else None)
+    units = _units(scopes or [])
+    if text_q is None or not units:
+        return text_q
+    return f"({text_q}) & ({' | '.join(units)})"
 
 
 def index_case(s: Session, c: DisputeCase) -> None:
@@ -90,16 +121,16 @@ def _add(s: Session, case_id: int, tokens: str) -> None:
     s.execute(insert(_fts).values(rowid=seq, tokens=tokens))
 
 
-def matching(s: Session, q: str) -> tuple[ColumnElement[bool], object] | None:
-    """(condition, join target) for the cases whose text contains `q`, or None for no text
-    condition: on PostgreSQL `tsv @@ query` on CaseSearch, on SQLite a MATCH on the FTS5 table
-    (joined on rowid = seq)."""
+def matching(s: Session, q: str, scopes: list[str] | None = None) -> tuple[ColumnElement[bool], object] | None:
+    """(condition, join target) for the cases whose text contains `q` (under any of the units
+    `scopes`, codes, when given), or None for no text condition: on PostgreSQL `tsv @@ query` on
+    CaseSearch, on SQLite a MATCH on the FTS5 table (joined on rowid = seq)."""
     if s.bind.dialect.name == "postgresql":
-        tq = ts_query(q)
+        tq = ts_query(q, scopes)
         if tq is None:
             return None
         return CaseSearch.tsv.op("@@")(func.to_tsquery(literal_column("'simple'"), tq)), None
-    mq = fts_query(q)
+    mq = fts_query(q, scopes)
     if mq is None:
         return None
     return text(f"{FTS_TABLE} MATCH :fts_q").bindparams(fts_q=mq), _fts
@@ -109,12 +140,13 @@ def rebuild(s: Session) -> int:
     """Index every archived case that is not indexed yet, in archive order (the migration and
     the bench use this; explicit columns, so it runs at any later schema). Returns how many."""
     done = select(CaseSearch.case_id)
-    cols = [DisputeCase.id, DisputeCase.case_no, DisputeCase.description, DisputeCase.location_text]
+    cols = [DisputeCase.id, DisputeCase.unit_path, DisputeCase.case_no, DisputeCase.description,
+            DisputeCase.location_text]
     if any(c["name"] == "settlement" for c in inspect(s.connection()).get_columns("dispute_case")):
         cols.append(DisputeCase.settlement)  # absent when an older migration (0009) rebuilds
     todo = s.execute(select(*cols)
                      .where(DisputeCase.status == "archived", DisputeCase.id.not_in(done))
                      .order_by(DisputeCase.archived_at, DisputeCase.id)).all()
-    for cid, no, desc, loc, *settled in todo:
-        _add(s, cid, document_tokens(no, desc, loc, *settled))
+    for cid, path, no, desc, loc, *settled in todo:
+        _add(s, cid, f"{document_tokens(no, desc, loc, *settled)} {scope_tokens(path)}".strip())
     return len(todo)

@@ -395,7 +395,14 @@ def search_archive(svc, staff_id: str, text: str | None = None, category: str | 
     text = (text or "").replace("\x00", "")
     with svc.db.read() as s:
         paths = org.jurisdiction_paths(s, staff_id)
-        match = search.matching(s, text) if text else None
+        u = None
+        if unit:
+            u = s.get(OrgUnit, unit)
+            if u is None:
+                return empty
+        # the scope tokens narrow the text index to the unit or the jurisdiction (grid.cases.search);
+        # the path conditions below still check every row
+        match = search.matching(s, text, search.scope_codes([u.path] if u else paths)) if text else None
         if match is None:
             q = select(DisputeCase).where(DisputeCase.status == "archived")
             order = (DisputeCase.archived_at.desc(), DisputeCase.id.desc())
@@ -410,10 +417,7 @@ def search_archive(svc, staff_id: str, text: str | None = None, category: str | 
         q = q.where(org.paths_condition(paths, DisputeCase.unit_path))
         if category:
             q = q.where(DisputeCase.category == category)
-        if unit:
-            u = s.get(OrgUnit, unit)
-            if u is None:
-                return empty
+        if u is not None:
             q = q.where(org.paths_condition([u.path], DisputeCase.unit_path))
         if date_from:
             q = q.where(DisputeCase.archived_at >= date_from)
