@@ -268,16 +268,20 @@ def inbox(svc, staff_id: str, category: str | None = None, state: str | None = N
     now = clock.now()
     with svc.db.read() as s:
         mine = _mine(staff_id, _roles(s, staff_id))
-        base = (select(*_COLS).select_from(WorkItem)
-                .outerjoin(DisputeCase, DisputeCase.instance_id == WorkItem.instance_id)
-                .where(WorkItem.state == "open", mine))
-        q = base
+        # the page's work items first (ids only, sorted and cut to the page), then their cases: a
+        # busy village's head holds thousands of open items, and joining each to its case before
+        # the sort made the inbox grow with the backlog
+        page = select(WorkItem.id).where(WorkItem.state == "open", mine)
         if category:
-            q = q.where(DisputeCase.category == category)
+            page = (page.join(DisputeCase, DisputeCase.instance_id == WorkItem.instance_id)
+                    .where(DisputeCase.category == category))
         cond = inbox_counts.state_cond(state, now)
         if cond is not None:
-            q = q.where(cond)
-        q = q.order_by(WorkItem.due_at.is_(None), WorkItem.due_at, WorkItem.created_at).limit(limit).offset(offset)
+            page = page.where(cond)
+        order = (WorkItem.due_at.is_(None), WorkItem.due_at, WorkItem.created_at, WorkItem.id)
+        ids = page.order_by(*order).limit(limit).offset(offset).subquery()
+        q = (select(*_COLS).select_from(ids).join(WorkItem, WorkItem.id == ids.c.id)
+             .outerjoin(DisputeCase, DisputeCase.instance_id == WorkItem.instance_id).order_by(*order))
         items = [InboxRow(*row) for row in s.execute(q)]
         counted = inbox_counts.counts(s, mine, now, category, state, cap=cap)
         return {"items": items, **counted, "cap": cap}

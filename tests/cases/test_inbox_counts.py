@@ -76,3 +76,27 @@ def test_the_inbox_page_says_99_plus_and_pages_without_a_total(app, backlog, mon
     exact = c.get("/").get_data(as_text=True)
     assert "+</span>" not in exact and "第 1 页，共 3 页" in exact
     assert '<span class="count">5</span>' in exact and '<span class="count">3</span>' in exact  # all, municipal
+
+
+def test_inbox_pages_are_cut_before_their_cases_are_read(backlog):
+    """Five tasks reported at the same instant (equal due and creation times): pages of two cover
+    them once each, in a fixed order (the id breaks ties), and a category filter still pages its
+    own items only; the work items are sorted and cut to the page before their cases are joined."""
+    head = staff_id(backlog, "qiuyun")
+    whole = [r.task_guid for r in cases.inbox(backlog, head, limit=10)["items"]]
+    paged = [r.task_guid for off in (0, 2, 4) for r in cases.inbox(backlog, head, limit=2, offset=off)["items"]]
+    assert len(whole) == 5 and paged == whole
+    municipal = [r for off in (0, 2) for r in cases.inbox(backlog, head, category="municipal", limit=2,
+                                                              offset=off)["items"]]
+    assert len(municipal) == 3 and {r.category for r in municipal} == {"municipal"}
+    assert all(r.case_no for r in municipal)  # each row carries its case
+    seen: list[str] = []
+    listen = lambda conn, cur, st, *a: seen.append(" ".join(st.split()))  # noqa: E731
+    event.listen(backlog.db.engine, "before_cursor_execute", listen)
+    try:
+        cases.inbox(backlog, head, limit=2)
+    finally:
+        event.remove(backlog.db.engine, "before_cursor_execute", listen)
+    page = next(x for x in seen if x.startswith("SELECT work_item.task_guid"))
+    inner = page[page.index("FROM (") + 6:]  # the ids subquery, cut to the page, reads no case
+    assert "LIMIT" in inner[:inner.index(") AS")] and "dispute_case" not in inner[:inner.index(") AS")]
