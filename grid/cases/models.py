@@ -48,6 +48,8 @@ class DisputeCase(Base):
         # repeat detection (grid.cases.checks.find_repeats): the newest cases of a category in one
         # map cell, an index range read backwards however much history the cell has
         Index("ix_dispute_case_cell", "category", "geo_cell", "reported_at"),
+        # 我上报的: a person's reports newest first, an index range read backwards (lists.my_reports)
+        Index("ix_dispute_case_reporter_id", "reporter_id", "id"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     case_no: Mapped[str] = mapped_column(String(40), unique=True)
@@ -62,7 +64,7 @@ class DisputeCase(Base):
     # [{name, phone, resident_id}]; the phones sealed at rest (grid.crypto, context case.party_phone)
     parties: Mapped[list] = mapped_column(crypto.SealedFields(PARTY_PHONE), default=list)
     photos: Mapped[list] = mapped_column(JSONType, default=list)
-    reporter_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), index=True)
+    reporter_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
     grid_code: Mapped[str] = mapped_column(ForeignKey("org_unit.code"), index=True)
     unit_path: Mapped[str] = mapped_column(String(200))  # the grid's path, for jurisdiction
     current_level: Mapped[str | None] = mapped_column(String(20))

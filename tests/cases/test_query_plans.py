@@ -182,3 +182,30 @@ def test_open_cases_under_a_unit_are_an_index_range_of_their_paths(svc, fake_clo
             assert "unit_path>" in text.replace(" ", ""), text
         else:
             assert "unit_path ~>=~" in text, text
+
+
+def test_my_reports_read_the_newest_of_the_reporter_index(svc, fake_clock):
+    """我上报的: the person's newest reports are an index range read backwards and cut to a window
+    (ix_dispute_case_reporter_id = reporter_id, id), then checked against the jurisdiction: no sort
+    of every report she ever filed. Pages still cover each report once."""
+    from grid.cases import lists
+
+    fake_clock.set(NOW)
+    made = [report_case(svc, {"description": f"第{i}件：楼道堆放杂物引发邻里争执"}) for i in range(5)]
+    me = staff_id(svc, "jiangranran")
+    with captured(svc, "reporter_id") as seen:
+        first = lists.my_reports(svc, me, per_page=2)
+    assert [r.case_id for r in first.rows] == [made[4].id, made[3].id] and first.has_next
+    pages = [r.case_id for p in (1, 2, 3) for r in lists.my_reports(svc, me, page=p, per_page=2).rows]
+    assert pages == [c.id for c in reversed(made)]
+    assert [r.case_id for r in lists.my_reports(svc, staff_id(svc, "qiuyun")).rows] == []  # not hers
+    stmt, params = seen[0]
+    inner = stmt[stmt.index("(SELECT") + 1:stmt.index(") AS")]  # the window: the reporter's newest, no path
+    assert "reporter_id" in inner and "LIMIT" in inner and "unit_path" not in inner, stmt
+    text = plan(svc, stmt, params)
+    assert_indexed(svc, text, "ix_dispute_case_reporter_id")
+    if svc.db.dialect == "postgresql":
+        assert "Index Scan Backward using ix_dispute_case_reporter_id" in text or \
+            "Index Only Scan Backward using ix_dispute_case_reporter_id" in text, text
+    else:
+        assert "USE TEMP B-TREE FOR ORDER BY" not in text.split("ix_dispute_case_reporter_id")[0], text
