@@ -407,6 +407,7 @@ def search_archive(svc, staff_id: str, text: str | None = None, category: str | 
         # the scope tokens narrow the text index to the unit or the jurisdiction (grid.cases.search);
         # the path conditions below still check every row
         match = search.matching(s, text, search.scope_codes([u.path] if u else paths)) if text else None
+        fts = None
         if match is None:
             q = select(DisputeCase).where(DisputeCase.status == "archived")
             order = (DisputeCase.archived_at.desc(), DisputeCase.id.desc())
@@ -428,7 +429,10 @@ def search_archive(svc, staff_id: str, text: str | None = None, category: str | 
         if date_to:
             q = q.where(DisputeCase.archived_at < date_to)
         offset = (page - 1) * per_page
-        rows = list(s.scalars(q.order_by(*order).limit(per_page + 1).offset(offset)))
+        if match is not None and fts is None:  # PostgreSQL: newest archive positions first
+            rows = search.newest_page(s, q, per_page + 1, offset)
+        else:
+            rows = list(s.scalars(q.order_by(*order).limit(per_page + 1).offset(offset)))
         has_next = len(rows) > per_page
         items = rows[:per_page]
         if not has_next:

@@ -77,3 +77,30 @@ def test_migration_0029_adds_the_scope_to_cases_indexed_before_it(svc):
     assert _index_hits(svc, "雨污", [MINE]) == {mine.id}
     assert _index_hits(svc, "雨污", [OTHER]) == {other.id}
     assert _found(svc, "qiuyun", text="雨污") == {mine.id}
+
+
+def test_a_search_page_is_the_same_through_the_newest_window(svc, monkeypatch):
+    """PostgreSQL reads a search page from the newest archive positions first, widening the window
+    while the page is short (grid.cases.search.newest_page); every page, and its has-next and
+    total, are those of the plain newest-first order. With a window of 1 position every page needs
+    widening, and the other village's cases (interleaved) fall outside the jurisdiction."""
+    made = []
+    for i in range(7):
+        made.append(report_case(svc, {**SETTLED, "description": f"雨污管道堵塞第{i}起"}))
+        report_case(svc, {**SETTLED, "description": f"雨污管道堵塞另{i}起"}, username="gw.420602003001001")
+    newest = [c.id for c in reversed(made)]
+    me = staff_id(svc, "qiuyun")
+
+    def pages(per_page: int) -> list[tuple[list[int], bool, int]]:
+        out = []
+        for page in range(1, 6):
+            got = cases.search_archive(svc, me, text="雨污", page=page, per_page=per_page)
+            out.append(([c.id for c in got["items"]], got["has_next"], got["total"]))
+        return out
+
+    plain = pages(3)
+    assert [i for ids, _n, _t in plain for i in ids] == newest
+    assert [n for _i, n, _t in plain] == [True, True, False, False, False]
+    monkeypatch.setattr(search, "SEQ_WINDOW", 1)
+    assert pages(3) == plain
+    assert pages(2)[0][0] == newest[:2] and pages(2)[3][0] == newest[6:]
