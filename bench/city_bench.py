@@ -305,8 +305,7 @@ def index_archive(s, first: int) -> None:
     seq = s.scalar(select(func.coalesce(func.max(CaseSearch.seq), 0)))
     for i in range(0, len(todo), 5000):
         chunk = todo[i:i + 5000]
-        toks = [f"{search.document_tokens(no, d, loc)} {search.scope_tokens(path)}".strip()
-                for _cid, no, d, loc, path in chunk]
+        toks = [search.archive_tokens(path, no, d, loc) for _cid, no, d, loc, path in chunk]
         if pg:
             stmt = insert(CaseSearch.__table__).values(
                 case_id=bindparam("cid"), tsv=func.to_tsvector(literal_column("'simple'"), bindparam("tok")))

@@ -50,18 +50,27 @@ def document_tokens(*fields: str | None) -> str:
     return " ".join(out)
 
 
+def _unit_token(code: str) -> str:
+    return f"u{code}"
+
+
 def scope_tokens(unit_path: str | None) -> str:
     """One token per unit on a grid's path ('a/b/c/' -> 'ua ub uc'): what a jurisdiction or unit
-    filter matches (`scope_query`). Unit codes are digits; the `u` keeps them apart from the
-    bigram tokens (which start with `g`)."""
-    return " ".join(f"u{code}" for code in (unit_path or "").split("/") if code.isalnum())
+    filter matches (`fts_query` / `ts_query` with scopes). Unit codes are digits; the `u` keeps
+    them apart from the bigram tokens (which start with `g`)."""
+    return " ".join(_unit_token(code) for code in (unit_path or "").split("/") if code.isalnum())
+
+
+def archive_tokens(unit_path: str | None, *fields: str | None) -> str:
+    """The archive document of a case: the bigram tokens of its fields, then its scope tokens
+    (the one place both are joined: index_case, rebuild, migration 0029 and the bench)."""
+    return " ".join(x for x in (document_tokens(*fields), scope_tokens(unit_path)) if x)
 
 
 def case_tokens(c: DisputeCase) -> str:
     """The archive document: case number, description, location and the 现场化解情况 text, and
     the scope tokens of its grid's path."""
-    return " ".join(x for x in (document_tokens(c.case_no, c.description, c.location_text, c.settlement),
-                                scope_tokens(c.unit_path)) if x)
+    return archive_tokens(c.unit_path, c.case_no, c.description, c.location_text, c.settlement)
 
 
 def scope_codes(paths: list[str]) -> list[str]:
@@ -82,7 +91,7 @@ def query_terms(q: str) -> tuple[list[str], str | None]:
 
 
 def _units(codes: list[str]) -> list[str]:
-    return [f"u{c}" for c in codes if c.isalnum()]
+    return [_unit_token(c) for c in codes if c.isalnum()]
 
 
 def fts_query(q: str, scopes: list[str] | None = None) -> str | None:
@@ -171,5 +180,5 @@ def rebuild(s: Session) -> int:
                      .where(DisputeCase.status == "archived", DisputeCase.id.not_in(done))
                      .order_by(DisputeCase.archived_at, DisputeCase.id)).all()
     for cid, path, no, desc, loc, *settled in todo:
-        _add(s, cid, f"{document_tokens(no, desc, loc, *settled)} {scope_tokens(path)}".strip())
+        _add(s, cid, archive_tokens(path, no, desc, loc, *settled))
     return len(todo)

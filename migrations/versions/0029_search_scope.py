@@ -31,12 +31,8 @@ def _refill_sqlite(with_scope: bool) -> None:
         "SELECT cs.seq, d.unit_path, d.case_no, d.description, d.location_text" + settled +
         " FROM case_search cs JOIN dispute_case d ON d.id = cs.case_id ORDER BY cs.seq").all()
     for k in range(0, len(rows), CHUNK):
-        batch = []
-        for seq, path, *fields in rows[k:k + CHUNK]:
-            tokens = search.document_tokens(*fields)
-            if with_scope:
-                tokens = f"{tokens} {search.scope_tokens(path)}".strip()
-            batch.append((seq, tokens))
+        batch = [(seq, search.archive_tokens(path, *fields) if with_scope else search.document_tokens(*fields))
+                 for seq, path, *fields in rows[k:k + CHUNK]]
         bind.exec_driver_sql("INSERT INTO case_fts (rowid, tokens) VALUES (?, ?)", batch)
 
 
