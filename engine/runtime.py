@@ -122,9 +122,10 @@ class Runtime(SpecCache, InstanceReads):
         return step
 
     def complete(self, instance_id: int, task_guid: str, data: dict | None = None, *, actor: str | None = None,
-                 expected_lock: int | None = None) -> Step:
+                 expected_lock: int | None = None, session: Session | None = None) -> Step:
         """Complete a READY user task with form data. A second completion gets Conflict; invalid data
-        gets InvalidData; either way nothing changes."""
+        gets InvalidData; either way nothing changes. With `session`, the step is part of the
+        caller's write transaction (its checks and the step in one transaction)."""
         data = dict(data or {})
         _check_input(data, "form data")
 
@@ -147,7 +148,7 @@ class Runtime(SpecCache, InstanceReads):
             step.record("task_completed", task=task.task_spec.bpmn_id,
                         data={"name": task.task_spec.bpmn_name, "guid": task_guid, "data": _jsonable(data)})
 
-        return self._step(instance_id, act, actor, expected_lock)
+        return self._step(instance_id, act, actor, expected_lock, session=session)
 
     def send_message(self, instance_id: int, name: str, payload: Any = None, *, actor: str | None = None,
                      session: Session | None = None) -> Step:

@@ -305,18 +305,25 @@ def task_marks(svc, staff_id: str, task_guids: list[str]) -> tuple[set[str], dic
     if not task_guids:
         return set(), {}
     with svc.db.read() as s:
-        # plain rows, no ORM objects: one row serves as both the work item and the case (the
-        # names do not clash: the work item's columns but its id, the case's id as `id`)
-        rows = [(r, r) for r in s.execute(select(*_CARD_ITEM, *_CARD_CASE)
-                                          .join(DisputeCase, DisputeCase.instance_id == WorkItem.instance_id)
-                                          .where(WorkItem.task_guid.in_(list(task_guids))))]
-        sup = badges.supervised_cases(s, list({c.id for _, c in rows}),
-                                      {c.id: c.current_unit for _, c in rows if c.status == "open"})
-        supervised = {wi.task_guid for wi, c in rows if wi.task_spec == badges.SUPERVISE_TASK
-                      or (c.id in sup and wi.unit_id == c.current_unit)}
-        first = set(list(task_guids)[:500])
-        return supervised, _urges_in(s, staff_id, [(wi, c) for wi, c in rows
-                                                   if wi.state == "open" and wi.task_guid in first])
+        return task_marks_in(s, staff_id, task_guids)
+
+
+def task_marks_in(s: Session, staff_id: str, task_guids: list[str]) -> tuple[set[str], dict[str, list[Urge]]]:
+    """`task_marks` in the caller's session (the inbox reads its cards' marks with its rows)."""
+    if not task_guids:
+        return set(), {}
+    # plain rows, no ORM objects: one row serves as both the work item and the case (the
+    # names do not clash: the work item's columns but its id, the case's id as `id`)
+    rows = [(r, r) for r in s.execute(select(*_CARD_ITEM, *_CARD_CASE)
+                                      .join(DisputeCase, DisputeCase.instance_id == WorkItem.instance_id)
+                                      .where(WorkItem.task_guid.in_(list(task_guids))))]
+    sup = badges.supervised_cases(s, list({c.id for _, c in rows}),
+                                  {c.id: c.current_unit for _, c in rows if c.status == "open"})
+    supervised = {wi.task_guid for wi, c in rows if wi.task_spec == badges.SUPERVISE_TASK
+                  or (c.id in sup and wi.unit_id == c.current_unit)}
+    first = set(list(task_guids)[:500])
+    return supervised, _urges_in(s, staff_id, [(wi, c) for wi, c in rows
+                                               if wi.state == "open" and wi.task_guid in first])
 
 
 def _urges_in(s: Session, staff_id: str, rows: list) -> dict[str, list[Urge]]:

@@ -98,3 +98,61 @@ def test_the_case_page_reads_supervision_as_the_badges_do(svc, fake_clock):
     assert same()
     cases.urge(svc, sup, c.id, "请今天务必处理")  # completes the 督办 task; the record stays
     assert same()
+
+
+class Blocks(Statements):
+    """Each statement with the connection checkout it ran in (a read block or a write
+    transaction: one checkout each, on both databases)."""
+
+    def __init__(self, engine):
+        self.n = 0
+        event.listen(engine, "checkout", self._checkout)
+        super().__init__(engine)
+
+    def _checkout(self, dbapi_conn, record, proxy):
+        self.n += 1
+        record.info["gridflow_test_checkout"] = self.n
+
+    def _count(self, conn, cursor, statement, *a):
+        if self.on:
+            self.seen.append((conn.info.get("gridflow_test_checkout"), " ".join(statement.split())))
+
+
+def _block_of(seen: list[tuple[int, str]], *parts: str) -> set[int]:
+    return {block for block, stmt in seen if all(p in stmt for p in parts)}
+
+
+def test_the_inbox_reads_its_cards_marks_and_unit_names_with_its_rows(app, svc):
+    """The 督办 marks and urges of the cards and the names of their units come from the inbox's
+    own read block, not from a block each (a block costs a BEGIN and a ROLLBACK on a pooled
+    connection): the page reads its rows, its marks and its unit names in one checkout."""
+    c = report_case(svc)
+    assert open_items(svc, c.id, "dispatch")
+    head = login(app, "qiuyun")
+    head.get("/")
+    seen = Blocks(svc.db.engine)(lambda: head.get("/"))
+    rows = _block_of(seen, "FROM (SELECT work_item.id")
+    marks = _block_of(seen, "SELECT work_item.task_guid, work_item.task_spec", "JOIN dispute_case")
+    names = _block_of(seen, "SELECT org_unit.code, org_unit.name FROM org_unit")
+    assert len(rows) == 1 and rows == marks == names, (rows, marks, names)
+    from grid.org import accounts
+
+    unit = open_items(svc, c.id, "dispatch")[0].unit_id
+    assert accounts.unit_names(svc, [unit])[unit] in head.get("/").get_data(as_text=True)  # the card names it
+
+
+def test_a_task_post_checks_and_steps_in_one_transaction(app, svc):
+    """`complete_task`'s checks (who may act, the staff picked) run in the step's own write
+    transaction: the work item is read where the instance is updated, not in a block before."""
+    c = report_case(svc)
+    guid = open_items(svc, c.id, "dispatch")[0].task_guid
+    head = login(app, "qiuyun")
+    html = head.get(f"/tasks/{guid}").get_data(as_text=True)
+    meds = [staff_id(svc, f"med{i}.420602003005") for i in (1, 2)]
+    form = {"csrf_token": TOKEN.search(html).group(1), "lock_version": LOCK.search(html).group(1),
+            "action": "dispatch", "dispatch_note": "请调解", "assignees": meds}
+    seen = Blocks(svc.db.engine)(lambda: head.post(f"/tasks/{guid}", data=form))
+    step = _block_of(seen, "UPDATE instance SET")
+    checks = _block_of(seen, "SELECT instance.version_id FROM instance")  # the staff picker's check
+    assert len(step) == 1 and step <= checks, (step, checks)
+    assert not open_items(svc, c.id, "dispatch")  # and the step was done

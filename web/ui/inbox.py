@@ -10,11 +10,10 @@ from engine.errors import InvalidData, NotFound
 from grid.cases import late as late_list
 from grid.cases import service as cases
 from grid.errors import Forbidden
-from grid.org import accounts
 from grid.registry import visits as registry_visits
 from web.registry.words import word as registry_word
 
-from . import due_text, form_labels, page_arg, routed, safe_next, services
+from . import due_text, form_labels, page_arg, routed, safe_next, services, tasks
 from .labels import lang
 
 bp = Blueprint("inbox", __name__)
@@ -40,10 +39,11 @@ def index():
     page = page_arg()
     labels = form_labels()
     box = cases.inbox(svc, current_user.id, category=category, state=state, limit=PER_PAGE + 1,
-                      offset=(page - 1) * PER_PAGE, cap=COUNT_CAP)
+                      offset=(page - 1) * PER_PAGE, cap=COUNT_CAP, cards=PER_PAGE)
     more = len(box["items"]) > PER_PAGE
     box["items"] = box["items"][:PER_PAGE]
-    units = accounts.unit_names(svc, [r.unit_id for r in box["items"]])
+    tasks.seed_marks(box["items"], box["marks"])
+    units = box["unit_names"]
     visits = registry_visits.visit_context(svc, [r.instance_id for r in box["items"] if r.case_id is None])
     # by_state is already limited to the chosen category
     shown_total = sum(box["by_state"].values()) if state is None else box["by_state"].get(state, 0)

@@ -54,6 +54,15 @@ def task_marks(rows) -> TaskMarks:
     return cache[guids]
 
 
+def seed_marks(rows, marks: tuple[set[str], dict]) -> None:
+    """Hand `task_marks` what a service already read for these rows' cards (the inbox reads them
+    with its rows), so the template does not read them again."""
+    guids = tuple(dict.fromkeys(r.task_guid for r in rows or [] if getattr(r, "task_guid", None)))
+    supervised, urges = marks
+    g.setdefault("gridflow_task_marks", {})[guids] = TaskMarks(
+        {x for x in supervised if x in guids}, {k: v for k, v in urges.items() if k in guids})
+
+
 def names_duplicate(page: pages.TaskPage) -> bool:
     """Whether the task's form can name the original of a 重复件 (the dispatch form)."""
     return pages.names_duplicate(page.case, page.schema)
